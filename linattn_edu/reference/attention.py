@@ -1,0 +1,204 @@
+"""Softmax attention in NumPy: the source of truth the rest of the book is checked against.
+
+Everything here computes and returns ``float64``: readability and exactness over speed.
+Layout is head-first, like :func:`torch.nn.functional.scaled_dot_product_attention`:
+``q: (..., H, Tq, D)``, ``k: (..., H_kv, Tk, D)``, ``v: (..., H_kv, Tk, Dv)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+__all__ = [
+    "softmax",
+    "naive_softmax",
+    "attention_mask",
+    "repeat_kv",
+    "softmax_attention",
+    "kv_cache_bytes",
+]
+
+
+def _as_float64(x: ArrayLike, name: str) -> np.ndarray:
+    """Convert an array-like (NumPy, list, CPU torch tensor) to float64, naming it on failure."""
+    if hasattr(x, "detach"):  # a torch tensor: accept it, the reference stays NumPy
+        x = x.detach().cpu().double().numpy()
+    try:
+        arr = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{name} must be a numeric array, got {type(x).__name__}") from err
+    return arr
+
+
+def naive_softmax(x: ArrayLike, axis: int = -1) -> np.ndarray:
+    """``exp(x) / sum(exp(x))`` exactly as written: overflows to ``nan`` once ``x`` exceeds ~709.
+
+    Kept only to show why :func:`softmax` subtracts the maximum first.
+    """
+    x = _as_float64(x, "x")
+    with np.errstate(over="ignore", invalid="ignore"):
+        e = np.exp(x)
+        return e / e.sum(axis=axis, keepdims=True)
+
+
+def softmax(x: ArrayLike, axis: int = -1) -> np.ndarray:
+    """Numerically stable softmax along ``axis``.
+
+    Subtracting the row maximum changes nothing mathematically (softmax is shift-invariant) but
+    keeps every ``exp`` argument <= 0, so nothing overflows. Entries equal to ``-inf`` (masked
+    keys) get probability 0; a row that is entirely ``-inf`` raises ``ValueError``.
+    """
+    x = _as_float64(x, "x")
+    row_max = np.max(x, axis=axis, keepdims=True)
+    if np.any(np.isneginf(row_max)):
+        raise ValueError("softmax: a row has no finite entry (every key is masked)")
+    e = np.exp(x - row_max)
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def attention_mask(
+    q_len: int, k_len: int | None = None, *, causal: bool = True, window: int | None = None
+) -> np.ndarray:
+    """Which keys each query may see: a ``(Tq, Tk)`` boolean array (True = visible).
+
+    Queries sit at the *end* of the keys: query ``i`` is at position ``Tk - Tq + i`` (this is
+    decoding with a cache when ``Tq < Tk``). Causal: key ``j`` is visible when ``j <= pos(i)``.
+    Sliding window of size ``w``: additionally ``pos(i) - w < j`` (``w`` keys, the current one
+    included).
+    """
+    k_len = q_len if k_len is None else k_len
+    for name, val in (("q_len", q_len), ("k_len", k_len)):
+        if not isinstance(val, (int, np.integer)) or val < 1:
+            raise ValueError(f"{name} must be a positive int, got {val!r}")
+    if window is not None:
+        if not causal:
+            raise ValueError("window requires causal=True (it is a causal sliding window)")
+        if not isinstance(window, (int, np.integer)) or window < 1:
+            raise ValueError(f"window must be a positive int or None, got {window!r}")
+    if not causal:
+        return np.ones((q_len, k_len), dtype=bool)
+    if q_len > k_len:
+        raise ValueError(
+            f"causal attention needs q_len <= k_len (queries are the last keys), got {q_len} > {k_len}"
+        )
+    pos_q = np.arange(q_len)[:, None] + (k_len - q_len)
+    pos_k = np.arange(k_len)[None, :]
+    mask = pos_k <= pos_q
+    if window is not None:
+        mask &= pos_k > pos_q - window
+    return mask
+
+
+def repeat_kv(x: ArrayLike, n_rep: int) -> np.ndarray:
+    """Expand ``(..., H_kv, T, D)`` to ``(..., H_kv * n_rep, T, D)`` for grouped-query attention.
+
+    Query head ``h`` reads key/value head ``h // n_rep``: each KV head serves ``n_rep``
+    consecutive query heads.
+    """
+    x = _as_float64(x, "x")
+    if x.ndim < 3:
+        raise ValueError(f"x must have a head axis: (..., H_kv, T, D), got shape {x.shape}")
+    return np.repeat(x, n_rep, axis=-3)
+
+
+def _match_kv_heads(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Repeat K/V heads for MQA/GQA when q has more heads than k and v."""
+    if q.ndim < 3 or k.ndim < 3 or q.shape[-3] == k.shape[-3]:
+        return k, v
+    h, h_kv = q.shape[-3], k.shape[-3]
+    if v.ndim < 3 or v.shape[-3] != h_kv:
+        raise ValueError(f"k and v must have the same number of heads, got {h_kv} and {v.shape[-3]}")
+    if h % h_kv != 0:
+        raise ValueError(
+            f"q has {h} heads and k has {h_kv}: the query heads must be a multiple of the KV heads"
+        )
+    return repeat_kv(k, h // h_kv), repeat_kv(v, h // h_kv)
+
+
+def softmax_attention(
+    q: ArrayLike,
+    k: ArrayLike,
+    v: ArrayLike,
+    *,
+    causal: bool = True,
+    scale: float | None = None,
+    bias: ArrayLike | None = None,
+    window: int | None = None,
+) -> np.ndarray:
+    """Scaled dot-product attention, the O(T^2) way: ``softmax(q k^T * scale + bias) v``.
+
+    Args:
+        q: ``(..., Tq, D)`` queries; with a head axis ``(..., H, Tq, D)``.
+        k: ``(..., Tk, D)`` keys; may have fewer heads ``(..., H_kv, Tk, D)`` with ``H % H_kv == 0``
+            (multi-query / grouped-query attention: query head ``h`` reads KV head ``h // (H/H_kv)``).
+        v: ``(..., Tk, Dv)`` values, with the same heads as ``k``.
+        causal: query ``i`` sees keys ``j <= i``. When ``Tq < Tk`` the queries are the *last*
+            ``Tq`` positions (decoding with a KV cache).
+        scale: multiplies the scores; defaults to ``1 / sqrt(D)``.
+        bias: added to the scores, broadcastable to ``(..., Tq, Tk)`` (e.g. ALiBi's distance
+            penalty). Masked positions stay masked whatever the bias.
+        window: sliding window ``w``: query ``i`` sees keys ``i - w < j <= i`` (needs ``causal``).
+
+    Returns:
+        ``(..., Tq, Dv)`` float64 outputs.
+
+    Raises:
+        ValueError: shapes that do not fit together, naming the argument.
+    """
+    q = _as_float64(q, "q")
+    k = _as_float64(k, "k")
+    v = _as_float64(v, "v")
+    for name, arr in (("q", q), ("k", k), ("v", v)):
+        if arr.ndim < 2:
+            raise ValueError(f"{name} must have shape (..., T, D), got shape {arr.shape}")
+    if k.shape[-1] != q.shape[-1]:
+        raise ValueError(f"k must have the same last dim D as q ({q.shape[-1]}), got shape {k.shape}")
+    if v.shape[-2] != k.shape[-2]:
+        raise ValueError(
+            f"v must have as many positions as k ({k.shape[-2]}), got shape {v.shape} for k {k.shape}"
+        )
+    k, v = _match_kv_heads(q, k, v)
+    try:
+        np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    except ValueError as err:
+        raise ValueError(
+            f"q, k, v leading dims must broadcast: got {q.shape}, {k.shape}, {v.shape}"
+        ) from err
+    tq, tk, d = q.shape[-2], k.shape[-2], q.shape[-1]
+    scale = 1.0 / np.sqrt(d) if scale is None else float(scale)
+
+    scores = np.einsum("...id,...jd->...ij", q, k) * scale
+    if bias is not None:
+        bias = _as_float64(bias, "bias")
+        try:
+            fits = np.broadcast_shapes(bias.shape, scores.shape) == scores.shape
+        except ValueError:
+            fits = False
+        if not fits:
+            raise ValueError(
+                f"bias must broadcast to the scores' shape {scores.shape}, got shape {bias.shape}"
+            )
+        scores = scores + bias
+    mask = attention_mask(tq, tk, causal=causal, window=window)
+    scores = np.where(mask, scores, -np.inf)
+    return np.einsum("...ij,...jd->...id", softmax(scores, axis=-1), v)
+
+
+def kv_cache_bytes(
+    seq_len: int, *, n_layers: int, n_kv_heads: int, head_dim: int, bytes_per_element: int = 2
+) -> int:
+    """Bytes a KV cache holds after ``seq_len`` tokens: ``2 * layers * H_kv * D * T * bytes``.
+
+    The 2 is one key and one value vector per head; ``bytes_per_element`` is 2 for fp16/bf16.
+    """
+    for name, val in (
+        ("seq_len", seq_len),
+        ("n_layers", n_layers),
+        ("n_kv_heads", n_kv_heads),
+        ("head_dim", head_dim),
+        ("bytes_per_element", bytes_per_element),
+    ):
+        if not isinstance(val, (int, np.integer)) or val < 0:
+            raise ValueError(f"{name} must be a non-negative int, got {val!r}")
+    return 2 * n_layers * n_kv_heads * head_dim * seq_len * bytes_per_element
