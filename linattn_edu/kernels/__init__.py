@@ -1,0 +1,43 @@
+"""Triton kernels, their launchers, and PyTorch fallbacks of the same math.
+
+Import this module *after* :func:`linattn_edu.runtime.setup` in a notebook: on a CPU-only
+machine ``setup()`` turns on the Triton interpreter, which must happen before the kernels are
+decorated. Every public function takes ``backend=None`` (choose from the tensors' device) or
+``backend="torch"``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ._common import HAS_TRITON, choose_backend
+from .flash_attention import (
+    SUPPORTED_HEAD_DIMS,
+    flash_attention,
+    flash_attention_config,
+    flash_attention_torch,
+)
+
+try:  # the teaching kernels of Chapter 2
+    from .basics import row_softmax, vector_add
+except ImportError:  # pragma: no cover - only while basics.py is being written
+    pass
+
+
+def kernel_backend(x: torch.Tensor) -> str:
+    """The backend a kernel call on ``x`` would use here: ``"triton"``, ``"interpreter"`` or ``"torch"``."""
+    from .flash_attention import _flash_fwd_kernel
+
+    return choose_backend(_flash_fwd_kernel, x)
+
+
+__all__ = [
+    "HAS_TRITON",
+    "SUPPORTED_HEAD_DIMS",
+    "flash_attention",
+    "flash_attention_config",
+    "flash_attention_torch",
+    "kernel_backend",
+    "row_softmax",
+    "vector_add",
+]
