@@ -1,0 +1,33 @@
+"""Test set-up: tiny sizes, and the Triton interpreter on machines without a CUDA GPU.
+
+``TRITON_INTERPRET=1`` must be in the environment before Triton decorates any kernel, so it is
+set here, before any test module imports :mod:`linattn_edu.kernels`. On a CUDA machine the
+kernels are compiled instead (set ``TRITON_INTERPRET=1`` yourself to force the interpreter).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("LINATTN_FAST", "1")
+if "TRITON_INTERPRET" not in os.environ:
+    import torch
+
+    if not torch.cuda.is_available():
+        os.environ["TRITON_INTERPRET"] = "1"
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from linattn_edu import runtime  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def device() -> torch.device:
+    """Where kernel tests put their tensors: the GPU when kernels compile, else the CPU."""
+    return torch.device("cuda") if runtime.triton_compiles() else torch.device("cpu")
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
