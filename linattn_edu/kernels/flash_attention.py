@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from ._common import HAS_TRITON, choose_backend, jit, require_tensor, tl, triton
+from ._common import choose_backend, jit, require_tensor, tl, triton
 
 __all__ = [
     "SUPPORTED_HEAD_DIMS",
@@ -422,7 +422,8 @@ class _FlashAttentionFn(torch.autograd.Function):
 
 
 def _common_args(q: torch.Tensor, k: torch.Tensor, scale: float, window: int | None) -> tuple:
-    b, h, tq, d = q.shape
+    """Runtime scalars every kernel takes: sm_scale, Tq, Tk, H, GROUP, window (0 = none)."""
+    h, tq = q.shape[1], q.shape[2]
     return (scale, tq, k.shape[2], h, h // k.shape[1], window or 0)
 
 
@@ -532,6 +533,3 @@ def flash_attention(
     upcast = chosen == "interpreter" and q.dtype == torch.bfloat16
     return _FlashAttentionFn.apply(q, k, v, alibi_slopes, causal, scale, window, upcast)
 
-
-if not HAS_TRITON:  # pragma: no cover
-    __doc__ += "\n\n(Triton is not installed here: every call uses :func:`flash_attention_torch`.)"

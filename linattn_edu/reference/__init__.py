@@ -17,3 +17,7 @@ __all__ = [
     "softmax",
     "softmax_attention",
 ]
+
+from .alibi import alibi_attention, alibi_bias, alibi_bias_official, alibi_slopes
+
+__all__ += ["alibi_attention", "alibi_bias", "alibi_bias_official", "alibi_slopes"]
