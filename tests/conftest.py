@@ -10,6 +10,9 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("LINATTN_FAST", "1")
+# pytest -n 2 runs two workers on two cores: one BLAS/OpenMP thread each avoids oversubscription,
+# which makes tiny torch ops ~100x slower (spinning threads). Inherited by executed notebooks.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 if "TRITON_INTERPRET" not in os.environ:
     import torch
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from ._common import HAS_TRITON, choose_backend
-from .flash_attention import (
+from .flash import (
     SUPPORTED_HEAD_DIMS,
     flash_attention,
     flash_attention_config,
@@ -26,7 +26,7 @@ except ImportError:  # pragma: no cover - only while basics.py is being written
 
 def kernel_backend(x: torch.Tensor) -> str:
     """The backend a kernel call on ``x`` would use here: ``"triton"``, ``"interpreter"`` or ``"torch"``."""
-    from .flash_attention import _flash_fwd_kernel
+    from .flash import _flash_fwd_kernel
 
     return choose_backend(_flash_fwd_kernel, x)
 

@@ -527,6 +527,8 @@ def flash_attention(
         )
     if q.dtype not in _KERNEL_DTYPES:
         raise TypeError(f"q must be float32, float16 or bfloat16 for the Triton kernel, got {q.dtype} (use backend='torch')")
+    if q.shape[0] * q.shape[1] > 65535:  # the launch grid's second axis is B*H, capped by CUDA
+        raise ValueError(f"q has B*H = {q.shape[0] * q.shape[1]} > 65535 (batch, head) pairs; split the batch")
     chosen = choose_backend(_flash_fwd_kernel, q, backend)
     if chosen == "torch":
         return flash_attention_torch(q, k, v, causal=causal, scale=scale, alibi_slopes=alibi_slopes, window=window)
