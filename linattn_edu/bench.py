@@ -44,12 +44,18 @@ def time_fn(
     warmup: int = 1,
     repeat: int = 5,
     device: torch.device | str | None = None,
+    reduce: str = "median",
 ) -> float:
-    """Median wall time of ``fn()`` in seconds over ``repeat`` runs after ``warmup`` runs.
+    """Wall time of ``fn()`` in seconds over ``repeat`` runs after ``warmup`` runs.
+
+    ``reduce="median"`` (default) or ``"min"``: the minimum is the steadier estimate on a shared
+    machine, where other work can only ever add time.
 
     On CUDA, pass ``device`` so the GPU is synchronized around each run (kernel launches are
     asynchronous). For GPU kernel benchmarks prefer :func:`triton.testing.do_bench`.
     """
+    if reduce not in ("median", "min"):
+        raise ValueError(f"reduce must be 'median' or 'min', got {reduce!r}")
     if repeat < 1 or warmup < 0:
         raise ValueError(f"repeat must be >= 1 and warmup >= 0, got repeat={repeat}, warmup={warmup}")
     dev = torch.device(device) if isinstance(device, str) else device
@@ -62,7 +68,7 @@ def time_fn(
         fn()
         _sync(dev)
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(times) if reduce == "median" else min(times)
 
 
 def peak_memory_bytes(fn: Callable[[], Any], *, device: torch.device | str | None = None) -> int:
@@ -105,8 +111,10 @@ def loglog_slope(x: Any, y: Any) -> tuple[float, float]:
 
 def device_name(device: torch.device | str | None = None) -> str:
     """A human-readable name of the device: the GPU's name, or the CPU's model."""
-    dev = torch.device(device) if isinstance(device, str) else device
-    if (dev is None and torch.cuda.is_available()) or (dev is not None and dev.type == "cuda"):
+    from . import runtime
+
+    dev = runtime.device() if device is None else torch.device(device)
+    if dev.type == "cuda":
         return torch.cuda.get_device_name(dev)
     cpu = platform.processor() or platform.machine()
     try:  # Linux: the model name is more telling than "x86_64"

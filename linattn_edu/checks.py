@@ -70,7 +70,7 @@ def check(
     rtol = default_rtol if rtol is None else rtol
     a, e = to_numpy(actual), to_numpy(expected)
     if a.shape != e.shape:
-        raise AssertionError(f"{name}: shape {a.shape} != expected {e.shape}")
+        raise AssertionError(f"✗ {name}: shape {a.shape} != expected {e.shape}")
     err = np.abs(a - e)
     err = np.where(np.isnan(a) != np.isnan(e), np.inf, np.nan_to_num(err, nan=0.0))
     worst = float(err.max()) if err.size else 0.0
