@@ -202,3 +202,13 @@ def test_triton_backend_on_cpu_tensors_is_refused_clearly():
         pytest.skip("this machine has a GPU: the refusal is for CPU-only machines")
     with pytest.raises(ValueError, match="cannot run cpu tensors"):
         flash_attention(*_qkv(), backend="triton")
+
+
+def test_float64_alibi_is_float64_accurate():
+    """12 heads: slopes like 2**-0.5 are not exact in float32, so the float64 path must not round them."""
+    from linattn_edu.reference import alibi_slopes
+
+    q, k, v = (torch.randn(1, 12, 40, 16, dtype=torch.float64) for _ in range(3))
+    slopes = torch.tensor(alibi_slopes(12))
+    out = flash_attention(q, k, v, alibi_slopes=slopes)
+    check(out, reference(q, k, v, slopes=slopes), quiet=True)  # float64 tolerance: 1e-10

@@ -321,11 +321,11 @@ def _visibility(tq: int, tk: int, causal: bool, window: int | None, device: torc
     return visible
 
 
-def _alibi_bias(slopes: torch.Tensor, tq: int, tk: int) -> torch.Tensor:
-    """``(H, Tq, Tk)`` float32 ALiBi bias ``-m_h * (i - j)`` with end-aligned query positions."""
+def _alibi_bias(slopes: torch.Tensor, tq: int, tk: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``(H, Tq, Tk)`` ALiBi bias ``-m_h * (i - j)`` in ``dtype``, with end-aligned query positions."""
     q_pos = torch.arange(tq, device=slopes.device)[:, None] + (tk - tq)
     k_pos = torch.arange(tk, device=slopes.device)[None, :]
-    return -slopes.float()[:, None, None] * (q_pos - k_pos).float()
+    return -slopes.to(dtype)[:, None, None] * (q_pos - k_pos).to(dtype)
 
 
 def flash_attention_torch(
@@ -353,7 +353,7 @@ def flash_attention_torch(
     v_full = v.to(compute).repeat_interleave(group, dim=1)
     scores = torch.matmul(q.to(compute), k_full.transpose(-1, -2)) * scale
     if alibi_slopes is not None:
-        scores = scores + _alibi_bias(alibi_slopes, tq, tk).to(compute)
+        scores = scores + _alibi_bias(alibi_slopes, tq, tk, compute)
     scores = scores.masked_fill(~_visibility(tq, tk, causal, window, q.device), float("-inf"))
     return torch.matmul(torch.softmax(scores, dim=-1), v_full).to(q.dtype)
 

@@ -1,0 +1,50 @@
+"""The model zoo: language models built by name, all with the same decoding interface.
+
+>>> from linattn_edu.models import build_model
+>>> model = build_model("transformer", vocab_size=256, d_model=64, n_layers=2, n_heads=4, pos="alibi")
+
+Every model maps ``(B, T)`` int64 tokens to ``(B, T, vocab)`` logits and decodes incrementally
+with ``logits, cache = model.prefill(tokens)`` then ``logits, cache = model.step(token, cache)``;
+:func:`cache_bytes` measures any model's cache. ``model.kind`` and ``model.config`` say how to
+rebuild it.
+
+Kinds are registered with :func:`register_model`; a chapter adding a kind puts its module in this
+package and imports it below. Importing this package does not import Triton (the attention
+kernels are imported on first use, after :func:`linattn_edu.runtime.setup`).
+"""
+
+from .common import (
+    MLP,
+    NORMS,
+    KVCache,
+    RMSNorm,
+    apply_rope,
+    cache_bytes,
+    count_parameters,
+    generate,
+    rope_cos_sin,
+    sinusoidal_positions,
+)
+from .registry import MODEL_REGISTRY, available_models, build_model, register_model
+from .transformer import ATTN_BACKENDS, POSITION_ENCODINGS, Transformer, TransformerConfig
+
+__all__ = [
+    "ATTN_BACKENDS",
+    "KVCache",
+    "MLP",
+    "MODEL_REGISTRY",
+    "NORMS",
+    "POSITION_ENCODINGS",
+    "RMSNorm",
+    "Transformer",
+    "TransformerConfig",
+    "apply_rope",
+    "available_models",
+    "build_model",
+    "cache_bytes",
+    "count_parameters",
+    "generate",
+    "register_model",
+    "rope_cos_sin",
+    "sinusoidal_positions",
+]

@@ -1,0 +1,357 @@
+"""A small decoder-only Transformer with a choice of position encoding: the zoo's baseline.
+
+``build_model("transformer", vocab_size=..., d_model=..., n_layers=..., n_heads=..., pos="alibi")``
+
+Architecture (GPT-style, pre-norm)::
+
+    x = token_embedding(tokens) [+ position embedding for pos="learned" / "sinusoidal"]
+    for each layer:
+        x = x + Dropout(OutProj(Attention(Norm(x))))      # causal, through flash_attention
+        x = x + MLP(Norm(x))                               # Linear -> GeLU -> Linear
+    logits = LMHead(Norm(x))                               # tied to the token embedding by default
+
+Position encodings (``pos=``):
+
+``"alibi"`` (default)
+    No embedding; each head adds ``-m_h (i - j)`` to its scores (Press et al., 2022). The slopes
+    :func:`~linattn_edu.reference.alibi_slopes` are a buffer passed to
+    :func:`~linattn_edu.kernels.flash_attention` as ``alibi_slopes=``; the kernel builds the bias
+    from positions, so no ``T x T`` tensor is stored. Works at any length.
+``"rope"``
+    Rotary embeddings on q and k (rotate-half layout, see
+    :func:`~linattn_edu.models.common.apply_rope`), base ``rope_base``. Works at any length.
+``"sinusoidal"``
+    Fixed sin/cos vectors added to the token embeddings, computed on the fly for any position
+    (no table, so no length limit; beyond the training length they are merely unfamiliar).
+``"learned"``
+    A trained table of ``max_len`` vectors added to the token embeddings. Positions past
+    ``max_len`` have no vector: a ``ValueError`` names ``max_len``.
+``"none"``
+    No position information at all (NoPE): the causal mask alone lets a model infer order.
+
+Attention backend (``attn_backend=``), always through :func:`~linattn_edu.kernels.flash_attention`:
+
+- ``None`` (default): on a GPU, ``flash_attention`` chooses (compiled Triton on compute
+  capability >= 8.0, its PyTorch path otherwise). On a CPU the model uses the PyTorch path
+  (``backend="torch"``) even when the Triton interpreter is on: the interpreter runs the kernel
+  in NumPy, about a thousand times slower (a 0.8M-parameter model: ~77 s per training step
+  instead of ~0.08 s), fine for checking a kernel, not for training a model. float64 always takes
+  the PyTorch path, and so does a head dim ``d_model / n_heads`` the kernel lacks (it supports
+  16, 32, 64, 128).
+- ``"torch"``: force the PyTorch path; ``"triton"`` / ``"interpreter"``: insist on the kernel
+  (``"interpreter"`` on a CPU needs ``TRITON_INTERPRET=1`` before the kernels are imported).
+The kernel has no attention-probability dropout: ``dropout`` acts on the embeddings and on the
+outputs of the attention and MLP sublayers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..reference.alibi import alibi_slopes
+from .common import MLP, NORMS, KVCache, check_tokens, make_norm, rope_cos_sin, apply_rope, sinusoidal_positions
+from .registry import register_model
+
+__all__ = ["POSITION_ENCODINGS", "ATTN_BACKENDS", "TransformerConfig", "Transformer", "CausalSelfAttention"]
+
+#: Values of the ``pos=`` option.
+POSITION_ENCODINGS = ("alibi", "rope", "sinusoidal", "learned", "none")
+#: Values of the ``attn_backend=`` option (None: let flash_attention choose).
+ATTN_BACKENDS = (None, "triton", "interpreter", "torch")
+
+
+def _flash() -> Any:
+    """Import the kernels lazily, so that importing the models does not import Triton.
+
+    (``linattn_edu.runtime.setup()`` must run before the kernels are imported for the Triton
+    interpreter to be enabled on a CPU.)
+    """
+    from .. import kernels
+
+    return kernels
+
+
+@dataclasses.dataclass
+class TransformerConfig:
+    """Everything needed to rebuild a :class:`Transformer`: ``build_model("transformer", **asdict(cfg))``.
+
+    Attributes:
+        vocab_size, d_model, n_layers, n_heads: sizes; ``d_model % n_heads == 0``.
+        pos: position encoding, one of :data:`POSITION_ENCODINGS`.
+        max_len: length of the ``"learned"`` table (unused by the other encodings).
+        n_kv_heads: key/value heads for grouped-query attention (``n_heads`` = standard
+            multi-head, 1 = multi-query); must divide ``n_heads``. None means ``n_heads``.
+        mlp_ratio: MLP hidden width / ``d_model``.
+        dropout: dropout probability on embeddings and sublayer outputs.
+        tie_embeddings: share the token embedding with the output layer.
+        attn_backend: one of :data:`ATTN_BACKENDS`; None picks per device (see the module docstring).
+        norm: ``"layernorm"`` or ``"rmsnorm"``.
+        window: causal sliding-window size (None: full causal attention). With a window the
+            decode cache keeps only the last ``window`` keys, so it stops growing.
+        rope_base: the RoPE frequency base (``pos="rope"``).
+    """
+
+    vocab_size: int
+    d_model: int
+    n_layers: int
+    n_heads: int
+    pos: str = "alibi"
+    max_len: int = 1024
+    n_kv_heads: int | None = None
+    mlp_ratio: float = 4.0
+    dropout: float = 0.0
+    tie_embeddings: bool = True
+    attn_backend: str | None = None
+    norm: str = "layernorm"
+    window: int | None = None
+    rope_base: float = 10000.0
+
+    def __post_init__(self) -> None:
+        if self.n_kv_heads is None:
+            self.n_kv_heads = self.n_heads
+        self.validate()
+
+    @property
+    def head_dim(self) -> int:
+        """``d_model // n_heads``."""
+        return self.d_model // self.n_heads
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first bad field."""
+        for name in ("vocab_size", "d_model", "n_layers", "n_heads", "max_len", "n_kv_heads"):
+            val = getattr(self, name)
+            if isinstance(val, bool) or not isinstance(val, int) or val < 1:
+                raise ValueError(f"{name} must be a positive int, got {val!r}")
+        if self.pos not in POSITION_ENCODINGS:
+            raise ValueError(f"pos must be one of {list(POSITION_ENCODINGS)}, got {self.pos!r}")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
+        if self.n_heads % self.n_kv_heads:
+            raise ValueError(f"n_kv_heads={self.n_kv_heads} must divide n_heads={self.n_heads}")
+        if self.pos == "rope" and self.head_dim % 2:
+            raise ValueError(f"pos='rope' needs an even head dim d_model/n_heads, got {self.head_dim}")
+        if self.pos == "sinusoidal" and self.d_model % 2:
+            raise ValueError(f"pos='sinusoidal' needs an even d_model, got {self.d_model}")
+        if not isinstance(self.mlp_ratio, (int, float)) or isinstance(self.mlp_ratio, bool) or self.mlp_ratio <= 0:
+            raise ValueError(f"mlp_ratio must be a positive number, got {self.mlp_ratio!r}")
+        if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not isinstance(self.tie_embeddings, bool):
+            raise ValueError(f"tie_embeddings must be a bool, got {self.tie_embeddings!r}")
+        if self.attn_backend not in ATTN_BACKENDS:
+            raise ValueError(f"attn_backend must be one of {list(ATTN_BACKENDS)}, got {self.attn_backend!r}")
+        if self.norm not in NORMS:
+            raise ValueError(f"norm must be one of {list(NORMS)}, got {self.norm!r}")
+        if self.window is not None and (
+            isinstance(self.window, bool) or not isinstance(self.window, int) or self.window < 1
+        ):
+            raise ValueError(f"window must be a positive int or None, got {self.window!r}")
+        if not isinstance(self.rope_base, (int, float)) or self.rope_base <= 1:
+            raise ValueError(f"rope_base must be a number > 1, got {self.rope_base!r}")
+
+    def resolved_backend(self, device: torch.device | str | None = None) -> str | None:
+        """The ``backend=`` passed to ``flash_attention`` for tensors on ``device`` (default: the CPU).
+
+        ``attn_backend`` if set; else ``"torch"`` on a CPU or for a head dim the kernel lacks, and
+        None (``flash_attention`` chooses) on a GPU. See the module docstring.
+        """
+        if self.attn_backend is not None:
+            return self.attn_backend
+        device = torch.device("cpu" if device is None else device)
+        if device.type == "cpu" or self.head_dim not in _flash().SUPPORTED_HEAD_DIMS:
+            return "torch"
+        return None
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head (or grouped-query) causal self-attention through ``flash_attention``.
+
+    ``(B, T, C) -> (B, T, C)``; also returns this call's keys and values (after RoPE)
+    ``(B, H_kv, T_total, D)`` including any ``past`` ones, for the decode cache.
+    """
+
+    def __init__(self, cfg: TransformerConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        d, h, h_kv, hd = cfg.d_model, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
+        self.q_proj = nn.Linear(d, h * hd, bias=False)
+        self.kv_proj = nn.Linear(d, 2 * h_kv * hd, bias=False)
+        self.out_proj = nn.Linear(h * hd, d, bias=False)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        *,
+        past: tuple[torch.Tensor, torch.Tensor] | None = None,
+        rope: tuple[torch.Tensor, torch.Tensor] | None = None,
+        slopes: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """x ``(B, T, C)``; past ``(K, V)`` each ``(B, H_kv, T_past, D)``; rope ``(cos, sin)`` each ``(T, D)``."""
+        cfg = self.cfg
+        b, t, _ = x.shape
+        q = self.q_proj(x).view(b, t, cfg.n_heads, cfg.head_dim).transpose(1, 2)
+        k, v = self.kv_proj(x).view(b, t, 2, cfg.n_kv_heads, cfg.head_dim).permute(2, 0, 3, 1, 4)
+        if rope is not None:
+            cos, sin = rope[0].to(q.dtype), rope[1].to(q.dtype)
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if past is not None:
+            k = torch.cat([past[0].to(k.dtype), k], dim=2)
+            v = torch.cat([past[1].to(v.dtype), v], dim=2)
+        # Queries are the last T of the T_past + T keys: flash_attention's end-aligned convention.
+        o = _flash().flash_attention(
+            q, k, v, causal=True, alibi_slopes=slopes, window=cfg.window, backend=cfg.resolved_backend(q.device)
+        )
+        o = o.transpose(1, 2).reshape(b, t, cfg.n_heads * cfg.head_dim)
+        return self.dropout(self.out_proj(o)), (k, v)
+
+
+class Block(nn.Module):
+    """Pre-norm residual block: ``x + Attn(Norm(x))``, then ``x + MLP(Norm(x))``. ``(B, T, C)``."""
+
+    def __init__(self, cfg: TransformerConfig) -> None:
+        super().__init__()
+        self.norm_attn = make_norm(cfg.norm, cfg.d_model)
+        self.attn = CausalSelfAttention(cfg)
+        self.norm_mlp = make_norm(cfg.norm, cfg.d_model)
+        self.mlp = MLP(cfg.d_model, cfg.mlp_ratio, cfg.dropout)
+
+    def forward(self, x: torch.Tensor, **attn_kwargs: Any) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        a, kv = self.attn(self.norm_attn(x), **attn_kwargs)
+        x = x + a
+        return x + self.mlp(self.norm_mlp(x)), kv
+
+
+@register_model("transformer")
+class Transformer(nn.Module):
+    """Decoder-only Transformer LM; see the module docstring. Build with ``build_model("transformer", ...)``.
+
+    ``model(tokens)``: ``(B, T)`` int64 -> ``(B, T, vocab_size)`` logits.
+    ``model.prefill(tokens)`` / ``model.step(token, cache)``: incremental decoding with a
+    :class:`~linattn_edu.models.common.KVCache`.
+    """
+
+    kind = "transformer"
+
+    def __init__(self, *, vocab_size: int, d_model: int, n_layers: int, n_heads: int, **options: Any) -> None:
+        super().__init__()
+        fields = {f.name for f in dataclasses.fields(TransformerConfig)}
+        unknown = sorted(set(options) - fields)
+        if unknown:
+            valid = sorted(fields - {"vocab_size", "d_model", "n_layers", "n_heads"})
+            raise ValueError(f"unknown option(s) {unknown} for kind 'transformer'; valid options: {valid}")
+        cfg = TransformerConfig(vocab_size=vocab_size, d_model=d_model, n_layers=n_layers, n_heads=n_heads, **options)
+        self.config = cfg
+
+        self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.pos_emb = nn.Embedding(cfg.max_len, cfg.d_model) if cfg.pos == "learned" else None
+        self.emb_dropout = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.norm_out = make_norm(cfg.norm, cfg.d_model)
+        self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        # (H,) slopes, or None. Kept in float64 so that a float64 model gets exact slopes (they are
+        # not parameters: derived from n_heads, hence not saved in the state dict).
+        slopes = torch.tensor(alibi_slopes(cfg.n_heads), dtype=torch.float64) if cfg.pos == "alibi" else None
+        self.register_buffer("alibi_slopes", slopes, persistent=False)
+
+        self.apply(self._init_weights)
+        for block in self.blocks:  # GPT-2: shrink the residual branches' last layers with depth
+            for lin in (block.attn.out_proj, block.mlp.fc_out):
+                nn.init.normal_(lin.weight, std=0.02 / math.sqrt(2 * cfg.n_layers))
+        if cfg.tie_embeddings:
+            self.lm_head.weight = self.tok_emb.weight
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    # ------------------------------------------------------------------------------------------
+
+    def _run(self, tokens: torch.Tensor, cache: KVCache | None, keep_cache: bool) -> tuple[torch.Tensor, KVCache | None]:
+        """Logits ``(B, T, V)`` for ``tokens`` ``(B, T)`` placed after ``cache``; the new cache if asked."""
+        cfg = self.config
+        b, t = tokens.shape
+        start = 0 if cache is None else cache.position
+        end = start + t
+        if cfg.pos == "learned" and end > cfg.max_len:
+            raise ValueError(
+                f"pos='learned' has a table of max_len={cfg.max_len} positions, but position {end - 1} "
+                f"was requested; build the model with a larger max_len or use pos='alibi'/'rope'/'sinusoidal'"
+            )
+        positions = torch.arange(start, end, device=tokens.device)
+        x = self.tok_emb(tokens)
+        if self.pos_emb is not None:
+            x = x + self.pos_emb(positions)
+        elif cfg.pos == "sinusoidal":
+            x = x + sinusoidal_positions(positions, cfg.d_model).to(x.dtype)
+        x = self.emb_dropout(x)
+        rope = rope_cos_sin(positions, cfg.head_dim, base=cfg.rope_base, dtype=x.dtype) if cfg.pos == "rope" else None
+
+        keys, values = [], []
+        for i, block in enumerate(self.blocks):
+            past = None if cache is None else (cache.keys[i], cache.values[i])
+            x, (k, v) = block(x, past=past, rope=rope, slopes=self.alibi_slopes)
+            if keep_cache:
+                if cfg.window is not None:  # keys older than the window are never seen again
+                    k, v = k[:, :, -cfg.window:], v[:, :, -cfg.window:]
+                keys.append(k)
+                values.append(v)
+        logits = self.lm_head(self.norm_out(x))
+        return logits, (KVCache(keys, values, end) if keep_cache else None)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``(B, T)`` int64 token ids -> ``(B, T, vocab_size)`` logits (position ``t`` predicts ``t+1``).
+
+        Raises:
+            TypeError / ValueError: bad ``tokens``; ``ValueError`` naming ``max_len`` when a
+                ``"learned"`` table is too short.
+        """
+        tokens = check_tokens(tokens, self.config.vocab_size)
+        return self._run(tokens, None, keep_cache=False)[0]
+
+    def prefill(self, tokens: torch.Tensor, cache: KVCache | None = None) -> tuple[torch.Tensor, KVCache]:
+        """Process a prompt ``(B, T)``: returns ``(logits (B, T, V), cache)``.
+
+        ``logits[:, -1]`` predicts the next token. With ``cache`` the prompt continues an earlier
+        one (chunked prefill); queries then sit at the end of the cached keys.
+        """
+        tokens = check_tokens(tokens, self.config.vocab_size)
+        if cache is not None:
+            self._check_cache(cache, tokens.shape[0])
+        logits, new_cache = self._run(tokens, cache, keep_cache=True)
+        return logits, new_cache  # type: ignore[return-value]
+
+    def step(self, token: torch.Tensor, cache: KVCache) -> tuple[torch.Tensor, KVCache]:
+        """Decode one token per sequence: ``token (B,)`` int64 -> ``(logits (B, V), new cache)``.
+
+        Attention runs with one query against all cached keys (``Tq = 1 < Tk``, end-aligned).
+        The cache passed in is not modified.
+
+        Raises:
+            TypeError / ValueError: bad ``token`` or ``cache``; ``ValueError`` naming ``max_len``
+                when a ``"learned"`` table is exhausted.
+        """
+        token = check_tokens(token, self.config.vocab_size, name="token", ndim=1)
+        self._check_cache(cache, token.shape[0])
+        logits, new_cache = self._run(token[:, None], cache, keep_cache=True)
+        return logits[:, -1], new_cache  # type: ignore[return-value]
+
+    def _check_cache(self, cache: Any, batch: int) -> None:
+        if not isinstance(cache, KVCache):
+            raise TypeError(f"cache must be a KVCache from prefill() or step(), got {type(cache).__name__}")
+        if len(cache.keys) != self.config.n_layers or len(cache.values) != self.config.n_layers:
+            raise ValueError(f"cache must hold {self.config.n_layers} layers, got {len(cache.keys)}")
+        if cache.keys[0].shape[0] != batch:
+            raise ValueError(f"cache has batch size {cache.keys[0].shape[0]}, but the tokens have {batch}")
+
+    def extra_repr(self) -> str:
+        cfg = self.config
+        return f"pos={cfg.pos!r}, heads={cfg.n_heads}/{cfg.n_kv_heads} kv, head_dim={cfg.head_dim}, window={cfg.window}"
