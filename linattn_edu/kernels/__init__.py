@@ -41,3 +41,21 @@ __all__ = [
     "row_softmax",
     "vector_add",
 ]
+
+from .linear import (
+    KERNEL_CHUNK_SIZES,
+    LinearAttentionState,
+    chunked_linear_attention,
+    chunked_linear_attention_torch,
+    linear_attention_config,
+    linear_attention_step,
+)
+
+__all__ += [
+    "KERNEL_CHUNK_SIZES",
+    "LinearAttentionState",
+    "chunked_linear_attention",
+    "chunked_linear_attention_torch",
+    "linear_attention_config",
+    "linear_attention_step",
+]

@@ -21,3 +21,27 @@ __all__ = [
 from .alibi import alibi_attention, alibi_bias, alibi_bias_official, alibi_slopes
 
 __all__ += ["alibi_attention", "alibi_bias", "alibi_bias_official", "alibi_slopes"]
+
+from .linear import (
+    FEATURE_MAPS,
+    elu_feature_map,
+    feature_map_dim,
+    identity_feature_map,
+    linear_attention,
+    linear_attention_state_bytes,
+    relu_feature_map,
+    taylor_feature_map,
+    taylor_feature_map_compact,
+)
+
+__all__ += [
+    "FEATURE_MAPS",
+    "elu_feature_map",
+    "feature_map_dim",
+    "identity_feature_map",
+    "linear_attention",
+    "linear_attention_state_bytes",
+    "relu_feature_map",
+    "taylor_feature_map",
+    "taylor_feature_map_compact",
+]

@@ -1,0 +1,316 @@
+"""Linear attention in NumPy: feature maps and the three equal forms (parallel, recurrent, chunked).
+
+Softmax attention weighs key ``j`` for query ``i`` by ``exp(q_i·k_j/√D)``. Linear attention
+replaces that weight by a dot product of *features* ``φ(q_i)·φ(k_j)``, and the product can then be
+regrouped::
+
+    o_i = Σ_{j≤i} (φ(q_i)·φ(k_j)) v_j = φ(q_i)ᵀ S_i,      S_i = Σ_{j≤i} φ(k_j) v_jᵀ   (F, Dv)
+
+With normalization (the analogue of softmax's denominator)::
+
+    o_i = φ(q_i)ᵀ S_i / (φ(q_i)ᵀ z_i + eps),             z_i = Σ_{j≤i} φ(k_j)         (F,)
+
+Three ways to compute the same numbers (Arora et al., *Based*, ICML 2024, §2):
+
+``"parallel"``
+    the masked ``(T, T)`` matrix ``φ(Q) φ(K)ᵀ`` times ``V``: O(T²) time, like softmax attention.
+``"recurrent"``
+    carry ``S`` and ``z`` one token at a time: O(T) time and O(1) memory per step (decoding).
+``"chunked"``
+    split the sequence into chunks of ``C`` tokens: inside a chunk use the parallel form, between
+    chunks carry the state. What the GPU kernels do: matrix multiplies, and a state that is
+    updated only ``T / C`` times.
+
+Everything here computes and returns ``float64``; layout ``(..., T, D)`` like
+:mod:`linattn_edu.reference.attention`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Union
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from .attention import _as_float64
+
+__all__ = [
+    "identity_feature_map",
+    "elu_feature_map",
+    "relu_feature_map",
+    "taylor_feature_map",
+    "taylor_feature_map_compact",
+    "FEATURE_MAPS",
+    "feature_map_dim",
+    "linear_attention",
+    "linear_attention_state_bytes",
+]
+
+FeatureMap = Callable[[np.ndarray], np.ndarray]
+
+#: The forms :func:`linear_attention` can compute; all give the same result.
+FORMS = ("parallel", "recurrent", "chunked")
+
+
+def _features_in(x: ArrayLike, name: str = "x") -> np.ndarray:
+    x = _as_float64(x, name)
+    if x.ndim < 1 or x.shape[-1] < 1:
+        raise ValueError(f"{name} must have shape (..., D) with D >= 1, got shape {x.shape}")
+    return x
+
+
+# ----------------------------------------------------------------------------------------------
+# Feature maps: (..., D) -> (..., F)
+# ----------------------------------------------------------------------------------------------
+
+
+def identity_feature_map(x: ArrayLike) -> np.ndarray:
+    """``φ(x) = x``: ``(..., D) -> (..., D)``. Scores ``q·k`` can be negative (no true weights)."""
+    return _features_in(x).copy()
+
+
+def elu_feature_map(x: ArrayLike) -> np.ndarray:
+    """``φ(x) = elu(x) + 1`` (Katharopoulos et al., 2020): ``(..., D) -> (..., D)``, always > 0."""
+    x = _features_in(x)
+    return np.where(x > 0, x + 1.0, np.exp(np.minimum(x, 0.0)))
+
+
+def relu_feature_map(x: ArrayLike) -> np.ndarray:
+    """``φ(x) = max(x, 0)``: ``(..., D) -> (..., D)``, >= 0 (a row of scores may be all zero)."""
+    return np.maximum(_features_in(x), 0.0)
+
+
+def taylor_feature_map(x: ArrayLike) -> np.ndarray:
+    """The Based 2nd-order Taylor map ``(..., D) -> (..., 1 + D + D²)``.
+
+    ``φ(x) = [1, x / D^{1/4}, vec(x xᵀ) / (√2·√D)]``, so that, with ``s = q·k / √D``::
+
+        φ(q)·φ(k) = 1 + s + s²/2  ≈  exp(s)
+
+    (the quadratic block gives ``Σ_ab q_a q_b k_a k_b / (2D) = (q·k)² / (2D) = s²/2``). The weight
+    ``1 + s + s²/2 = ((1 + s)² + 1) / 2 >= 1/2`` is always positive, so normalization is safe.
+    For ``D = 16``: ``F = 1 + 16 + 256 = 273``.
+    """
+    x = _features_in(x)
+    d = x.shape[-1]
+    lead = x.shape[:-1]
+    ones = np.ones(lead + (1,))
+    linear = x / d**0.25
+    quadratic = (x[..., :, None] * x[..., None, :]).reshape(lead + (d * d,)) / (math.sqrt(2.0) * math.sqrt(d))
+    return np.concatenate([ones, linear, quadratic], axis=-1)
+
+
+def taylor_feature_map_compact(x: ArrayLike) -> np.ndarray:
+    """The same dot products as :func:`taylor_feature_map` with ``1 + D + D(D+1)/2`` features.
+
+    ``x xᵀ`` is symmetric: its ``D²`` entries hold only ``D(D+1)/2`` distinct values. Keep the
+    upper triangle ``a <= b`` and scale each off-diagonal entry by ``√2``: it then stands for both
+    ``(a, b)`` and ``(b, a)``, since ``(√2 q_a q_b)(√2 k_a k_b) = 2 q_a q_b k_a k_b``. So
+    ``φ_c(q)·φ_c(k) = φ(q)·φ(k) = 1 + s + s²/2`` exactly. For ``D = 16``: ``F = 1 + 16 + 136 = 153``
+    instead of 273, a 44% smaller recurrent state ``(F, Dv)`` for identical attention weights.
+    Shape ``(..., D) -> (..., 1 + D + D(D+1)/2)``; the quadratic block is in ``np.triu_indices``
+    order.
+    """
+    x = _features_in(x)
+    d = x.shape[-1]
+    rows, cols = np.triu_indices(d)
+    weight = np.where(rows == cols, 1.0, math.sqrt(2.0)) / (math.sqrt(2.0) * math.sqrt(d))
+    ones = np.ones(x.shape[:-1] + (1,))
+    quadratic = x[..., rows] * x[..., cols] * weight
+    return np.concatenate([ones, x / d**0.25, quadratic], axis=-1)
+
+
+#: Feature maps by name; :func:`linear_attention` accepts the name or any callable.
+FEATURE_MAPS: dict[str, FeatureMap] = {
+    "identity": identity_feature_map,
+    "elu": elu_feature_map,
+    "relu": relu_feature_map,
+    "taylor": taylor_feature_map,
+    "taylor_compact": taylor_feature_map_compact,
+}
+
+_FEATURE_DIMS: dict[str, Callable[[int], int]] = {
+    "identity": lambda d: d,
+    "elu": lambda d: d,
+    "relu": lambda d: d,
+    "taylor": lambda d: 1 + d + d * d,
+    "taylor_compact": lambda d: 1 + d + d * (d + 1) // 2,
+}
+
+
+def _lookup_feature_map(feature_map: Union[str, FeatureMap]) -> FeatureMap:
+    if isinstance(feature_map, str):
+        if feature_map not in FEATURE_MAPS:
+            raise ValueError(
+                f"feature_map must be a callable or one of {sorted(FEATURE_MAPS)}, got {feature_map!r}"
+            )
+        return FEATURE_MAPS[feature_map]
+    if not callable(feature_map):
+        raise TypeError(f"feature_map must be a callable or a name, got {type(feature_map).__name__}")
+    return feature_map
+
+
+def feature_map_dim(name: str, d: int) -> int:
+    """Number of features ``F`` the named map produces from ``d``-dimensional inputs.
+
+    ``"identity"``, ``"elu"``, ``"relu"``: ``d``; ``"taylor"``: ``1 + d + d²``;
+    ``"taylor_compact"``: ``1 + d + d(d+1)/2``.
+    """
+    if not isinstance(name, str) or name not in _FEATURE_DIMS:
+        raise ValueError(f"name must be one of {sorted(_FEATURE_DIMS)}, got {name!r}")
+    if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1:
+        raise ValueError(f"d must be a positive int, got {d!r}")
+    return int(_FEATURE_DIMS[name](int(d)))
+
+
+# ----------------------------------------------------------------------------------------------
+# Linear attention, three ways
+# ----------------------------------------------------------------------------------------------
+
+
+def _parallel(fq: np.ndarray, fk: np.ndarray, v: np.ndarray, normalize: bool, eps: float) -> np.ndarray:
+    """Masked ``φ(Q) φ(K)ᵀ``, then times ``V``: the O(T²) form."""
+    t = fq.shape[-2]
+    weights = np.einsum("...if,...jf->...ij", fq, fk) * np.tril(np.ones((t, t)))
+    out = weights @ v
+    if normalize:
+        out = out / (weights.sum(axis=-1, keepdims=True) + eps)
+    return out
+
+
+def _recurrent(fq: np.ndarray, fk: np.ndarray, v: np.ndarray, normalize: bool, eps: float) -> np.ndarray:
+    """One token at a time: ``S += φ(k_t) v_tᵀ``, ``z += φ(k_t)``, read out with ``φ(q_t)``."""
+    lead, t, f = fq.shape[:-2], fq.shape[-2], fq.shape[-1]
+    dv = v.shape[-1]
+    state = np.zeros(lead + (f, dv))  # S: (..., F, Dv)
+    z = np.zeros(lead + (f,))  # (..., F)
+    out = np.zeros(lead + (t, dv))
+    for i in range(t):
+        state = state + fk[..., i, :, None] * v[..., i, None, :]
+        z = z + fk[..., i, :]
+        num = np.einsum("...f,...fd->...d", fq[..., i, :], state)
+        if normalize:
+            num = num / (np.einsum("...f,...f->...", fq[..., i, :], z)[..., None] + eps)
+        out[..., i, :] = num
+    return out
+
+
+def _chunked(fq: np.ndarray, fk: np.ndarray, v: np.ndarray, normalize: bool, eps: float, chunk: int) -> np.ndarray:
+    """Parallel inside each chunk of ``chunk`` tokens, the state ``(S, z)`` carried between chunks."""
+    lead, t, f = fq.shape[:-2], fq.shape[-2], fq.shape[-1]
+    dv = v.shape[-1]
+    state = np.zeros(lead + (f, dv))
+    z = np.zeros(lead + (f,))
+    out = np.zeros(lead + (t, dv))
+    for start in range(0, t, chunk):
+        end = min(start + chunk, t)  # the last chunk may be shorter
+        qc, kc, vc = fq[..., start:end, :], fk[..., start:end, :], v[..., start:end, :]
+        n = end - start
+        weights = np.einsum("...if,...jf->...ij", qc, kc) * np.tril(np.ones((n, n)))
+        num = weights @ vc + qc @ state  # this chunk's keys + every earlier chunk, via S
+        if normalize:
+            den = weights.sum(axis=-1) + np.einsum("...if,...f->...i", qc, z)
+            num = num / (den[..., None] + eps)
+        out[..., start:end, :] = num
+        state = state + np.swapaxes(kc, -1, -2) @ vc  # Σ over the chunk of φ(k_j) v_jᵀ
+        z = z + kc.sum(axis=-2)
+    return out
+
+
+def linear_attention(
+    q: ArrayLike,
+    k: ArrayLike,
+    v: ArrayLike,
+    *,
+    feature_map: Union[str, FeatureMap] = "identity",
+    form: str = "parallel",
+    chunk_size: int = 64,
+    normalize: bool = True,
+    eps: float = 1e-6,
+) -> np.ndarray:
+    """Causal linear attention ``o_i = φ(q_i)ᵀ S_i / (φ(q_i)ᵀ z_i + eps)``, in one of three forms.
+
+    Args:
+        q: ``(..., T, D)`` queries (raw: the feature map is applied here).
+        k: ``(..., T, D)`` keys, the same shape as ``q``.
+        v: ``(..., T, Dv)`` values, the same leading dims and ``T`` as ``q``.
+        feature_map: a name in :data:`FEATURE_MAPS` (``"identity"``, ``"elu"``, ``"relu"``,
+            ``"taylor"``, ``"taylor_compact"``) or a callable ``(..., D) -> (..., F)``.
+        form: ``"parallel"`` (masked ``φ(Q)φ(K)ᵀ V``, O(T²)), ``"recurrent"`` (state ``S (F, Dv)``
+            and ``z (F,)``, one token at a time) or ``"chunked"`` (parallel within chunks of
+            ``chunk_size`` tokens, state between them; any ``T``).
+        chunk_size: tokens per chunk for ``form="chunked"`` (>= 1; validated for every form).
+        normalize: divide by ``φ(q_i)ᵀ z_i + eps``; False returns ``φ(q_i)ᵀ S_i`` alone.
+        eps: added to the denominator (>= 0).
+
+    Returns:
+        ``(..., T, Dv)`` float64; the three forms agree to float64 rounding.
+
+    Raises:
+        ValueError: bad shapes, an unknown ``feature_map`` or ``form`` name, ``chunk_size < 1``,
+            ``eps < 0``; each message names the argument.
+        TypeError: a non-numeric input, a ``feature_map`` that is neither a name nor callable.
+    """
+    q = _as_float64(q, "q")
+    k = _as_float64(k, "k")
+    v = _as_float64(v, "v")
+    for name, arr in (("q", q), ("k", k), ("v", v)):
+        if arr.ndim < 2 or arr.shape[-2] < 1 or arr.shape[-1] < 1:
+            raise ValueError(f"{name} must have shape (..., T, D) with T, D >= 1, got shape {arr.shape}")
+    if k.shape != q.shape:
+        raise ValueError(f"k must have the same shape as q {q.shape}, got shape {k.shape}")
+    if v.shape[:-1] != q.shape[:-1]:
+        raise ValueError(f"v must have shape {q.shape[:-1] + ('Dv',)} (q's leading dims and T), got shape {v.shape}")
+    fm = _lookup_feature_map(feature_map)
+    if form not in FORMS:
+        raise ValueError(f"form must be one of {list(FORMS)}, got {form!r}")
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+    if not isinstance(normalize, (bool, np.bool_)):
+        raise TypeError(f"normalize must be a bool, got {type(normalize).__name__}")
+    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating, np.integer)):
+        raise TypeError(f"eps must be a float, got {type(eps).__name__}")
+    if not eps >= 0:
+        raise ValueError(f"eps must be >= 0, got {eps!r}")
+
+    fq = _as_float64(fm(q), "feature_map(q)")
+    fk = _as_float64(fm(k), "feature_map(k)")
+    if fq.ndim != q.ndim or fq.shape[:-1] != q.shape[:-1] or fk.shape != fq.shape:
+        raise ValueError(
+            f"feature_map must map (..., T, D) to (..., T, F): got {fq.shape} for q {q.shape}, "
+            f"{fk.shape} for k {k.shape}"
+        )
+    if form == "parallel":
+        return _parallel(fq, fk, v, bool(normalize), float(eps))
+    if form == "recurrent":
+        return _recurrent(fq, fk, v, bool(normalize), float(eps))
+    return _chunked(fq, fk, v, bool(normalize), float(eps), int(chunk_size))
+
+
+def linear_attention_state_bytes(
+    feature_dim: int,
+    value_dim: int,
+    *,
+    n_heads: int = 1,
+    n_layers: int = 1,
+    bytes_per_element: int = 2,
+    normalize: bool = True,
+) -> int:
+    """Bytes of the recurrent state: ``layers * heads * (F * Dv + F) * bytes`` (``S`` plus ``z``).
+
+    Without normalization there is no ``z``: ``layers * heads * F * Dv * bytes``. There is no
+    sequence length in this formula: the state is the same size after 10 tokens or 10 million,
+    whereas :func:`~linattn_edu.reference.kv_cache_bytes` grows linearly with ``T``.
+    """
+    for name, val in (
+        ("feature_dim", feature_dim),
+        ("value_dim", value_dim),
+        ("n_heads", n_heads),
+        ("n_layers", n_layers),
+        ("bytes_per_element", bytes_per_element),
+    ):
+        if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < 0:
+            raise ValueError(f"{name} must be a non-negative int, got {val!r}")
+    per_head = feature_dim * value_dim + (feature_dim if normalize else 0)
+    return int(n_layers * n_heads * per_head * bytes_per_element)
