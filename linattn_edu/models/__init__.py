@@ -48,3 +48,42 @@ __all__ = [
     "rope_cos_sin",
     "sinusoidal_positions",
 ]
+
+# The Based chapter: linear attention, Based, and state sizes.
+from .linear import (
+    LINEAR_FEATURE_MAPS,
+    MIXERS,
+    MLP_KINDS,
+    Based,
+    BasedConfig,
+    GatedMLP,
+    LinearAttention,
+    LinearConfig,
+    LinearTransformer,
+    MixerCache,
+    ShortConv,
+    WindowAttention,
+    default_layer_pattern,
+    feature_map_torch,
+)
+from .state import STATE_KINDS, model_state_bytes, state_bytes
+
+__all__ += [
+    "LINEAR_FEATURE_MAPS",
+    "MIXERS",
+    "MLP_KINDS",
+    "STATE_KINDS",
+    "Based",
+    "BasedConfig",
+    "GatedMLP",
+    "LinearAttention",
+    "LinearConfig",
+    "LinearTransformer",
+    "MixerCache",
+    "ShortConv",
+    "WindowAttention",
+    "default_layer_pattern",
+    "feature_map_torch",
+    "model_state_bytes",
+    "state_bytes",
+]

@@ -1,0 +1,747 @@
+"""Linear-attention language models: a plain linear Transformer and the Based architecture.
+
+Two kinds, both with the zoo's decoding interface (``model(tokens)``, ``model.prefill(tokens)``,
+``model.step(token, cache)``; see :mod:`linattn_edu.models.common`):
+
+``build_model("linear", vocab_size=..., d_model=..., n_layers=..., n_heads=..., feature_map="elu")``
+    A Transformer whose softmax attention is replaced by causal linear attention (Katharopoulos
+    et al., 2020)::
+
+        x = token_embedding(tokens)                     # no position encoding at all
+        for each layer:
+            x = x + LinearAttention(Norm(x))
+            x = x + MLP(Norm(x))
+        logits = LMHead(Norm(x))                        # tied to the embedding by default
+
+``build_model("based", vocab_size=..., d_model=..., n_layers=..., n_heads=...)``
+    Based (Arora et al., ICML 2024): a stack mixing three *sequence mixers*, each in its own
+    pre-norm residual sublayer, then an MLP per block::
+
+        for each layer, for each mixer named in layer_pattern[layer] (e.g. "conv+linear"):
+            x = x + Mixer(Norm(x))
+        x = x + MLP(Norm(x))
+
+The three mixers, each a map ``(B, T, C) -> (B, T, C)`` with a decode state:
+
+``"linear"`` — linear attention (:class:`LinearAttention`)
+    Per head, q and k are projected to ``feature_dim`` dims (16 by default) and passed through a
+    feature map φ (``feature_map=``: ``"elu"`` ``elu(x)+1``, ``"relu"``, ``"identity"``,
+    ``"taylor"`` the Based 2nd-order Taylor map with ``F = 1 + d + d²`` features, or
+    ``"taylor_compact"``, the same dot products with ``1 + d + d(d+1)/2``); v is projected to the
+    head dim ``D = d_model / n_heads``. Then ``o_i = φ(q_i)ᵀ S_i / (φ(q_i)ᵀ z_i + eps)`` through
+    :func:`~linattn_edu.kernels.chunked_linear_attention` (``normalize=False``: no denominator).
+    Decode state per layer: ``S (B, H, F, D)`` and ``z (B, H, F)``, float32 (float64 for a float64
+    model), the same size after 10 tokens or 10 million.
+    With ``"identity"`` the weights ``q·k`` can be negative and the denominator can cross zero:
+    training is unstable, which is the point of comparing feature maps.
+``"window"`` — sliding-window softmax attention (:class:`WindowAttention`)
+    Multi-head attention in which query ``i`` sees the ``window`` keys ``i - window < j <= i``
+    (itself included), through :func:`~linattn_edu.kernels.flash_attention` with ``window=``.
+    RoPE on q and k (base ``rope_base``) as in the official Based code. Decode state: the last
+    ``window`` keys and values, ``(B, H, min(T, window), D)`` each: bounded.
+``"conv"`` — short gated convolution, BaseConv-style (:class:`ShortConv`)
+    ``OutProj(Linear(x) ⊙ conv(Linear(x)))`` with a causal depthwise convolution of
+    ``conv_kernel_size`` taps (3). Decode state: the last ``kernel_size - 1`` conv inputs
+    ``(B, C, kernel_size - 1)`` (zeros before the sequence starts), constant.
+
+**The layer pattern** (``layer_pattern=``, one entry per layer, each mixer names joined by
+``"+"``). The official 360M Based model repeats a period of five layers ``conv, linear, window,
+conv, conv`` (linear attention at layers 1, 6, 11, …, sliding window at 2, 7, 12, …, BaseConv
+elsewhere). That period needs at least three layers; the MQAR experiments of the Based paper
+(run with Zoology) use 2-layer models in which *every* layer has a BaseConv in front of its
+attention-like mixer. The default follows both:
+
+- ``n_layers = 1``: ``["conv+linear"]``;
+- ``n_layers = 2``: ``["conv+linear", "conv+window"]``: a short convolution before each of one
+  linear-attention and one sliding-window mixer, so a 2-layer model has all three ingredients
+  (the convolution gives each token a view of its neighbours, which linear attention needs to
+  bind a value to the key before it);
+- ``n_layers >= 3``: the official period, ``layer_pattern[i] = ("conv", "linear", "window",
+  "conv", "conv")[i % 5]``.
+
+Note that a window at least as long as the sequence makes the window mixer full softmax
+attention: for recall-vs-state experiments keep ``window`` well below ``seq_len``.
+
+**MLP** (``mlp=``): ``"gelu"`` (the zoo's :class:`~linattn_edu.models.common.MLP`), ``"swiglu"``
+(:class:`GatedMLP`, as in the official Based code; ``mlp_ratio · d_model`` projected units split
+into value and gate halves) or ``"none"`` (no MLP at all, as in Zoology's MQAR models).
+
+**Backends.** ``attn_backend=None`` uses the PyTorch paths of both kernels on a CPU (the Triton
+interpreter is far too slow inside a model) and lets the kernels choose on a GPU; float64 always
+takes the PyTorch path. ``chunk_size`` values the Triton kernel lacks, and window head dims the
+flash kernel lacks, also fall back to PyTorch automatically. ``"torch"``, ``"triton"`` and
+``"interpreter"`` force a path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..reference.linear import feature_map_dim
+from .common import MLP, NORMS, apply_rope, cache_bytes, check_tokens, make_norm, rope_cos_sin
+from .registry import register_model
+
+__all__ = [
+    "LINEAR_FEATURE_MAPS",
+    "MIXERS",
+    "MLP_KINDS",
+    "ATTN_BACKENDS",
+    "feature_map_torch",
+    "default_layer_pattern",
+    "GatedMLP",
+    "ShortConv",
+    "LinearAttention",
+    "WindowAttention",
+    "LinearConfig",
+    "BasedConfig",
+    "MixerCache",
+    "LinearTransformer",
+    "Based",
+]
+
+#: Values of the ``feature_map=`` option.
+LINEAR_FEATURE_MAPS = ("elu", "relu", "identity", "taylor", "taylor_compact")
+#: Sequence mixers a ``layer_pattern`` entry may name (joined with ``"+"``).
+MIXERS = ("conv", "linear", "window")
+#: Values of the ``mlp=`` option.
+MLP_KINDS = ("gelu", "swiglu", "none")
+#: Values of the ``attn_backend=`` option (None: per device, see the module docstring).
+ATTN_BACKENDS = (None, "triton", "interpreter", "torch")
+
+_BASED_PERIOD = ("conv", "linear", "window", "conv", "conv")
+
+
+def _kernels() -> Any:
+    """Import the kernels lazily, so that importing the models does not import Triton."""
+    from .. import kernels
+
+    return kernels
+
+
+# ----------------------------------------------------------------------------------------------
+# Feature maps in torch (the NumPy references are in linattn_edu.reference.linear)
+# ----------------------------------------------------------------------------------------------
+
+
+def feature_map_torch(x: torch.Tensor, feature_map: str) -> torch.Tensor:
+    """Apply a named feature map to the last dim: ``(..., d) -> (..., F)``, differentiable.
+
+    Same numbers as :data:`linattn_edu.reference.FEATURE_MAPS` (the NumPy references).
+    ``"taylor"``: ``[1, x / d^{1/4}, vec(x xᵀ) / (√2·√d)]`` so ``φ(q)·φ(k) = 1 + s + s²/2`` with
+    ``s = q·k/√d``; ``"taylor_compact"`` keeps the upper triangle of ``x xᵀ`` (``np.triu_indices``
+    order), off-diagonal entries scaled by ``√2``.
+
+    Raises:
+        ValueError: unknown ``feature_map``.
+        TypeError: ``x`` is not a floating tensor.
+    """
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        raise TypeError(f"x must be a floating-point torch.Tensor (..., d), got {type(x).__name__}")
+    if feature_map == "elu":
+        return F.elu(x) + 1.0
+    if feature_map == "relu":
+        return F.relu(x)
+    if feature_map == "identity":
+        return x
+    if feature_map in ("taylor", "taylor_compact"):
+        d = x.shape[-1]
+        ones = torch.ones_like(x[..., :1])
+        linear = x / d**0.25
+        if feature_map == "taylor":
+            quad = (x[..., :, None] * x[..., None, :]).flatten(-2) / (math.sqrt(2.0) * math.sqrt(d))
+        else:
+            rows, cols = torch.triu_indices(d, d, device=x.device)
+            # off-diagonal entries stand for (a, b) and (b, a): √2 · 1/(√2·√d) = 1/√d
+            scale = torch.full(rows.shape, 1.0 / math.sqrt(d), dtype=x.dtype, device=x.device)
+            scale[rows == cols] = 1.0 / (math.sqrt(2.0) * math.sqrt(d))
+            quad = x[..., rows] * x[..., cols] * scale
+        return torch.cat([ones, linear, quad], dim=-1)
+    raise ValueError(f"feature_map must be one of {list(LINEAR_FEATURE_MAPS)}, got {feature_map!r}")
+
+
+def default_layer_pattern(n_layers: int) -> list[str]:
+    """The default ``layer_pattern`` of ``"based"`` (see the module docstring).
+
+    ``["conv+linear"]`` for 1 layer, ``["conv+linear", "conv+window"]`` for 2, and the official
+    period ``conv, linear, window, conv, conv`` repeated for 3 or more.
+
+    Raises:
+        ValueError: ``n_layers`` is not a positive int.
+    """
+    if isinstance(n_layers, bool) or not isinstance(n_layers, int) or n_layers < 1:
+        raise ValueError(f"n_layers must be a positive int, got {n_layers!r}")
+    if n_layers == 1:
+        return ["conv+linear"]
+    if n_layers == 2:
+        return ["conv+linear", "conv+window"]
+    return [_BASED_PERIOD[i % len(_BASED_PERIOD)] for i in range(n_layers)]
+
+
+# ----------------------------------------------------------------------------------------------
+# Configs
+# ----------------------------------------------------------------------------------------------
+
+
+def _positive_int(value: Any, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+@dataclasses.dataclass
+class LinearConfig:
+    """Everything needed to rebuild a ``"linear"`` model: ``build_model("linear", **asdict(cfg))``.
+
+    Attributes:
+        vocab_size, d_model, n_layers, n_heads: sizes; ``d_model % n_heads == 0``; the value
+            (and output) head dim is ``D = d_model / n_heads``.
+        feature_map: one of :data:`LINEAR_FEATURE_MAPS`.
+        feature_dim: dims q and k are projected to per head before the feature map (16).
+        normalize: divide by ``φ(q)ᵀ z + eps`` (the state keeps ``z`` either way).
+        eps: added to the denominator.
+        chunk_size: tokens per chunk of the chunked form (does not change the result; the
+            Triton kernel takes 16, 32, 64 or 128, other values use the PyTorch path).
+        mlp: one of :data:`MLP_KINDS`; mlp_ratio: its hidden width / ``d_model``.
+        dropout: on embeddings and sublayer outputs.
+        tie_embeddings: share the token embedding with the output layer.
+        norm: ``"layernorm"`` or ``"rmsnorm"``.
+        attn_backend: one of :data:`ATTN_BACKENDS`.
+    """
+
+    vocab_size: int
+    d_model: int
+    n_layers: int
+    n_heads: int
+    feature_map: str = "elu"
+    feature_dim: int = 16
+    normalize: bool = True
+    eps: float = 1e-6
+    chunk_size: int = 64
+    mlp: str = "gelu"
+    mlp_ratio: float = 4.0
+    dropout: float = 0.0
+    tie_embeddings: bool = True
+    norm: str = "layernorm"
+    attn_backend: str | None = None
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    @property
+    def head_dim(self) -> int:
+        """``d_model // n_heads``: the value and output dim of each head."""
+        return self.d_model // self.n_heads
+
+    @property
+    def n_features(self) -> int:
+        """``F``: features per head after the feature map (:func:`~linattn_edu.reference.feature_map_dim`)."""
+        return feature_map_dim(self.feature_map, self.feature_dim)
+
+    @property
+    def pattern(self) -> list[tuple[str, ...]]:
+        """The mixers of each layer: ``[("linear",)] * n_layers``."""
+        return [("linear",)] * self.n_layers
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first bad field (and listing valid values)."""
+        for name in ("vocab_size", "d_model", "n_layers", "n_heads", "feature_dim", "chunk_size"):
+            _positive_int(getattr(self, name), name)
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
+        if self.feature_map not in LINEAR_FEATURE_MAPS:
+            raise ValueError(f"feature_map must be one of {list(LINEAR_FEATURE_MAPS)}, got {self.feature_map!r}")
+        if not isinstance(self.normalize, bool):
+            raise ValueError(f"normalize must be a bool, got {self.normalize!r}")
+        if isinstance(self.eps, bool) or not isinstance(self.eps, (int, float)) or not self.eps >= 0:
+            raise ValueError(f"eps must be a number >= 0, got {self.eps!r}")
+        if self.mlp not in MLP_KINDS:
+            raise ValueError(f"mlp must be one of {list(MLP_KINDS)}, got {self.mlp!r}")
+        if isinstance(self.mlp_ratio, bool) or not isinstance(self.mlp_ratio, (int, float)) or self.mlp_ratio <= 0:
+            raise ValueError(f"mlp_ratio must be a positive number, got {self.mlp_ratio!r}")
+        dropout = self.dropout
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not isinstance(self.tie_embeddings, bool):
+            raise ValueError(f"tie_embeddings must be a bool, got {self.tie_embeddings!r}")
+        if self.norm not in NORMS:
+            raise ValueError(f"norm must be one of {list(NORMS)}, got {self.norm!r}")
+        if self.attn_backend not in ATTN_BACKENDS:
+            raise ValueError(f"attn_backend must be one of {list(ATTN_BACKENDS)}, got {self.attn_backend!r}")
+
+    def linear_backend(self, device: torch.device | str | None = None) -> str | None:
+        """``backend=`` for :func:`~linattn_edu.kernels.chunked_linear_attention` on ``device``.
+
+        ``attn_backend`` if set; else ``"torch"`` on a CPU or for a ``chunk_size`` the kernel
+        lacks, and None (the kernel chooses) on a GPU.
+        """
+        if self.attn_backend is not None:
+            return self.attn_backend
+        device = torch.device("cpu" if device is None else device)
+        if device.type == "cpu" or self.chunk_size not in _kernels().KERNEL_CHUNK_SIZES:
+            return "torch"
+        return None
+
+
+@dataclasses.dataclass
+class BasedConfig(LinearConfig):
+    """Everything needed to rebuild a ``"based"`` model: ``build_model("based", **asdict(cfg))``.
+
+    The fields of :class:`LinearConfig` (with Based's defaults: ``feature_map="taylor"``,
+    ``mlp="swiglu"``, ``norm="rmsnorm"``) plus:
+
+    Attributes:
+        layer_pattern: one string per layer naming its mixers in order, joined with ``"+"``
+            (each of :data:`MIXERS` at most once per layer), e.g. ``["conv+linear",
+            "conv+window"]``. None means :func:`default_layer_pattern` (stored resolved).
+        window: sliding-window size ``w`` of the ``"window"`` mixer: query ``i`` sees keys
+            ``i - w < j <= i``.
+        conv_kernel_size: taps of the short causal convolution.
+        rope_base: RoPE frequency base of the ``"window"`` mixer.
+    """
+
+    feature_map: str = "taylor"
+    mlp: str = "swiglu"
+    norm: str = "rmsnorm"
+    layer_pattern: list[str] | None = None
+    window: int = 64
+    conv_kernel_size: int = 3
+    rope_base: float = 10000.0
+
+    def __post_init__(self) -> None:
+        if self.layer_pattern is None and isinstance(self.n_layers, int) and not isinstance(self.n_layers, bool) \
+                and self.n_layers >= 1:
+            self.layer_pattern = default_layer_pattern(self.n_layers)
+        self.validate()
+
+    @property
+    def pattern(self) -> list[tuple[str, ...]]:
+        """The mixers of each layer, e.g. ``[("conv", "linear"), ("conv", "window")]``."""
+        return [tuple(entry.split("+")) for entry in self.layer_pattern or []]
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first bad field (and listing valid values)."""
+        super().validate()
+        _positive_int(self.window, "window")
+        _positive_int(self.conv_kernel_size, "conv_kernel_size")
+        if isinstance(self.rope_base, bool) or not isinstance(self.rope_base, (int, float)) or self.rope_base <= 1:
+            raise ValueError(f"rope_base must be a number > 1, got {self.rope_base!r}")
+        pattern = self.layer_pattern
+        if not isinstance(pattern, (list, tuple)) or not all(isinstance(e, str) for e in pattern):
+            raise ValueError(
+                f"layer_pattern must be a list of strings made of {list(MIXERS)} joined by '+', got {pattern!r}"
+            )
+        if len(pattern) != self.n_layers:
+            raise ValueError(f"layer_pattern must have n_layers={self.n_layers} entries, got {len(pattern)}")
+        for entry in pattern:
+            names = entry.split("+")
+            if not names or any(n not in MIXERS for n in names) or len(set(names)) != len(names):
+                raise ValueError(
+                    f"layer_pattern entries must join distinct mixers from {list(MIXERS)} with '+' "
+                    f"(e.g. 'conv+linear'), got {entry!r}"
+                )
+        self.layer_pattern = list(pattern)
+        if any("window" in layer for layer in self.pattern) and self.head_dim % 2:
+            raise ValueError(f"a 'window' mixer (RoPE) needs an even head dim d_model/n_heads, got {self.head_dim}")
+
+    def window_backend(self, device: torch.device | str | None = None) -> str | None:
+        """``backend=`` for :func:`~linattn_edu.kernels.flash_attention` in the window mixer.
+
+        ``attn_backend`` if set; else ``"torch"`` on a CPU or for a head dim the kernel lacks,
+        and None (the kernel chooses) on a GPU.
+        """
+        if self.attn_backend is not None:
+            return self.attn_backend
+        device = torch.device("cpu" if device is None else device)
+        if device.type == "cpu" or self.head_dim not in _kernels().SUPPORTED_HEAD_DIMS:
+            return "torch"
+        return None
+
+
+# ----------------------------------------------------------------------------------------------
+# Layers
+# ----------------------------------------------------------------------------------------------
+
+
+class GatedMLP(nn.Module):
+    """SwiGLU feed-forward: ``FcOut(silu(gate) ⊙ value)`` with ``[value, gate] = FcIn(x)``.
+
+    ``FcIn`` maps ``C`` to ``2·h`` units with ``h = round(ratio·C / 2)`` (the official Based MLP
+    projects to ``4C`` and splits it in two), ``FcOut`` maps ``h`` back to ``C``.
+    ``(B, T, C) -> (B, T, C)``.
+    """
+
+    def __init__(self, dim: int, ratio: float = 4.0, dropout: float = 0.0) -> None:
+        super().__init__()
+        hidden = max(1, int(round(ratio * dim / 2)))
+        self.fc_in = nn.Linear(dim, 2 * hidden)
+        self.fc_out = nn.Linear(hidden, dim)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, T, C) -> (B, T, C)``."""
+        value, gate = self.fc_in(x).chunk(2, dim=-1)
+        return self.dropout(self.fc_out(F.silu(gate) * value))
+
+
+class ShortConv(nn.Module):
+    """BaseConv-style gated short convolution: ``OutProj(Gate(x) ⊙ conv(In(x)))``.
+
+    ``conv`` is causal and depthwise (one ``kernel_size``-tap filter per channel, with a bias):
+    ``conv(u)_t = b + Σ_{s<K} w_s u_{t-s}``. ``(B, T, C) -> (B, T, C)``; the decode state is the
+    last ``K - 1`` conv inputs ``(B, C, K - 1)``, zeros before the first token.
+    """
+
+    def __init__(self, dim: int, kernel_size: int = 3) -> None:
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.in_proj = nn.Linear(dim, dim)
+        self.gate_proj = nn.Linear(dim, dim)
+        self.conv = nn.Conv1d(dim, dim, kernel_size, groups=dim, bias=True)
+        self.out_proj = nn.Linear(dim, dim, bias=False)
+
+    def forward(
+        self, x: torch.Tensor, state: torch.Tensor | None = None, *, position: int = 0, keep_state: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """x ``(B, T, C)``; state ``(B, C, K-1)`` or None. Returns ``(y (B, T, C), state or None)``."""
+        b, t, c = x.shape
+        u = self.in_proj(x).transpose(1, 2)  # (B, C, T)
+        if state is None:
+            state = u.new_zeros(b, c, self.kernel_size - 1)
+        full = torch.cat([state.to(u.dtype), u], dim=2)  # (B, C, K-1+T): the past, then this call
+        conv = F.conv1d(full, self.conv.weight, self.conv.bias, groups=c)  # (B, C, T)
+        y = self.out_proj(self.gate_proj(x) * conv.transpose(1, 2))
+        new_state = full[:, :, full.shape[2] - (self.kernel_size - 1):] if keep_state else None
+        return y, new_state
+
+
+class LinearAttention(nn.Module):
+    """Multi-head causal linear attention with a feature map; ``(B, T, C) -> (B, T, C)``.
+
+    ``q, k``: ``Linear(C -> H·d)`` with ``d = feature_dim``, then φ: ``(B, H, T, F)``;
+    ``v``: ``Linear(C -> H·D)``, ``(B, H, T, D)``; output ``Linear(H·D -> C)``. The decode state
+    is a :class:`~linattn_edu.kernels.LinearAttentionState` ``(S (B, H, F, D), z (B, H, F))``.
+    """
+
+    def __init__(self, cfg: LinearConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        h, d, hd = cfg.n_heads, cfg.feature_dim, cfg.head_dim
+        self.q_proj = nn.Linear(cfg.d_model, h * d, bias=False)
+        self.k_proj = nn.Linear(cfg.d_model, h * d, bias=False)
+        self.v_proj = nn.Linear(cfg.d_model, h * hd, bias=False)
+        self.out_proj = nn.Linear(h * hd, cfg.d_model, bias=False)
+
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``φ(q), φ(k)`` ``(B, H, T, F)`` and ``v`` ``(B, H, T, D)`` of ``x`` ``(B, T, C)``."""
+        cfg = self.cfg
+        b, t, _ = x.shape
+        q = self.q_proj(x).view(b, t, cfg.n_heads, cfg.feature_dim).transpose(1, 2)
+        k = self.k_proj(x).view(b, t, cfg.n_heads, cfg.feature_dim).transpose(1, 2)
+        v = self.v_proj(x).view(b, t, cfg.n_heads, cfg.head_dim).transpose(1, 2)
+        return feature_map_torch(q, cfg.feature_map), feature_map_torch(k, cfg.feature_map), v
+
+    def forward(
+        self, x: torch.Tensor, state: Any = None, *, position: int = 0, keep_state: bool = True
+    ) -> tuple[torch.Tensor, Any]:
+        """x ``(B, T, C)``; state ``(S, z)`` or None. Returns ``(y (B, T, C), new state or None)``.
+
+        Without a state: the chunked form (:func:`~linattn_edu.kernels.chunked_linear_attention`).
+        One token with a state: the recurrent form
+        (:func:`~linattn_edu.kernels.linear_attention_step`). Several tokens after a state
+        (chunked prefill): the chunked form without normalization on ``[v, 1]`` (numerator and
+        denominator of the new tokens) plus the state's contribution ``φ(q)ᵀS``, ``φ(q)ᵀz``.
+        """
+        cfg = self.cfg
+        kernels = _kernels()
+        b, t, _ = x.shape
+        fq, fk, v = self.features(x)
+        compute = torch.float64 if fq.dtype == torch.float64 else torch.float32
+        new_state = None
+        if state is not None and t == 1:
+            o, new_state = kernels.linear_attention_step(
+                fq[:, :, 0], fk[:, :, 0], v[:, :, 0], state, normalize=cfg.normalize, eps=cfg.eps
+            )
+            o = o[:, :, None]
+        else:
+            backend = cfg.linear_backend(x.device)
+            if state is None:
+                o = kernels.chunked_linear_attention(
+                    fq, fk, v, chunk_size=cfg.chunk_size, normalize=cfg.normalize, eps=cfg.eps, backend=backend
+                )
+            else:
+                s0, z0 = state[0].to(compute), state[1].to(compute)
+                fq_c, fk_c, v_c = fq.to(compute), fk.to(compute), v.to(compute)
+                ones = torch.ones(b, cfg.n_heads, t, 1, dtype=compute, device=x.device)
+                y = kernels.chunked_linear_attention(
+                    fq_c, fk_c, torch.cat([v_c, ones], dim=-1), chunk_size=cfg.chunk_size, normalize=False,
+                    backend=backend,
+                )
+                num = y[..., :-1] + fq_c @ s0  # (B, H, T, D)
+                den = y[..., -1:] + (fq_c @ z0[..., None])  # (B, H, T, 1)
+                o = (num / (den + cfg.eps) if cfg.normalize else num).to(v.dtype)
+            if keep_state:
+                fk_c, v_c = fk.to(compute), v.to(compute)
+                s = fk_c.transpose(-1, -2) @ v_c  # Σ_j φ(k_j) v_jᵀ: (B, H, F, D)
+                z = fk_c.sum(dim=2)  # (B, H, F)
+                if state is not None:
+                    s, z = s + state[0].to(compute), z + state[1].to(compute)
+                new_state = kernels.LinearAttentionState(s, z)
+        o = o.transpose(1, 2).reshape(b, t, cfg.n_heads * cfg.head_dim)
+        return self.out_proj(o), (new_state if keep_state else None)
+
+
+class WindowAttention(nn.Module):
+    """Sliding-window causal softmax attention with RoPE; ``(B, T, C) -> (B, T, C)``.
+
+    Query ``i`` sees keys ``i - window < j <= i``, through
+    :func:`~linattn_edu.kernels.flash_attention` (``window=``). The decode state is
+    ``(K, V)``, each ``(B, H, min(T, window), D)`` (keys after RoPE).
+    """
+
+    def __init__(self, cfg: BasedConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        d, h, hd = cfg.d_model, cfg.n_heads, cfg.head_dim
+        self.qkv_proj = nn.Linear(d, 3 * h * hd, bias=False)
+        self.out_proj = nn.Linear(h * hd, d, bias=False)
+
+    def forward(
+        self, x: torch.Tensor, state: Any = None, *, position: int = 0, keep_state: bool = True
+    ) -> tuple[torch.Tensor, Any]:
+        """x ``(B, T, C)`` at absolute positions ``position..position+T-1``; state ``(K, V)`` or None."""
+        cfg = self.cfg
+        b, t, _ = x.shape
+        q, k, v = self.qkv_proj(x).view(b, t, 3, cfg.n_heads, cfg.head_dim).permute(2, 0, 3, 1, 4)
+        cos, sin = rope_cos_sin(
+            torch.arange(position, position + t, device=x.device), cfg.head_dim, base=cfg.rope_base, dtype=x.dtype
+        )
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if state is not None:
+            k = torch.cat([state[0].to(k.dtype), k], dim=2)
+            v = torch.cat([state[1].to(v.dtype), v], dim=2)
+        o = _kernels().flash_attention(q, k, v, causal=True, window=cfg.window, backend=cfg.window_backend(x.device))
+        o = o.transpose(1, 2).reshape(b, t, cfg.n_heads * cfg.head_dim)
+        new_state = (k[:, :, -cfg.window:], v[:, :, -cfg.window:]) if keep_state else None
+        return self.out_proj(o), new_state
+
+
+def _make_mixer(name: str, cfg: LinearConfig) -> nn.Module:
+    if name == "linear":
+        return LinearAttention(cfg)
+    if name == "window":
+        return WindowAttention(cfg)  # type: ignore[arg-type]
+    return ShortConv(cfg.d_model, cfg.conv_kernel_size)  # type: ignore[attr-defined]
+
+
+def _make_mlp(cfg: LinearConfig) -> nn.Module | None:
+    if cfg.mlp == "gelu":
+        return MLP(cfg.d_model, cfg.mlp_ratio, cfg.dropout)
+    if cfg.mlp == "swiglu":
+        return GatedMLP(cfg.d_model, cfg.mlp_ratio, cfg.dropout)
+    return None
+
+
+class _Block(nn.Module):
+    """One layer: ``x + Mixer(Norm(x))`` for each of its mixers, then ``x + MLP(Norm(x))``."""
+
+    def __init__(self, cfg: LinearConfig, mixers: tuple[str, ...]) -> None:
+        super().__init__()
+        self.mixer_names = mixers
+        self.norms = nn.ModuleList(make_norm(cfg.norm, cfg.d_model) for _ in mixers)
+        self.mixers = nn.ModuleDict({name: _make_mixer(name, cfg) for name in mixers})
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.mlp = _make_mlp(cfg)
+        self.norm_mlp = make_norm(cfg.norm, cfg.d_model) if self.mlp is not None else None
+
+    def forward(
+        self, x: torch.Tensor, states: dict[str, Any] | None, position: int, keep_state: bool
+    ) -> tuple[torch.Tensor, dict[str, Any]]:
+        new_states: dict[str, Any] = {}
+        for name, norm in zip(self.mixer_names, self.norms):
+            y, st = self.mixers[name](
+                norm(x), None if states is None else states[name], position=position, keep_state=keep_state
+            )
+            x = x + self.dropout(y)
+            if keep_state:
+                new_states[name] = st
+        if self.mlp is not None:
+            x = x + self.mlp(self.norm_mlp(x))
+        return x, new_states
+
+
+# ----------------------------------------------------------------------------------------------
+# The cache and the models
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class MixerCache:
+    """The decoding state of a ``"linear"`` or ``"based"`` model.
+
+    Attributes:
+        layers: one dict per layer, mixer name -> its state: ``"linear"``:
+            ``LinearAttentionState(S (B, H, F, D), z (B, H, F))``; ``"window"``: ``(K, V)`` each
+            ``(B, H, min(T, window), D)``; ``"conv"``: ``(B, C, kernel_size - 1)``.
+        position: tokens consumed so far (the next token's absolute position).
+
+    Not modified in place: ``model.step`` returns a new cache.
+    """
+
+    layers: list[dict[str, Any]]
+    position: int
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of all state tensors (:func:`~linattn_edu.models.common.cache_bytes`)."""
+        return cache_bytes(self)
+
+    @property
+    def batch_size(self) -> int:
+        """``B``, read from the first state tensor."""
+        for layer in self.layers:
+            for st in layer.values():
+                tensor = st if isinstance(st, torch.Tensor) else st[0]
+                return int(tensor.shape[0])
+        return 0
+
+
+class _MixerLM(nn.Module):
+    """Embedding, residual blocks of sequence mixers (+ MLP), final norm, LM head."""
+
+    kind = "_mixer"
+    config_class: type[LinearConfig] = LinearConfig
+
+    def __init__(self, *, vocab_size: int, d_model: int, n_layers: int, n_heads: int, **options: Any) -> None:
+        super().__init__()
+        fields = {f.name for f in dataclasses.fields(self.config_class)}
+        unknown = sorted(set(options) - fields)
+        if unknown:
+            valid = sorted(fields - {"vocab_size", "d_model", "n_layers", "n_heads"})
+            raise ValueError(f"unknown option(s) {unknown} for kind {self.kind!r}; valid options: {valid}")
+        cfg = self.config_class(vocab_size=vocab_size, d_model=d_model, n_layers=n_layers, n_heads=n_heads, **options)
+        self.config = cfg
+
+        self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.emb_dropout = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(_Block(cfg, mixers) for mixers in cfg.pattern)
+        self.norm_out = make_norm(cfg.norm, cfg.d_model)
+        self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+
+        self.apply(self._init_weights)
+        n_residual = sum(len(m) + (cfg.mlp != "none") for m in cfg.pattern)
+        for block in self.blocks:  # GPT-2: shrink the residual branches' last layers with depth
+            outs = [mixer.out_proj for mixer in block.mixers.values()]
+            if block.mlp is not None:
+                outs.append(block.mlp.fc_out)
+            for lin in outs:
+                nn.init.normal_(lin.weight, std=0.02 / math.sqrt(n_residual))
+        if cfg.tie_embeddings:
+            self.lm_head.weight = self.tok_emb.weight
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def _run(
+        self, tokens: torch.Tensor, cache: MixerCache | None, keep_cache: bool
+    ) -> tuple[torch.Tensor, MixerCache | None]:
+        """Logits ``(B, T, V)`` for ``tokens`` ``(B, T)`` placed after ``cache``; the new cache if asked."""
+        start = 0 if cache is None else cache.position
+        x = self.emb_dropout(self.tok_emb(tokens))
+        layers = []
+        for i, block in enumerate(self.blocks):
+            x, states = block(x, None if cache is None else cache.layers[i], start, keep_cache)
+            layers.append(states)
+        logits = self.lm_head(self.norm_out(x))
+        return logits, (MixerCache(layers, start + tokens.shape[1]) if keep_cache else None)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``(B, T)`` int64 token ids -> ``(B, T, vocab_size)`` logits (position ``t`` predicts ``t+1``).
+
+        Raises:
+            TypeError / ValueError: bad ``tokens`` (the message names them).
+        """
+        tokens = check_tokens(tokens, self.config.vocab_size)
+        return self._run(tokens, None, keep_cache=False)[0]
+
+    def prefill(self, tokens: torch.Tensor, cache: MixerCache | None = None) -> tuple[torch.Tensor, MixerCache]:
+        """Process a prompt ``(B, T)``: returns ``(logits (B, T, V), cache)``.
+
+        ``logits[:, -1]`` predicts the next token. With ``cache`` the prompt continues an earlier
+        one (chunked prefill).
+        """
+        tokens = check_tokens(tokens, self.config.vocab_size)
+        if cache is not None:
+            self._check_cache(cache, tokens.shape[0])
+        logits, new_cache = self._run(tokens, cache, keep_cache=True)
+        return logits, new_cache  # type: ignore[return-value]
+
+    def step(self, token: torch.Tensor, cache: MixerCache) -> tuple[torch.Tensor, MixerCache]:
+        """Decode one token per sequence: ``token (B,)`` int64 -> ``(logits (B, V), new cache)``.
+
+        Linear-attention layers update ``(S, z)`` with one outer product (the recurrent form),
+        window layers attend over at most ``window`` cached keys, conv layers shift their
+        ``kernel_size - 1`` inputs: the cost of a step does not grow with the context (beyond
+        the window). The cache passed in is not modified.
+        """
+        token = check_tokens(token, self.config.vocab_size, name="token", ndim=1)
+        self._check_cache(cache, token.shape[0])
+        logits, new_cache = self._run(token[:, None], cache, keep_cache=True)
+        return logits[:, -1], new_cache  # type: ignore[return-value]
+
+    def _check_cache(self, cache: Any, batch: int) -> None:
+        if not isinstance(cache, MixerCache):
+            raise TypeError(f"cache must be a MixerCache from prefill() or step(), got {type(cache).__name__}")
+        if len(cache.layers) != self.config.n_layers:
+            raise ValueError(f"cache must hold {self.config.n_layers} layers, got {len(cache.layers)}")
+        for i, (layer, mixers) in enumerate(zip(cache.layers, self.config.pattern)):
+            if set(layer) != set(mixers):
+                raise ValueError(f"cache layer {i} must hold states for {list(mixers)}, got {sorted(layer)}")
+        if cache.batch_size != batch:
+            raise ValueError(f"cache has batch size {cache.batch_size}, but the tokens have {batch}")
+
+    def extra_repr(self) -> str:
+        cfg = self.config
+        return (f"feature_map={cfg.feature_map!r}, feature_dim={cfg.feature_dim} (F={cfg.n_features}), "
+                f"heads={cfg.n_heads}, head_dim={cfg.head_dim}")
+
+
+@register_model("linear")
+class LinearTransformer(_MixerLM):
+    """A Transformer with causal linear attention in every layer; see the module docstring.
+
+    Build with ``build_model("linear", vocab_size=..., d_model=..., n_layers=..., n_heads=...,
+    feature_map="elu", feature_dim=16)``; options are the fields of :class:`LinearConfig`.
+    ``model(tokens)``: ``(B, T)`` int64 -> ``(B, T, vocab_size)``; ``prefill``/``step`` decode
+    with a :class:`MixerCache` of constant size.
+    """
+
+    kind = "linear"
+    config_class = LinearConfig
+
+
+@register_model("based")
+class Based(_MixerLM):
+    """Based: short gated convolutions, Taylor linear attention and sliding-window attention.
+
+    Build with ``build_model("based", vocab_size=..., d_model=..., n_layers=..., n_heads=...,
+    feature_dim=16, window=64, layer_pattern=None)``; options are the fields of
+    :class:`BasedConfig` (see the module docstring for the default layer pattern).
+    ``model(tokens)``: ``(B, T)`` int64 -> ``(B, T, vocab_size)``; ``prefill``/``step`` decode
+    with a :class:`MixerCache` whose size is bounded (window) or constant (the rest).
+    """
+
+    kind = "based"
+    config_class = BasedConfig
+
+    def extra_repr(self) -> str:
+        cfg = self.config
+        return f"{super().extra_repr()}, window={cfg.window}, layer_pattern={cfg.layer_pattern}"
