@@ -177,3 +177,62 @@ def load_results(name: str, *, directory: Path | None = None) -> dict[str, Any] 
     if missing:
         raise ValueError(f"results file {path} lacks provenance fields {sorted(missing)}")
     return record
+
+
+def _proc_status_kib(field: str) -> int | None:
+    """A ``kB`` field of ``/proc/self/status`` (e.g. ``"VmRSS"``) in KiB, or None if unreadable."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def peak_rss_bytes(fn: Callable[[], Any]) -> int | None:
+    """How far the process's resident memory rises above its starting point while ``fn()`` runs, in bytes.
+
+    A real measurement of CPU memory, PyTorch's allocator included (unlike
+    :func:`peak_memory_bytes`' ``tracemalloc``, which sees only Python and NumPy allocations):
+
+    1. free what can be freed: ``gc.collect()`` and glibc's ``malloc_trim(0)``, which returns
+       cached free heap pages to the OS, so memory freed earlier is not silently reused;
+    2. read the resident set size ``VmRSS`` from ``/proc/self/status`` (the baseline);
+    3. reset the kernel's high-water mark by writing ``"5"`` to ``/proc/self/clear_refs`` (Linux
+       >= 4.0): from now on ``VmHWM`` is the peak RSS since this moment;
+    4. run ``fn()``, then return ``VmHWM - baseline`` (at least 0).
+
+    It counts pages actually touched, so an allocation that is never written to costs nothing,
+    and it sees the whole process: other threads' allocations during ``fn()`` count too. The
+    granularity is one page (4 KiB).
+
+    ``fn()`` is always called exactly once (its return value is discarded). Returns None where
+    this cannot be measured: not Linux, ``/proc`` unavailable, or ``clear_refs`` not writable.
+    """
+    import gc
+
+    gc.collect()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass
+    baseline = _proc_status_kib("VmRSS")
+    supported = baseline is not None
+    if supported:
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+        except OSError:
+            supported = False
+    fn()
+    if not supported:
+        return None
+    peak = _proc_status_kib("VmHWM")
+    if peak is None:
+        return None
+    return max(0, peak - baseline) * 1024
+
+__all__.append("peak_rss_bytes")

@@ -21,8 +21,9 @@ Position encodings (``pos=``):
     Rotary embeddings on q and k (rotate-half layout, see
     :func:`~linattn_edu.models.common.apply_rope`), base ``rope_base``. Works at any length.
 ``"sinusoidal"``
-    Fixed sin/cos vectors added to the token embeddings, computed on the fly for any position
-    (no table, so no length limit; beyond the training length they are merely unfamiliar).
+    Fixed sin/cos vectors added to the token embeddings (scaled by ``sqrt(d_model)`` first, as
+    in Vaswani et al.), computed on the fly for any position (no table, so no length limit;
+    beyond the training length they are merely unfamiliar).
 ``"learned"``
     A trained table of ``max_len`` vectors added to the token embeddings. Positions past
     ``max_len`` have no vector: a ``ValueError`` names ``max_len``.
@@ -291,7 +292,9 @@ class Transformer(nn.Module):
         if self.pos_emb is not None:
             x = x + self.pos_emb(positions)
         elif cfg.pos == "sinusoidal":
-            x = x + sinusoidal_positions(positions, cfg.d_model).to(x.dtype)
+            # Vaswani et al. scale the token embeddings by sqrt(d_model) before adding the unit-scale
+            # sinusoids; without it the position vector would swamp the small-initialized embedding.
+            x = x * math.sqrt(cfg.d_model) + sinusoidal_positions(positions, cfg.d_model).to(x.dtype)
         x = self.emb_dropout(x)
         rope = rope_cos_sin(positions, cfg.head_dim, base=cfg.rope_base, dtype=x.dtype) if cfg.pos == "rope" else None
 
