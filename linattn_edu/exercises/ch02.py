@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ..reference import attention_mask
+from ._common import report as _report, failure as _failure
 
 __all__ = [
     "check_scale_kernel",
@@ -28,18 +29,6 @@ __all__ = [
 ]
 
 _SENTINEL = -7.0  # what the guard cells and untouched outputs hold
-
-
-def _report(ok: bool, name: str, message: str, quiet: bool) -> bool:
-    if not quiet:
-        print(f"{'✓' if ok else '✗'} {name}: {message}")
-    return ok
-
-
-def _failure(name: str, err: BaseException, quiet: bool) -> bool:
-    if isinstance(err, NotImplementedError):
-        return _report(False, name, "not solved yet (NotImplementedError) — fill in the function", quiet)
-    return _report(False, name, f"your code raised {type(err).__name__}: {err}", quiet)
 
 
 def _kernel_device(kernel: Any) -> torch.device:

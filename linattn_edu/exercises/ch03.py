@@ -14,28 +14,11 @@ from typing import Any, Callable
 import numpy as np
 
 from ..reference import alibi_bias, alibi_bias_official, alibi_slopes
+from ._common import report as _report, failure as _failure, as_array as _as_array
 
 __all__ = ["check_alibi_slopes", "check_symmetric_alibi_bias", "check_official_row_offset"]
 
 _ATOL = 1e-12  # everything here is exact float64 arithmetic on powers of two and small integers
-
-
-def _report(ok: bool, name: str, message: str, quiet: bool) -> bool:
-    if not quiet:
-        print(f"{'✓' if ok else '✗'} {name}: {message}")
-    return ok
-
-
-def _failure(name: str, err: BaseException, quiet: bool) -> bool:
-    if isinstance(err, NotImplementedError):
-        return _report(False, name, "not solved yet (NotImplementedError) — fill in the function", quiet)
-    return _report(False, name, f"your code raised {type(err).__name__}: {err}", quiet)
-
-
-def _as_array(value: Any) -> np.ndarray:
-    if hasattr(value, "detach"):  # a torch tensor
-        value = value.detach().cpu().double().numpy()
-    return np.asarray(value, dtype=np.float64)
 
 
 def _compare(got: Any, expected: np.ndarray) -> tuple[str | None, float]:

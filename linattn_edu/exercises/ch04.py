@@ -28,6 +28,7 @@ from ..reference import (
     linear_attention,
     linear_attention_state_bytes,
 )
+from ._common import report as _report, failure as _failure, as_array as _as_array
 
 __all__ = [
     "check_elu_feature_map",
@@ -37,24 +38,6 @@ __all__ = [
 ]
 
 _RTOL = 1e-10  # float64 arithmetic in a different order: errors are ~1e-15 relative
-
-
-def _report(ok: bool, name: str, message: str, quiet: bool) -> bool:
-    if not quiet:
-        print(f"{'✓' if ok else '✗'} {name}: {message}")
-    return ok
-
-
-def _failure(name: str, err: BaseException, quiet: bool) -> bool:
-    if isinstance(err, NotImplementedError):
-        return _report(False, name, "not solved yet (NotImplementedError) — fill in the function", quiet)
-    return _report(False, name, f"your code raised {type(err).__name__}: {err}", quiet)
-
-
-def _as_array(value: Any) -> np.ndarray:
-    if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().double().numpy()
-    return np.asarray(value, dtype=np.float64)
 
 
 def _close(got: np.ndarray, expected: np.ndarray) -> bool:
