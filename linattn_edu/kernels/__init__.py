@@ -59,3 +59,25 @@ __all__ += [
     "linear_attention_config",
     "linear_attention_step",
 ]
+
+from .scan import (
+    causal_conv1d,
+    causal_conv1d_config,
+    causal_conv1d_step,
+    causal_conv1d_torch,
+    linear_scan,
+    linear_scan_config,
+    linear_scan_step,
+    linear_scan_torch,
+)
+
+__all__ += [
+    "causal_conv1d",
+    "causal_conv1d_config",
+    "causal_conv1d_step",
+    "causal_conv1d_torch",
+    "linear_scan",
+    "linear_scan_config",
+    "linear_scan_step",
+    "linear_scan_torch",
+]

@@ -87,3 +87,42 @@ __all__ += [
     "model_state_bytes",
     "state_bytes",
 ]
+
+# The Griffin chapter: gated linear recurrences (Hawk) and local attention (Griffin).
+from .griffin import (
+    GRIFFIN_BACKENDS,
+    GRIFFIN_BLOCKS,
+    RGLRU,
+    BlockDiagonalLinear,
+    CausalConv1d,
+    Griffin,
+    GriffinCache,
+    GriffinConfig,
+    GriffinMLP,
+    Hawk,
+    HawkConfig,
+    LocalAttention,
+    RecurrentBlock,
+    RecurrentState,
+    griffin_layer_pattern,
+    sqrt_bounded_grad,
+)
+
+__all__ += [
+    "GRIFFIN_BACKENDS",
+    "GRIFFIN_BLOCKS",
+    "RGLRU",
+    "BlockDiagonalLinear",
+    "CausalConv1d",
+    "Griffin",
+    "GriffinCache",
+    "GriffinConfig",
+    "GriffinMLP",
+    "Hawk",
+    "HawkConfig",
+    "LocalAttention",
+    "RecurrentBlock",
+    "RecurrentState",
+    "griffin_layer_pattern",
+    "sqrt_bounded_grad",
+]

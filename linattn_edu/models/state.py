@@ -9,6 +9,8 @@ plots of recall against state size (the Based paper's Pareto frontier)::
     74256
     >>> state_bytes("based", seq_len=1024, d_model=64, n_layers=2, n_heads=4)   # window of 64
     54024
+    >>> state_bytes("hawk", seq_len=1024, d_model=64, n_layers=2, n_heads=4)    # constant
+    1024
 
 The formulas (per sequence; ``D = d_model / n_heads``, ``b`` bytes per element):
 
@@ -18,14 +20,18 @@ The formulas (per sequence; ``D = d_model / n_heads``, ``b`` bytes per element):
   (:func:`~linattn_edu.reference.linear_attention_state_bytes`; ``z`` is counted even with
   ``normalize=False`` because the cache keeps it);
 - ``"based"``: the sum over the mixers of its ``layer_pattern``: ``"linear"`` as above,
-  ``"window"`` ``2 · H · D · min(T, window) · b``, ``"conv"`` ``d_model · (kernel_size - 1) · b``.
+  ``"window"`` ``2 · H · D · min(T, window) · b``, ``"conv"`` ``d_model · (kernel_size - 1) · b``;
+- ``"hawk"``: ``layers · (W · (conv_width - 1) · b + W · b_state)`` with ``W = lru_width`` (the
+  conv's last inputs and the RG-LRU state ``h``);
+- ``"griffin"``: each ``"recurrent"`` layer of its ``layer_pattern`` as in Hawk, each
+  ``"attention"`` layer ``2 · H_kv · D · min(T, window) · b`` (multi-query: ``H_kv = 1``).
 
 They equal :func:`~linattn_edu.models.cache_bytes` of a real model's cache after a prefill of
 ``seq_len`` tokens (batch 1) when ``bytes_per_element`` is the model's element size. One caveat:
-the linear-attention state is accumulated in float32 even in a 16-bit model (the kernels' choice:
-a 16-bit sum of ``T`` outer products loses precision and can overflow), so for a bf16 model's
-actual cache pass ``state_bytes_per_element=4``; the default counts it at ``bytes_per_element``,
-as papers do when they compare state sizes.
+the linear-attention state (and the RG-LRU state ``h``) is accumulated in float32 even in a 16-bit
+model (the kernels' choice, and the official Griffin code's: a 16-bit sum of ``T`` terms loses
+precision and can overflow), so for a bf16 model's actual cache pass ``state_bytes_per_element=4``;
+the default counts it at ``bytes_per_element``, as papers do when they compare state sizes.
 """
 
 from __future__ import annotations
@@ -37,15 +43,22 @@ import torch
 from torch import nn
 
 from ..reference.attention import kv_cache_bytes
+from .griffin import GriffinConfig, HawkConfig
 from .linear import BasedConfig, LinearConfig
 from .transformer import TransformerConfig
 
 __all__ = ["STATE_KINDS", "state_bytes", "model_state_bytes"]
 
 #: Kinds :func:`state_bytes` knows.
-STATE_KINDS = ("transformer", "linear", "based")
+STATE_KINDS = ("transformer", "linear", "based", "hawk", "griffin")
 
-_CONFIGS: dict[str, type] = {"transformer": TransformerConfig, "linear": LinearConfig, "based": BasedConfig}
+_CONFIGS: dict[str, type] = {
+    "transformer": TransformerConfig,
+    "linear": LinearConfig,
+    "based": BasedConfig,
+    "hawk": HawkConfig,
+    "griffin": GriffinConfig,
+}
 
 
 def _check_count(value: Any, name: str, minimum: int) -> int:
@@ -57,6 +70,17 @@ def _check_count(value: Any, name: str, minimum: int) -> int:
 def _linear_layer_bytes(cfg: LinearConfig, bpe: int) -> int:
     f, d = cfg.n_features, cfg.head_dim
     return cfg.n_heads * (f * d + f) * bpe
+
+
+def _griffin_bytes(cfg: HawkConfig, seq_len: int, bpe: int, sbpe: int) -> int:
+    """Hawk / Griffin: conv inputs + RG-LRU state per recurrent layer, a window of K, V per attention layer."""
+    total = 0
+    for block in cfg.pattern:
+        if block == "recurrent":
+            total += cfg.lru_width * (cfg.conv_width - 1) * bpe + cfg.lru_width * sbpe
+        else:  # local attention (GriffinConfig)
+            total += 2 * cfg.n_kv_heads * cfg.head_dim * min(seq_len, cfg.window) * bpe  # type: ignore[attr-defined]
+    return int(total)
 
 
 def state_bytes(
@@ -78,12 +102,13 @@ def state_bytes(
         d_model, n_layers, n_heads: the model's sizes, as given to ``build_model``.
         bytes_per_element: element size of keys, values and conv states (2 for fp16/bf16,
             4 for float32, 8 for float64).
-        state_bytes_per_element: element size of linear-attention states ``(S, z)``; None means
-            ``bytes_per_element`` (see the module docstring for 16-bit models, whose real cache
-            holds them in float32).
+        state_bytes_per_element: element size of linear-attention states ``(S, z)`` and RG-LRU
+            states ``h``; None means ``bytes_per_element`` (see the module docstring for 16-bit
+            models, whose real cache holds them in float32).
         **options: the kind's options as for ``build_model`` (e.g. ``window``, ``n_kv_heads``,
-            ``feature_map``, ``feature_dim``, ``layer_pattern``); ``vocab_size`` may be passed and
-            is ignored, so ``state_bytes(model.kind, seq_len=T, **asdict(model.config))`` works.
+            ``feature_map``, ``feature_dim``, ``layer_pattern``, ``lru_width``, ``conv_width``);
+            ``vocab_size`` may be passed and is ignored, so
+            ``state_bytes(model.kind, seq_len=T, **asdict(model.config))`` works.
 
     Returns:
         The number of bytes, an int.
@@ -113,6 +138,8 @@ def state_bytes(
         return kv_cache_bytes(
             cached, n_layers=cfg.n_layers, n_kv_heads=cfg.n_kv_heads, head_dim=cfg.head_dim, bytes_per_element=bpe
         )
+    if kind in ("hawk", "griffin"):
+        return _griffin_bytes(cfg, seq_len, bpe, sbpe)
     total = 0
     for mixers in cfg.pattern:
         for name in mixers:
@@ -129,9 +156,9 @@ def model_state_bytes(model: nn.Module, *, seq_len: int, bytes_per_element: int 
     """:func:`state_bytes` of a built zoo model (its ``kind`` and ``config``) after ``seq_len`` tokens.
 
     ``bytes_per_element`` defaults to the element size of the model's parameters; for a 16-bit
-    model linear-attention states are counted at 4 bytes (float32, as its cache holds them), so
-    the result equals ``cache_bytes`` of the model's cache after a prefill of ``seq_len`` tokens
-    with batch size 1.
+    model linear-attention and RG-LRU states are counted at 4 bytes (float32, as its cache holds
+    them), so the result equals ``cache_bytes`` of the model's cache after a prefill of
+    ``seq_len`` tokens with batch size 1.
 
     Raises:
         ValueError: the model's kind is not one of :data:`STATE_KINDS`.

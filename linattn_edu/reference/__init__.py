@@ -45,3 +45,21 @@ __all__ += [
     "taylor_feature_map",
     "taylor_feature_map_compact",
 ]
+
+from .scan import (
+    SCAN_METHODS,
+    causal_conv1d,
+    linear_scan,
+    linear_scan_associative,
+    linear_scan_sequential,
+    rg_lru,
+)
+
+__all__ += [
+    "SCAN_METHODS",
+    "causal_conv1d",
+    "linear_scan",
+    "linear_scan_associative",
+    "linear_scan_sequential",
+    "rg_lru",
+]
