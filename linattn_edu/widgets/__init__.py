@@ -5,8 +5,18 @@ page of the book shows a meaningful figure; the sliders themselves need a live k
 (Jupyter or Colab).
 
 - :func:`plot_alibi`, :func:`alibi_widget` (Chapter 3): ALiBi's bias, slopes and attention pattern.
+- :func:`plot_recall_frontier`, :func:`recall_widget`: recall against state size on MQAR, the
+  stored sweep with a chosen model's state marked, and a button that trains it live.
+- :func:`plot_gates`, :func:`gates_widget`, :func:`plot_token_gates`: the RG-LRU's gates (Griffin/Hawk):
+  decay, memory horizon, impulse response and the √(1−a_t²) normalization; and a trained layer's
+  gates on a text snippet.
 """
 
 from .alibi import alibi_widget, plot_alibi
+from .recall import RecallExplorer, chosen_state_bytes, plot_recall_frontier, recall_widget
+from .gates import GatesExplorer, gates_widget, plot_gates, plot_token_gates
 
-__all__ = ["alibi_widget", "plot_alibi"]
+__all__ = [
+    "alibi_widget", "plot_alibi", "plot_recall_frontier", "recall_widget", "RecallExplorer", "chosen_state_bytes",
+    "plot_gates", "gates_widget", "plot_token_gates", "GatesExplorer",
+]

@@ -1,0 +1,302 @@
+"""Chapter 5's exercise checkers: right solutions pass, typical mistakes fail with a useful hint."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from linattn_edu.exercises import ch05
+from linattn_edu.reference import taylor_feature_map, taylor_feature_map_compact
+
+# --------------------------------------------------------------------------------------------
+# Exercise 1: 1 + x + x²/2
+# --------------------------------------------------------------------------------------------
+
+
+def taylor_exp_right(x: np.ndarray) -> np.ndarray:
+    return 1.0 + x + x**2 / 2.0
+
+
+def test_taylor_exp_right(capsys: pytest.CaptureFixture[str]) -> None:
+    assert ch05.check_taylor_exp(taylor_exp_right) is True
+    out = capsys.readouterr().out
+    assert out.startswith("✓ taylor_exp") and "max |err|" in out
+
+
+def test_taylor_exp_torch_result_accepted() -> None:
+    assert ch05.check_taylor_exp(lambda x: 1 + torch.from_numpy(x) + torch.from_numpy(x) ** 2 / 2,
+                                 quiet=True) is True
+
+
+@pytest.mark.parametrize(
+    "fn, hint",
+    [
+        (lambda x: 1.0 + x + x**2, "x²/2"),
+        (np.exp, "exp(x) itself"),
+        (lambda x: 1.0 + x, "add the quadratic term"),
+        (lambda x: x + x**2 / 2, "constant term 1"),
+        (lambda x: 1.0 + x**2 / 2, "linear term"),
+    ],
+)
+def test_taylor_exp_wrong(fn, hint: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert ch05.check_taylor_exp(fn) is False
+    out = capsys.readouterr().out
+    assert out.startswith("✗ taylor_exp") and hint in out and "max |err|" in out
+
+
+def test_taylor_exp_stub_crash_and_quiet(capsys: pytest.CaptureFixture[str]) -> None:
+    def stub(x):
+        raise NotImplementedError
+
+    assert ch05.check_taylor_exp(stub) is False
+    assert "not solved yet" in capsys.readouterr().out
+    assert ch05.check_taylor_exp(lambda x: x.reshape(-1)[0] + None) is False
+    assert "raised TypeError" in capsys.readouterr().out
+    assert ch05.check_taylor_exp(lambda x: None) is False
+    assert "None" in capsys.readouterr().out
+    assert ch05.check_taylor_exp(lambda x: taylor_exp_right(x).ravel()[:-1]) is False
+    assert "shape" in capsys.readouterr().out
+    assert ch05.check_taylor_exp(stub, quiet=True) is False
+    assert ch05.check_taylor_exp(taylor_exp_right, quiet=True) is True
+    assert capsys.readouterr().out == ""
+
+
+# --------------------------------------------------------------------------------------------
+# Exercise 2: the Taylor feature map
+# --------------------------------------------------------------------------------------------
+
+
+def feature_map_right(x: np.ndarray) -> np.ndarray:
+    d = x.shape[-1]
+    quad = (x[..., :, None] * x[..., None, :]).reshape(*x.shape[:-1], d * d)
+    return np.concatenate([np.ones_like(x[..., :1]), x / d**0.25, quad / (math.sqrt(2) * math.sqrt(d))], axis=-1)
+
+
+def feature_map_compact_right(x: np.ndarray) -> np.ndarray:
+    d = x.shape[-1]
+    a, b = np.triu_indices(d)
+    quad = x[..., a] * x[..., b] * np.where(a == b, 1.0, math.sqrt(2)) / (math.sqrt(2) * math.sqrt(d))
+    return np.concatenate([np.ones_like(x[..., :1]), x / d**0.25, quad], axis=-1)
+
+
+def _map(lin_scale, quad_scale, *, const=True, lin=True, quad=True):
+    def fn(x):
+        d = x.shape[-1]
+        parts = []
+        if const:
+            parts.append(np.ones_like(x[..., :1]))
+        if lin:
+            parts.append(x * lin_scale(d))
+        if quad:
+            parts.append((x[..., :, None] * x[..., None, :]).reshape(*x.shape[:-1], d * d) * quad_scale(d))
+        return np.concatenate(parts, axis=-1)
+    return fn
+
+
+def upper_triangle_no_sqrt2(x: np.ndarray) -> np.ndarray:
+    d = x.shape[-1]
+    a, b = np.triu_indices(d)
+    quad = x[..., a] * x[..., b] / (math.sqrt(2) * math.sqrt(d))
+    return np.concatenate([np.ones_like(x[..., :1]), x / d**0.25, quad], axis=-1)
+
+
+def test_feature_map_right(capsys: pytest.CaptureFixture[str]) -> None:
+    assert ch05.check_taylor_feature_map(feature_map_right) is True
+    out = capsys.readouterr().out
+    assert out.startswith("✓ taylor_feature_map") and "F = 73 for D = 8" in out and "compact" in out
+
+
+@pytest.mark.parametrize("fn", [taylor_feature_map, taylor_feature_map_compact, feature_map_compact_right])
+def test_feature_map_reference_and_compact_pass(fn, capsys: pytest.CaptureFixture[str]) -> None:
+    assert ch05.check_taylor_feature_map(fn) is True
+    assert "max |err|" in capsys.readouterr().out
+
+
+def test_feature_map_compact_reported(capsys: pytest.CaptureFixture[str]) -> None:
+    assert ch05.check_taylor_feature_map(taylor_feature_map_compact) is True
+    assert "F = 45 for D = 8: the compact symmetric layout" in capsys.readouterr().out
+
+
+def test_feature_map_torch_result_accepted() -> None:
+    assert ch05.check_taylor_feature_map(lambda x: torch.from_numpy(feature_map_right(x)), quiet=True) is True
+
+
+@pytest.mark.parametrize(
+    "fn, hint",
+    [
+        (_map(lambda d: d**-0.25, lambda d: 1 / math.sqrt(d)), "s²/2, not s²"),
+        (_map(lambda d: 1.0, lambda d: 1 / math.sqrt(2)), "scale by √D"),
+        (_map(lambda d: 1 / math.sqrt(d), lambda d: 1 / math.sqrt(2 * d)), "not x/√D"),
+        (_map(lambda d: 1.0, lambda d: 1 / math.sqrt(2 * d)), "not x unscaled"),
+        (_map(lambda d: d**-0.25, lambda d: 1 / (math.sqrt(2) * d)), "scaled by √D (not D)"),
+        (_map(lambda d: d**-0.25, lambda d: 1 / math.sqrt(2 * d), const=False), "constant feature 1"),
+        (_map(lambda d: d**-0.25, lambda d: 1 / math.sqrt(2 * d), lin=False), "include the linear block"),
+        (_map(lambda d: d**-0.25, lambda d: 1 / math.sqrt(2 * d), quad=False), "include the quadratic block"),
+        (upper_triangle_no_sqrt2, "multiply each off-diagonal entry by √2"),
+    ],
+)
+def test_feature_map_wrong(fn, hint: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert ch05.check_taylor_feature_map(fn) is False
+    out = capsys.readouterr().out
+    assert out.startswith("✗ taylor_feature_map") and hint in out and "max |err|" in out
+
+
+def test_feature_map_bad_shapes_and_stub(capsys: pytest.CaptureFixture[str]) -> None:
+    assert ch05.check_taylor_feature_map(lambda x: feature_map_right(x).reshape(-1, 1 + 8 + 64)
+                                         if x.ndim > 2 else feature_map_right(x)) is False
+    assert "leading dims" in capsys.readouterr().out
+    # φ padded with zeros: same dot products, but more than 1 + D + D² features
+    assert ch05.check_taylor_feature_map(lambda x: np.concatenate([feature_map_right(x), 0 * x], axis=-1)) is False
+    out = capsys.readouterr().out
+    assert "more than 1 + D + D²" in out and "compact" in out
+    assert ch05.check_taylor_feature_map(lambda x: None) is False
+    assert "None" in capsys.readouterr().out
+
+    def stub(x):
+        raise NotImplementedError
+
+    assert ch05.check_taylor_feature_map(stub) is False
+    assert "not solved yet" in capsys.readouterr().out
+    assert ch05.check_taylor_feature_map(stub, quiet=True) is False
+    assert capsys.readouterr().out == ""
+
+
+# --------------------------------------------------------------------------------------------
+# Exercise 3: sliding-window attention
+# --------------------------------------------------------------------------------------------
+
+
+def window_right(q, k, v, window):
+    t, d = q.shape
+    i, j = np.arange(t)[:, None], np.arange(t)[None, :]
+    scores = np.where((j <= i) & (j > i - window), q @ k.T / np.sqrt(d), -np.inf)
+    p = np.exp(scores - scores.max(axis=1, keepdims=True))
+    return (p / p.sum(axis=1, keepdims=True)) @ v
+
+
+def _window_variant(keep, scale=True, after=False):
+    def fn(q, k, v, window):
+        t, d = q.shape
+        i, j = np.arange(t)[:, None], np.arange(t)[None, :]
+        mask = keep(i, j, window)
+        s = q @ k.T / (np.sqrt(d) if scale else 1.0)
+        if after:
+            s = np.where(j <= i, s, -np.inf)
+            p = np.exp(s - s.max(axis=1, keepdims=True))
+            return (p / p.sum(axis=1, keepdims=True) * mask) @ v
+        s = np.where(mask, s, -np.inf)
+        with np.errstate(invalid="ignore"):
+            p = np.exp(s - s.max(axis=1, keepdims=True))
+            return (p / p.sum(axis=1, keepdims=True)) @ v
+    return fn
+
+
+def test_window_right(capsys: pytest.CaptureFixture[str]) -> None:
+    assert ch05.check_sliding_window_attention(window_right) is True
+    out = capsys.readouterr().out
+    assert out.startswith("✓ sliding_window_attention") and "max |err|" in out
+
+
+def test_window_torch_sdpa_accepted() -> None:
+    def fn(q, k, v, window):
+        t = q.shape[0]
+        i, j = torch.arange(t)[:, None], torch.arange(t)[None, :]
+        mask = (j <= i) & (j > i - window)
+        return torch.nn.functional.scaled_dot_product_attention(
+            torch.from_numpy(q), torch.from_numpy(k), torch.from_numpy(v), attn_mask=mask)
+
+    assert ch05.check_sliding_window_attention(fn, quiet=True) is True
+
+
+@pytest.mark.parametrize(
+    "fn, hint",
+    [
+        (_window_variant(lambda i, j, w: (j <= i) & (j >= i - w)), "window + 1"),
+        (_window_variant(lambda i, j, w: (j <= i) & (j > i - w + 1) | (j == i)), "window - 1"),
+        (_window_variant(lambda i, j, w: np.abs(i - j) < w), "mask the future too"),
+        (_window_variant(lambda i, j, w: j <= i), "restrict to the window"),
+        (_window_variant(lambda i, j, w: (j <= i) & (j > i - w), scale=False), "1/√D"),
+        (_window_variant(lambda i, j, w: (j <= i) & (j > i - w), after=True), "mask before the softmax"),
+        (_window_variant(lambda i, j, w: (j < i) & (j >= i - w)), "no visible key"),
+    ],
+)
+def test_window_wrong(fn, hint: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert ch05.check_sliding_window_attention(fn) is False
+    out = capsys.readouterr().out
+    assert out.startswith("✗ sliding_window_attention") and hint in out and "max |err|" in out
+
+
+def test_window_stub_and_bad_return(capsys: pytest.CaptureFixture[str]) -> None:
+    def stub(q, k, v, window):
+        raise NotImplementedError
+
+    assert ch05.check_sliding_window_attention(stub) is False
+    assert "not solved yet" in capsys.readouterr().out
+    assert ch05.check_sliding_window_attention(lambda q, k, v, w: window_right(q, k, v, w).T) is False
+    assert "shape" in capsys.readouterr().out
+    assert ch05.check_sliding_window_attention(lambda q, k, v, w: v[len(v)]) is False
+    assert "raised IndexError" in capsys.readouterr().out
+    assert ch05.check_sliding_window_attention(stub, quiet=True) is False
+    assert capsys.readouterr().out == ""
+
+
+# --------------------------------------------------------------------------------------------
+# Exercise 4: MQAR accuracy
+# --------------------------------------------------------------------------------------------
+
+
+def mqar_right(predictions, targets):
+    mask = targets != -100
+    return float((predictions[mask] == targets[mask]).mean())
+
+
+def test_mqar_right(capsys: pytest.CaptureFixture[str]) -> None:
+    assert ch05.check_mqar_accuracy(mqar_right) is True
+    out = capsys.readouterr().out
+    assert out.startswith("✓ mqar_accuracy") and "max |err|" in out
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda p, t: np.mean(p[t != -100] == t[t != -100]),                     # a NumPy float
+        lambda p, t: ((p == t) & (t != -100)).sum() / (t != -100).sum(),
+        lambda p, t: (torch.from_numpy(p) == torch.from_numpy(t))[torch.from_numpy(t) != -100].double().mean(),
+    ],
+)
+def test_mqar_other_right_forms(fn) -> None:
+    assert ch05.check_mqar_accuracy(fn, quiet=True) is True
+
+
+@pytest.mark.parametrize(
+    "fn, hint",
+    [
+        (lambda p, t: float((p == t).mean()), "average over targets != -100"),
+        (lambda p, t: float(((p == t) | (t == -100)).mean()), "instead of counting them as right"),
+        (lambda p, t: int((p[t != -100] == t[t != -100]).sum()), "divide the number of right answers"),
+        (lambda p, t: 100 * mqar_right(p, t), "not a percentage"),
+        (lambda p, t: 1 - mqar_right(p, t), "error rate"),
+    ],
+)
+def test_mqar_wrong(fn, hint: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert ch05.check_mqar_accuracy(fn) is False
+    out = capsys.readouterr().out
+    assert out.startswith("✗ mqar_accuracy") and hint in out and "max |err|" in out
+
+
+def test_mqar_stub_and_bad_return(capsys: pytest.CaptureFixture[str]) -> None:
+    def stub(p, t):
+        raise NotImplementedError
+
+    assert ch05.check_mqar_accuracy(stub) is False
+    assert "not solved yet" in capsys.readouterr().out
+    assert ch05.check_mqar_accuracy(lambda p, t: (p == t).mean(axis=1)) is False
+    assert "return one number" in capsys.readouterr().out
+    assert ch05.check_mqar_accuracy(lambda p, t: None) is False
+    assert "None" in capsys.readouterr().out
+    assert ch05.check_mqar_accuracy(stub, quiet=True) is False
+    assert ch05.check_mqar_accuracy(mqar_right, quiet=True) is True
+    assert capsys.readouterr().out == ""

@@ -1,0 +1,225 @@
+"""The recall-vs-state widget: state sizes match the stored sweep, the figure, the controls, live training."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import copy  # noqa: E402
+
+import ipywidgets  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from linattn_edu import bench  # noqa: E402
+from linattn_edu.experiments.mqar_sweep import MODEL_FAMILIES, model_variants  # noqa: E402
+from linattn_edu.widgets import RecallExplorer, chosen_state_bytes, plot_recall_frontier, recall_widget  # noqa: E402
+from linattn_edu.widgets.recall import FAMILY_KNOBS, _train_sizes, chosen_variant, stored_settings  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def stored() -> dict:
+    record = bench.load_results("mqar_sweep")
+    assert record is not None, "the package ships linattn_edu/results/mqar_sweep.json"
+    return record
+
+
+@pytest.fixture(scope="module")
+def widget() -> RecallExplorer:
+    return recall_widget(dpi=40, train_steps=2)
+
+
+def _row_knobs(row: dict) -> dict:
+    """The widget's knobs that rebuild a stored row (ignored knobs get a dummy value)."""
+    opts = row["options"]
+    return {"feature_dim": opts.get("feature_dim", 1), "window": opts.get("window", 1)}
+
+
+def _gids(fig: Figure) -> set:
+    ax = fig.axes[0]
+    return {artist.get_gid() for artist in [*ax.lines, *ax.texts]} - {None}
+
+
+def test_state_bytes_match_every_stored_row(stored: dict) -> None:
+    cfg = stored["config"]
+    for row in stored["rows"]:
+        got = chosen_state_bytes(row["family"], **_row_knobs(row), d_model=cfg["d_model"], seq_len=row["seq_len"],
+                                 n_layers=cfg["n_layers"], n_heads=cfg["n_heads"])
+        assert got == row["state_bytes"], row["label"]
+        var = chosen_variant(row["family"], **_row_knobs(row), seq_len=row["seq_len"])
+        assert {"kind": var["kind"], **var["options"]} == row["options"], row["label"]
+        assert var["label"] == row["label"]
+
+
+def test_chosen_variant_is_what_model_variants_builds() -> None:
+    for var in model_variants(64, windows=[8], feature_dims={"linear_elu": [3], "linear_taylor": [5]},
+                              based=[{"feature_dim": 3, "window": 8}]):
+        knobs = {"feature_dim": var["options"].get("feature_dim", 7), "window": var["options"].get("window", 9)}
+        assert chosen_variant(var["family"], **knobs, seq_len=64) == var
+    # a window as long as the sequence: the sweep skips it, the widget builds it (= attention's state)
+    long_window = chosen_state_bytes("sliding_window", feature_dim=1, window=64, d_model=64, seq_len=64)
+    assert long_window == chosen_state_bytes("attention", feature_dim=1, window=3, d_model=64, seq_len=64)
+    # the state grows with each knob the family uses, and ignores the others
+    assert chosen_state_bytes("based", feature_dim=4, window=32, d_model=64, seq_len=64) > \
+        chosen_state_bytes("based", feature_dim=4, window=16, d_model=64, seq_len=64)
+    assert chosen_state_bytes("linear_elu", feature_dim=4, window=2, d_model=64, seq_len=64) == \
+        chosen_state_bytes("linear_elu", feature_dim=4, window=40, d_model=64, seq_len=128)
+
+
+def test_plot_is_titled_labelled_log_and_cites_the_stored_run(stored: dict) -> None:
+    fig = plot_recall_frontier(stored=stored)
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    assert ax.get_title() and ax.get_xscale() == "log"
+    assert "bytes" in ax.get_xlabel() and ax.get_ylabel()
+    footnote = fig._supxlabel.get_text()
+    assert f"precomputed on {stored['device']}, {stored['date'][:10]}" in footnote
+    state = chosen_state_bytes("based", feature_dim=4, window=16, d_model=64, seq_len=64)
+    (vline,) = [line for line in ax.lines if line.get_gid() == "chosen-state"]
+    assert list(vline.get_xdata()) == [state, state]
+    assert any(f"{state:,} bytes" in t.get_text() for t in ax.texts)
+    lo, hi = ax.get_xlim()
+    assert lo < state < hi
+
+
+def test_a_stored_model_is_highlighted_with_its_accuracy(stored: dict) -> None:
+    row = next(r for r in stored["rows"] if r["label"] == "taylor d=2 (F=7)" and r["seq_len"] == 128)
+    fig = plot_recall_frontier("linear_taylor", feature_dim=2, window=5, seq_len=128, n_pairs=8, stored=stored)
+    ax = fig.axes[0]
+    (ring,) = [line for line in ax.lines if line.get_gid() == "stored-match"]
+    assert (ring.get_xdata()[0], ring.get_ydata()[0]) == (row["state_bytes"], row["accuracy"])
+    assert f"{row['accuracy']:.1%}" in ax.get_title()
+    assert "not in the stored sweep" not in ax.get_title()
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"family": "based", "feature_dim": 3, "window": 16},      # a knob value the sweep did not train
+    {"family": "based", "feature_dim": 4, "window": 16, "d_model": 128},  # another width
+    {"family": "sliding_window", "window": 16},
+])
+def test_other_models_are_not_in_the_sweep(stored: dict, kwargs: dict) -> None:
+    fig = plot_recall_frontier(**kwargs, stored=stored)
+    ax = fig.axes[0]
+    assert "not in the stored sweep" in ax.get_title() and "train it live" in ax.get_title()
+    assert "stored-match" not in _gids(fig) and "chosen-state" in _gids(fig)
+
+
+def test_live_point_is_a_star(stored: dict) -> None:
+    live = {"state_bytes": 3000, "accuracy": 0.25, "label": "mine"}
+    fig = plot_recall_frontier("linear_elu", feature_dim=2, stored=stored, live=live)
+    ax = fig.axes[0]
+    (star,) = [line for line in ax.lines if line.get_gid() == "live"]
+    assert star.get_marker() == "*" and (star.get_xdata()[0], star.get_ydata()[0]) == (3000, 0.25)
+    assert ax.get_xlim()[0] < 3000
+    assert any("mine" in t.get_text() for t in ax.get_legend().get_texts())
+
+
+def test_bad_arguments_name_themselves(stored: dict) -> None:
+    with pytest.raises(ValueError, match="family"):
+        plot_recall_frontier("mamba", stored=stored)
+    with pytest.raises(ValueError, match="feature_dim"):
+        plot_recall_frontier(feature_dim=0, stored=stored)
+    with pytest.raises(ValueError, match="window"):
+        plot_recall_frontier(window=0, stored=stored)
+    with pytest.raises(ValueError, match="seq_len, n_pairs"):
+        plot_recall_frontier(seq_len=256, n_pairs=8, stored=stored)
+    with pytest.raises(ValueError, match="seq_len, n_pairs"):
+        plot_recall_frontier(seq_len=64, n_pairs=4, stored=stored)
+    with pytest.raises(ValueError, match="d_model"):
+        plot_recall_frontier(d_model=66, stored=stored)
+    with pytest.raises(ValueError, match="live"):
+        plot_recall_frontier(stored=stored, live={"state_bytes": 10, "accuracy": 2.0, "label": "x"})
+    with pytest.raises(ValueError, match="stored"):
+        plot_recall_frontier(stored={"device": "x"})
+    with pytest.raises(ValueError, match="family"):
+        chosen_state_bytes("rnn", feature_dim=1, window=1, d_model=64, seq_len=64)
+    with pytest.raises(ValueError, match="feature_dim"):
+        chosen_state_bytes("based", feature_dim=0, window=8, d_model=64, seq_len=64)
+    with pytest.raises(ValueError, match="window"):
+        chosen_state_bytes("based", feature_dim=2, window=-1, d_model=64, seq_len=64)
+    with pytest.raises(ValueError, match="family"):
+        recall_widget("mamba")
+    with pytest.raises(ValueError, match="feature_dim"):
+        recall_widget(feature_dim=0)
+    with pytest.raises(ValueError, match="window"):
+        recall_widget(window=0)
+    with pytest.raises(ValueError, match="window"):
+        recall_widget(window=65)
+    with pytest.raises(ValueError, match="d_model"):
+        recall_widget(d_model=48)
+    with pytest.raises(ValueError, match="seq_len, n_pairs"):
+        recall_widget(seq_len=32, n_pairs=8)
+    with pytest.raises(ValueError, match="train_steps"):
+        recall_widget(train_steps=0)
+
+
+def test_plot_takes_another_stored_record(stored: dict) -> None:
+    other = copy.deepcopy(stored)
+    other["rows"] = [r for r in other["rows"] if r["seq_len"] == 128]
+    other["device"], other["date"] = "NVIDIA H200", "2030-01-02T03:04:05Z"
+    assert stored_settings(other) == [(128, 8)]
+    fig = plot_recall_frontier(seq_len=128, stored=other)
+    assert "precomputed on NVIDIA H200, 2030-01-02" in fig._supxlabel.get_text()
+    with pytest.raises(ValueError, match="seq_len, n_pairs"):
+        plot_recall_frontier(seq_len=64, stored=other)
+
+
+def test_widget_builds_with_a_control_per_knob(widget: RecallExplorer, stored: dict) -> None:
+    assert isinstance(widget, ipywidgets.VBox)
+    assert widget.image.value[:8] == b"\x89PNG\r\n\x1a\n"
+    assert isinstance(widget.figure, Figure) and widget.redraws >= 1
+    assert list(widget.family_dropdown.options) == list(MODEL_FAMILIES)
+    assert [v for _, v in widget.setting_dropdown.options] == stored_settings(stored) == [(64, 8), (128, 8)]
+    assert list(widget.width_dropdown.options) == [32, 64, 128]
+    assert (widget.feature_dim_slider.min, widget.feature_dim_slider.max) == (1, 16)
+    assert (widget.window_slider.min, widget.window_slider.max) == (2, 64)
+    assert widget.train_button.description == "train live"
+    assert widget.last_live is None
+    # without train_steps a live run takes runtime.pick's value: the tiny one under the tests
+    sizes = _train_sizes(None, stored["config"])
+    assert sizes["steps"] == 3 and sizes["n_train"] == 3 * sizes["batch_size"]
+
+
+def test_every_control_redraws_and_knobs_follow_the_family(widget: RecallExplorer) -> None:
+    for family in MODEL_FAMILIES:
+        before, changed = widget.redraws, family != widget.family_dropdown.value
+        widget.family_dropdown.value = family
+        assert widget.redraws == before + changed, family
+        uses_dim, uses_window = FAMILY_KNOBS[family]
+        assert widget.feature_dim_slider.disabled is (not uses_dim), family
+        assert widget.window_slider.disabled is (not uses_window), family
+    widget.family_dropdown.value = "based"
+    for control, value in ((widget.feature_dim_slider, 2), (widget.window_slider, 8), (widget.width_dropdown, 32)):
+        before = widget.redraws
+        control.value = value
+        assert widget.redraws == before + 1, control.description
+    # a shorter setting clamps the window slider and redraws once
+    widget.setting_dropdown.value = (128, 8)
+    widget.window_slider.value = 100
+    before = widget.redraws
+    widget.setting_dropdown.value = (64, 8)
+    assert widget.redraws == before + 1
+    assert widget.window_slider.max == 64 and widget.window_slider.value == 64
+    assert "L = 64" in widget.figure.axes[0].get_title()
+
+
+def test_train_live_adds_a_star_and_redraws(widget: RecallExplorer) -> None:
+    widget.family_dropdown.value = "linear_taylor"
+    widget.feature_dim_slider.value = 2
+    widget.width_dropdown.value = 32
+    widget.setting_dropdown.value = (64, 8)
+    before = widget.redraws
+    result = widget.train_live()
+    assert widget.last_live is result and widget.live_runs[-1] is result
+    assert 0.0 <= result["accuracy"] <= 1.0 and result["steps"] == 2
+    assert result["state_bytes"] == chosen_state_bytes("linear_taylor", feature_dim=2, window=2, d_model=32,
+                                                       seq_len=64)
+    assert widget.redraws == before + 1
+    assert "live" in _gids(widget.figure)
+    assert "recall" in widget.status.value and not widget.train_button.disabled
+    # live points belong to their setting: another setting does not show them
+    widget.setting_dropdown.value = (128, 8)
+    assert "live" not in _gids(widget.figure)
+    widget.setting_dropdown.value = (64, 8)
+    assert "live" in _gids(widget.figure)
