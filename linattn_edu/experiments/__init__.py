@@ -1,6 +1,8 @@
 """Experiments that reproduce a paper's claim at book scale, each a function returning a results dict.
 
 - :mod:`.extrapolation` (Chapter 3): ALiBi's "train short, test long" length extrapolation.
+- :mod:`.recurrent` (the Griffin chapter): decode latency and state against the context, length
+  generalization and MQAR recall of Hawk and Griffin against an MQA Transformer.
 """
 
 from .extrapolation import (
@@ -21,4 +23,33 @@ __all__ = [
     "plot_extrapolation",
     "result_to_rows",
     "run_extrapolation",
+]
+
+# The Griffin chapter: decode latency, length generalization and MQAR recall of Hawk and Griffin.
+from .recurrent import (
+    DECODE_PRESETS,
+    LENGTH_PRESETS,
+    MQAR_RECURRENT_PRESETS,
+    RECURRENT_KINDS,
+    decode_latency,
+    decode_latency_config,
+    length_generalization_config,
+    mqar_recurrent_config,
+    plot_decode_latency,
+    plot_length_generalization,
+    run_length_generalization,
+)
+
+__all__ += [
+    "DECODE_PRESETS",
+    "LENGTH_PRESETS",
+    "MQAR_RECURRENT_PRESETS",
+    "RECURRENT_KINDS",
+    "decode_latency",
+    "decode_latency_config",
+    "length_generalization_config",
+    "mqar_recurrent_config",
+    "plot_decode_latency",
+    "plot_length_generalization",
+    "run_length_generalization",
 ]

@@ -26,10 +26,11 @@ experiment with small byte-level models on the offline ``stdlib`` corpus
 
 from __future__ import annotations
 
+import contextlib
 import math
 import statistics
 import time
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -365,23 +366,39 @@ def run_extrapolation(
     if d_model % n_heads or (d_model // n_heads) % 2:
         raise ValueError(f"d_model={d_model} must be divisible by n_heads={n_heads} with an even head dim")
     dev = _device(device)
-    saved_threads = torch.get_num_threads()
-    if dev.type == "cpu" and threads is not None:
-        torch.set_num_threads(threads)
-    try:
+    with _torch_threads(dev, threads):
         return _run(schemes, lens, dev, start, train_len=train_len, d_model=d_model, n_layers=n_layers,
                     n_heads=n_heads, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
                     eval_max_windows=eval_max_windows, max_bytes=max_bytes, progress=progress,
                     cost_steps=cost_steps)
+
+
+# ----------------------------------------------------------------------------------------------
+# Shared plumbing (also used by :func:`linattn_edu.experiments.recurrent.run_length_generalization`)
+# ----------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _torch_threads(dev: torch.device, threads: int | None) -> Iterator[None]:
+    """Run the body with ``threads`` PyTorch threads on a CPU (None: unchanged); restore afterwards."""
+    saved = torch.get_num_threads()
+    if dev.type == "cpu" and threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
     finally:
-        torch.set_num_threads(saved_threads)
+        torch.set_num_threads(saved)
 
 
-def _run(schemes: tuple[str, ...], lens: tuple[int, ...], dev: torch.device, start: float, *, train_len: int,
-         d_model: int, n_layers: int, n_heads: int, steps: int, batch_size: int, lr: float, seed: int,
-         eval_max_windows: int | None, max_bytes: int | None, progress: bool, cost_steps: int) -> dict[str, Any]:
-    """The body of :func:`run_extrapolation`, with validated arguments."""
-    corpus = load_corpus("stdlib", max_bytes=max_bytes)
+def _eval_text(corpus: Any, lens: tuple[int, ...], eval_max_windows: int | None, max_bytes: int | None,
+               train_len: int) -> tuple[torch.Tensor, int]:
+    """The evaluation text shared by every length: ``(first N + 1 valid tokens, N)``.
+
+    ``N = n_windows · max(lens)``, ``n_windows`` = ``eval_max_windows`` capped at the whole windows
+    of ``max(lens)`` the valid split holds. Raises the ``ValueError`` naming ``max_bytes`` /
+    ``eval_lens`` when the valid split is too short, and one naming ``train_len`` when the train
+    split is.
+    """
     l_max = lens[-1]
     available = (corpus.valid.numel() - 1) // l_max
     if available < 1:
@@ -393,8 +410,48 @@ def _run(schemes: tuple[str, ...], lens: tuple[int, ...], dev: torch.device, sta
         raise ValueError(f"the train split has {corpus.train.numel()} tokens: train_len={train_len} is too long")
     n_windows = available if eval_max_windows is None else min(eval_max_windows, available)
     n_eval = n_windows * l_max
-    eval_tokens = corpus.valid[: n_eval + 1]
-    learned_max_len = max(l_max, train_len)
+    return corpus.valid[: n_eval + 1], n_eval
+
+
+def _train_and_evaluate(model: torch.nn.Module, train_tokens: torch.Tensor, eval_tokens: torch.Tensor,
+                        lens: tuple[int, ...], *, train_len: int, batch_size: int, steps: int, lr: float, seed: int,
+                        dev: torch.device, progress: bool) -> tuple[list[float], dict[str, Any]]:
+    """Train ``model`` at ``train_len`` (:func:`train_lm`), then score it at every length of ``lens``.
+
+    Evaluation batches hold about as many tokens as a training batch
+    (``max(1, batch_size · train_len // L)`` windows of length ``L``).
+
+    Returns:
+        ``(perplexities in the order of lens, {"n_params", "final_loss", "step_time_s",
+        "tokens_per_s", "train_seconds"})``; ``final_loss`` is the mean loss of the last 10% of
+        steps.
+    """
+    t0 = time.perf_counter()
+    hist = train_lm(model, train_tokens, seq_len=train_len, batch_size=batch_size, steps=steps, lr=lr,
+                    seed=seed, device=dev, progress=progress)
+    train_seconds = time.perf_counter() - t0
+    tail = hist["loss"][-max(1, steps // 10):]
+    ppls = []
+    for length in lens:
+        eval_batch = max(1, (batch_size * train_len) // length)
+        ppls.append(evaluate_perplexity(model, eval_tokens, context_len=length, batch_size=eval_batch, device=dev))
+    info = {
+        "n_params": count_parameters(model),
+        "final_loss": float(np.mean(tail)),
+        "step_time_s": hist["step_time_s"],
+        "tokens_per_s": hist["tokens_per_s"],
+        "train_seconds": train_seconds,
+    }
+    return ppls, info
+
+
+def _run(schemes: tuple[str, ...], lens: tuple[int, ...], dev: torch.device, start: float, *, train_len: int,
+         d_model: int, n_layers: int, n_heads: int, steps: int, batch_size: int, lr: float, seed: int,
+         eval_max_windows: int | None, max_bytes: int | None, progress: bool, cost_steps: int) -> dict[str, Any]:
+    """The body of :func:`run_extrapolation`, with validated arguments."""
+    corpus = load_corpus("stdlib", max_bytes=max_bytes)
+    eval_tokens, n_eval = _eval_text(corpus, lens, eval_max_windows, max_bytes, train_len)
+    learned_max_len = max(lens[-1], train_len)
 
     from tqdm.auto import tqdm
 
@@ -405,28 +462,18 @@ def _run(schemes: tuple[str, ...], lens: tuple[int, ...], dev: torch.device, sta
         bar.set_postfix(pos=pos, refresh=True)
         model = _model(pos, vocab_size=corpus.vocab_size, d_model=d_model, n_layers=n_layers, n_heads=n_heads,
                        max_len=learned_max_len, seed=seed)
-        t0 = time.perf_counter()
-        hist = train_lm(model, corpus.train, seq_len=train_len, batch_size=batch_size, steps=steps, lr=lr,
-                        seed=seed, device=dev, progress=progress)
-        train_seconds = time.perf_counter() - t0
-        tail = hist["loss"][-max(1, steps // 10):]
-        for length in lens:
-            eval_batch = max(1, (batch_size * train_len) // length)
-            ppl = evaluate_perplexity(model, eval_tokens, context_len=length, batch_size=eval_batch, device=dev)
+        ppls, info = _train_and_evaluate(model, corpus.train, eval_tokens, lens, train_len=train_len,
+                                         batch_size=batch_size, steps=steps, lr=lr, seed=seed, dev=dev,
+                                         progress=progress)
+        for length, ppl in zip(lens, ppls):
             rows.append({"pos": pos, "train_len": train_len, "eval_len": length, "perplexity": ppl})
         memory = None
         if cost_steps:
             memory = _train_step_cost(pos, corpus.train, seq_len=train_len, batch_size=batch_size, d_model=d_model,
                                       n_layers=n_layers, n_heads=n_heads, steps=cost_steps, seed=seed,
                                       dev=dev)["peak_memory_bytes"]
-        train[pos] = {
-            "n_params": count_parameters(model),
-            "final_loss": float(np.mean(tail)),
-            "step_time_s": hist["step_time_s"],
-            "tokens_per_s": hist["tokens_per_s"],
-            "peak_memory_bytes": memory,
-            "train_seconds": train_seconds,
-        }
+        train[pos] = {k: info[k] for k in ("n_params", "final_loss", "step_time_s", "tokens_per_s")}
+        train[pos].update(peak_memory_bytes=memory, train_seconds=info["train_seconds"])
         del model
     bar.close()
 
@@ -455,13 +502,16 @@ def result_to_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     """Flatten a :func:`run_extrapolation` result into results-file rows, each with a ``kind``.
 
     ``kind="perplexity"``: ``{pos, train_len, eval_len, perplexity}``; ``kind="train"``: one per
-    scheme with the ``result["train"]`` numbers; ``kind="cost"``: the two runs of
+    scheme with the ``result["train"]`` numbers (a
+    :func:`~linattn_edu.experiments.recurrent.run_length_generalization` result works too: its
+    rows name a ``model`` instead of a ``pos``); ``kind="cost"``: the two runs of
     :func:`alibi_cost_comparison` (``role`` ``"alibi_short"`` / ``"sinusoidal_full"``) and a
     ``role="ratio"`` row with ``step_time_ratio``, ``tokens_per_s_ratio``, ``memory_ratio``.
     """
     rows = [{"kind": "perplexity", **r} for r in result["rows"]]
     train_len = result["config"]["train_len"]
-    rows += [{"kind": "train", "pos": pos, "train_len": train_len, **v} for pos, v in result["train"].items()]
+    key = _series_key(result["rows"])
+    rows += [{"kind": "train", key: name, "train_len": train_len, **v} for name, v in result["train"].items()]
     cost = result.get("cost")
     if cost:
         rows += [{"kind": "cost", "role": role, **cost[role]} for role in ("alibi_short", "sinusoidal_full")]
@@ -478,14 +528,25 @@ _COLORS = {"sinusoidal": "tab:blue", "learned": "tab:orange", "rope": "tab:green
            "none": "tab:gray"}
 
 
+def _series_key(rows: Iterable[dict[str, Any]]) -> str:
+    """The key naming each curve: ``"pos"`` (position schemes) unless the rows name a ``"model"``."""
+    for r in rows:
+        if "pos" in r:
+            return "pos"
+        if "model" in r:
+            return "model"
+    return "pos"
+
+
 def _perplexity_rows(rows: list[dict[str, Any]]) -> dict[str, list[tuple[int, float]]]:
-    """``{pos: [(eval_len, perplexity), ...]}`` from result rows or stored rows (``kind`` optional)."""
+    """``{pos or model: [(eval_len, perplexity), ...]}`` from result rows or stored rows (``kind`` optional)."""
     curves: dict[str, list[tuple[int, float]]] = {}
     for r in rows:
         if r.get("kind", "perplexity") != "perplexity":
             continue
-        curves.setdefault(r["pos"], []).append((int(r["eval_len"]), float(r["perplexity"])))
-    return {pos: sorted(points) for pos, points in curves.items()}
+        name = r["pos"] if "pos" in r else r["model"]
+        curves.setdefault(name, []).append((int(r["eval_len"]), float(r["perplexity"])))
+    return {name: sorted(points) for name, points in curves.items()}
 
 
 def plot_extrapolation(result: dict[str, Any] | None, *, ax: Any = None, stored: dict[str, Any] | None = None) -> Any:
@@ -493,7 +554,9 @@ def plot_extrapolation(result: dict[str, Any] | None, *, ax: Any = None, stored:
 
     Args:
         result: a :func:`run_extrapolation` result (solid lines, circles), or None to draw only
-            ``stored``.
+            ``stored``. (A :func:`~linattn_edu.experiments.recurrent.run_length_generalization`
+            result also works, one line per model; its own plot is
+            :func:`~linattn_edu.experiments.recurrent.plot_length_generalization`.)
         ax: a matplotlib Axes to draw on (default: a new figure).
         stored: a results record from ``bench.load_results("alibi_extrapolation")``
             (rows with ``kind="perplexity"``): drawn dashed with squares, labelled with its device.
@@ -505,6 +568,13 @@ def plot_extrapolation(result: dict[str, Any] | None, *, ax: Any = None, stored:
     Raises:
         ValueError: neither ``result`` nor ``stored`` has perplexity rows.
     """
+    return _plot_perplexity_curves(result, ax=ax, stored=stored, colors=_COLORS,
+                                   title="Train short, test long: perplexity vs evaluation length")
+
+
+def _plot_perplexity_curves(result: dict[str, Any] | None, *, ax: Any, stored: dict[str, Any] | None,
+                            colors: dict[str, str], title: str) -> Any:
+    """The body of :func:`plot_extrapolation`: one line per ``pos`` (or ``model``) of the rows."""
     import matplotlib.pyplot as plt
 
     if ax is None:
@@ -519,7 +589,7 @@ def plot_extrapolation(result: dict[str, Any] | None, *, ax: Any = None, stored:
             suffix = f" (stored: {source.get('device', '?')}, {str(source.get('date', ''))[:10]})"
         for pos, points in curves.items():
             xs, ys = zip(*points)
-            ax.plot(xs, ys, linestyle=style, marker=marker, color=_COLORS.get(pos), label=f"{pos}{suffix}",
+            ax.plot(xs, ys, linestyle=style, marker=marker, color=colors.get(pos), label=f"{pos}{suffix}",
                     alpha=1.0 if style == "-" else 0.7, markersize=4)
             drawn = True
         t = source.get("config", {}).get("train_len")
@@ -535,7 +605,7 @@ def plot_extrapolation(result: dict[str, Any] | None, *, ax: Any = None, stored:
     ax.set_yscale("log")
     ax.set_xlabel("evaluation length (tokens)")
     ax.set_ylabel("perplexity (bytes, valid split)")
-    ax.set_title("Train short, test long: perplexity vs evaluation length")
+    ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, ncol=2 if stored is not None and result is not None else 1)
     return ax

@@ -24,6 +24,26 @@ family               layer pattern (2 layers)                    decode state pe
 ``based``            ``conv+linear``, ``conv+window``            Taylor state + window ``w`` cache
 ===================  ==========================================  ==================================
 
+Two more families, :data:`RECURRENT_FAMILIES` (the Griffin chapter; not in the default sweep, so
+the stored result stays what it is), are run by naming them in ``families=``:
+
+===================  ==========================================  ==================================
+family               model (2 layers)                            decode state per layer
+===================  ==========================================  ==================================
+``hawk``             ``build_model("hawk")``: recurrent blocks    conv inputs ``3 × W`` + RG-LRU
+                     (conv width 4 + RG-LRU), defaults            ``h`` of ``W = d_model`` channels
+``griffin``          ``build_model("griffin", window=w)``:        recurrent layer as in Hawk;
+                     ``recurrent``, ``attention`` (local MQA)     ``K, V`` of the last ``w`` tokens
+===================  ==========================================  ==================================
+
+They are the zoo's Hawk and Griffin *as built*: each block keeps its gated MLP (Griffin's
+residual block always has one; ``mlp_ratio`` must be positive), so unlike the other families they
+carry an MLP: more parameters, no extra decode state. Their short convolution is part of the
+recurrent block (width 4, in front of the RG-LRU), so ``conv=`` does not change them. The
+attention layer of ``griffin`` has no convolution in front of it; the recurrent layer below it
+already mixes neighbouring tokens. Griffin windows come from ``griffin_windows`` (a window
+``>= seq_len`` is kept: it makes the attention layer full causal attention).
+
 (plus ``d_model · 2`` numbers of conv state per layer for everyone). A window as long as the
 sequence *is* full causal softmax attention (query ``i`` sees every ``j <= i``), with RoPE.
 ``based`` is the zoo's 2-layer Based (one Taylor linear-attention layer, one sliding-window
@@ -86,6 +106,7 @@ from ..train import cosine_lr
 
 __all__ = [
     "MODEL_FAMILIES",
+    "RECURRENT_FAMILIES",
     "MQAR_PRESETS",
     "mqar_sweep_config",
     "model_variants",
@@ -100,6 +121,9 @@ __all__ = [
 
 #: The families of sequence mixers compared (see the module docstring).
 MODEL_FAMILIES = ("attention", "sliding_window", "linear_elu", "linear_taylor", "based")
+#: Recurrent families (the Griffin chapter), run only when named in ``families=``.
+RECURRENT_FAMILIES = ("hawk", "griffin")
+_ALL_FAMILIES = MODEL_FAMILIES + RECURRENT_FAMILIES
 
 #: Sizes per preset. ``"fast"``, ``"cpu"`` and ``"gpu"`` follow :func:`linattn_edu.runtime.mode`;
 #: ``"large-cpu"`` is the longer CPU run whose stored result ships with the package.
@@ -213,9 +237,9 @@ def _check_families(families: Any) -> tuple[str, ...]:
     try:
         fams = tuple(families)
     except TypeError:
-        raise ValueError(f"families must be names from {list(MODEL_FAMILIES)}, got {families!r}") from None
-    if not fams or any(f not in MODEL_FAMILIES for f in fams) or len(set(fams)) != len(fams):
-        raise ValueError(f"families must be distinct names from {list(MODEL_FAMILIES)}, got {families!r}")
+        raise ValueError(f"families must be names from {list(_ALL_FAMILIES)}, got {families!r}") from None
+    if not fams or any(f not in _ALL_FAMILIES for f in fams) or len(set(fams)) != len(fams):
+        raise ValueError(f"families must be distinct names from {list(_ALL_FAMILIES)}, got {families!r}")
     return fams
 
 
@@ -268,13 +292,18 @@ def model_variants(
     based: Any = (),
     families: Sequence[str] = MODEL_FAMILIES,
     conv: bool = True,
+    griffin_windows: Iterable[int] = (16,),
 ) -> list[dict[str, Any]]:
     """The models of one setting: ``[{"family", "label", "kind", "options"}, ...]``.
 
     ``build_model(v["kind"], vocab_size=..., d_model=..., n_layers=..., n_heads=..., **v["options"])``
     builds each. See the module docstring for the families; ``conv=False`` drops the short
     convolution in front of each mixer (``based`` keeps its default pattern either way, which has
-    it). Windows ``>= seq_len`` are skipped for ``sliding_window`` (they would be full attention).
+    it; ``hawk`` and ``griffin`` have theirs inside the recurrent block). Windows ``>= seq_len``
+    are skipped for ``sliding_window`` (they would be full attention). ``families`` may also name
+    :data:`RECURRENT_FAMILIES`: ``"hawk"`` is one model (``kind="hawk"``, default options),
+    ``"griffin"`` one per window of ``griffin_windows`` (``kind="griffin"``, ``window=w``, the
+    default layer pattern: ``recurrent, attention`` for 2 layers).
 
     Raises:
         ValueError: bad arguments, naming them.
@@ -285,6 +314,7 @@ def model_variants(
     wins = _int_list(windows, "windows")
     dims = _check_feature_dims(feature_dims)
     based_list = _check_based(based)
+    g_wins = _int_list(griffin_windows, "griffin_windows")
     if not isinstance(conv, bool):
         raise ValueError(f"conv must be a bool, got {conv!r}")
     prefix = "conv+" if conv else ""
@@ -307,6 +337,11 @@ def model_variants(
                 out.append({"family": fam, "label": label, "kind": "based", "options": {
                     **common, "layer_pattern": [prefix + "linear"] * n_layers, "feature_map": fmap,
                     "feature_dim": d}})
+        elif fam == "hawk":
+            out.append({"family": fam, "label": "hawk", "kind": "hawk", "options": {}})
+        elif fam == "griffin":
+            for w in g_wins:
+                out.append({"family": fam, "label": f"griffin w={w}", "kind": "griffin", "options": {"window": w}})
         else:  # based
             for b in based_list:
                 out.append({"family": fam, "label": f"based d={b['feature_dim']} w={b['window']}", "kind": "based",
@@ -324,7 +359,9 @@ def init_qk_(model: torch.nn.Module) -> torch.nn.Module:
     """Re-initialize the query/key projections of a zoo model in place: normal, std ``1/√d_model``.
 
     Touches every ``nn.Linear`` named ``q_proj``, ``k_proj`` (linear attention, Transformer) or
-    ``qkv_proj`` (the window mixer's fused projection, whose value third is included). The zoo
+    ``qkv_proj`` (the window mixer's fused projection, whose value third is included), and the key
+    half (the first half of the output rows) of a ``kv_proj`` (the fused key/value projection of
+    the Transformer and of Griffin's local attention; its value half is left alone). The zoo
     initializes every matrix with GPT-2's std 0.02, which makes ``q·k`` nearly 0 at the start: all
     attention weights are equal, and small MQAR models sit for hundreds of steps on the plateau
     where they only know "the answer is one of the values in the context" (accuracy
@@ -342,8 +379,13 @@ def init_qk_(model: torch.nn.Module) -> torch.nn.Module:
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     for name, module in model.named_modules():
-        if isinstance(module, torch.nn.Linear) and name.rsplit(".", 1)[-1] in ("q_proj", "k_proj", "qkv_proj"):
+        if not isinstance(module, torch.nn.Linear):
+            continue
+        leaf = name.rsplit(".", 1)[-1]
+        if leaf in ("q_proj", "k_proj", "qkv_proj"):
             torch.nn.init.normal_(module.weight, std=module.in_features ** -0.5)
+        elif leaf == "kv_proj":  # rows (2, H_kv, D): keys first
+            torch.nn.init.normal_(module.weight[: module.out_features // 2], std=module.in_features ** -0.5)
     return model
 
 
@@ -508,6 +550,7 @@ def run_mqar_sweep(
     based: Any = (),
     families: Sequence[str] = MODEL_FAMILIES,
     conv: bool = True,
+    griffin_windows: Iterable[int] = (16,),
     qk_init: str = "lecun",
     bytes_per_element: int = 4,
     device: torch.device | str | None = None,
@@ -532,8 +575,9 @@ def run_mqar_sweep(
         feature_dims: ``{"linear_elu": [...], "linear_taylor": [...]}`` projected q/k dims ``d``
             (or one list for both); Taylor has ``F = 1 + d + d²`` features, elu ``F = d``.
         based: ``[{"feature_dim": d, "window": w}, ...]`` Based variants.
-        families: which of :data:`MODEL_FAMILIES` to run.
+        families: which of :data:`MODEL_FAMILIES` (and :data:`RECURRENT_FAMILIES`) to run.
         conv: a short convolution before each mixer (Zoology's MQAR models); see the module docstring.
+        griffin_windows: local-attention windows of the ``griffin`` family (one model each).
         qk_init: ``"lecun"`` re-initializes the query/key projections (:func:`init_qk_`);
             ``"zoo"`` keeps the zoo's GPT-2 initialization (std 0.02) everywhere.
         bytes_per_element: element size for every state number (4 = float32, 2 = 16-bit).
@@ -565,12 +609,15 @@ def run_mqar_sweep(
         raise ValueError(f"lr must be a positive number, got {lr!r}")
     bpe = _int(bytes_per_element, "bytes_per_element")
     families = _check_families(families)
+    if "griffin" in families and (d_model // n_heads) % 4:
+        raise ValueError(f"the griffin family needs d_model / n_heads divisible by 4 (RoPE on half of each head), "
+                         f"got d_model={d_model}, n_heads={n_heads}")
     if qk_init not in QK_INITS:
         raise ValueError(f"qk_init must be one of {list(QK_INITS)}, got {qk_init!r}")
     dev = _device(device)
     plan = [(s, v) for s in settings_ for v in model_variants(
         s[0], n_layers=n_layers, windows=windows, feature_dims=feature_dims, based=based, families=families,
-        conv=conv)]
+        conv=conv, griffin_windows=griffin_windows)]
 
     from tqdm.auto import tqdm
 
@@ -606,6 +653,7 @@ def run_mqar_sweep(
         "n_heads": n_heads, "steps": steps, "batch_size": batch_size, "lr": lr, "n_train": n_train, "n_test": n_test,
         "seed": seed, "windows": _int_list(windows, "windows"), "feature_dims": _check_feature_dims(feature_dims),
         "based": _check_based(based), "families": list(families), "conv": conv, "qk_init": qk_init,
+        "griffin_windows": _int_list(griffin_windows, "griffin_windows"),
         "bytes_per_element": bpe,
         "optimizer": "AdamW(betas=(0.9, 0.98), weight_decay=0.1), warmup steps//10 + cosine to 0.1*lr, clip 1.0",
         "test_seed": seed + 1, "torch_threads": torch.get_num_threads(),
@@ -678,6 +726,8 @@ _STYLE = {  # family -> (colour, marker)
     "linear_elu": ("tab:blue", "v"),
     "linear_taylor": ("tab:green", "^"),
     "based": ("tab:purple", "o"),
+    "hawk": ("tab:brown", "D"),
+    "griffin": ("tab:cyan", "P"),
 }
 
 
@@ -740,7 +790,7 @@ def plot_recall_vs_state(
         if not rows:
             continue
         suffix = "" if live else f" (stored: {src.get('device', '?')}, {str(src.get('date', ''))[:10]})"
-        for fam in MODEL_FAMILIES + tuple(sorted({r["family"] for r in rows} - set(MODEL_FAMILIES))):
+        for fam in _ALL_FAMILIES + tuple(sorted({r["family"] for r in rows} - set(_ALL_FAMILIES))):
             fam_rows = sorted((r for r in rows if r["family"] == fam), key=lambda r: r["state_bytes"])
             if not fam_rows:
                 continue

@@ -1,0 +1,670 @@
+"""The Griffin chapter's experiments: decode cost, length generalization and recall of Hawk and Griffin.
+
+De et al. (2024, arXiv:2402.19427) make three claims about Hawk (gated linear recurrences, the
+RG-LRU) and Griffin (recurrences plus local multi-query attention) against a multi-query (MQA)
+Transformer baseline; this module measures each at book scale:
+
+1. **Decode latency and memory** (:func:`decode_latency`, the paper's Figure 4 / Section 5:
+   "lower latency and higher throughput when sampling long sequences"). The Transformer's KV
+   cache grows linearly with the context and every decode step reads all of it; Hawk's state is
+   constant and Griffin's is bounded by its local-attention window, so their cost per generated
+   token does not grow with the context.
+2. **Train short, test long** (:func:`run_length_generalization`, the paper's Section 6.2 /
+   Figure 5: "Griffin and Hawk extrapolate to sequences longer than seen in training"). Byte-level
+   LMs trained on ``train_len`` tokens of the ``stdlib`` corpus, scored at longer lengths, with
+   the training and evaluation plumbing of :mod:`.extrapolation`.
+3. **Recall** (:func:`mqar_recurrent_config` for
+   :func:`~linattn_edu.experiments.mqar_sweep.run_mqar_sweep`, the paper's Section 6.3 on copying
+   and retrieval): a fixed-size recurrent state must compress the context, so Hawk should recall
+   less than attention on MQAR; Griffin's local attention helps only within its window.
+
+The models are the zoo's: ``build_model("transformer", pos="rope", n_kv_heads=1)`` (MQA with
+RoPE, the paper's baseline), ``build_model("hawk")`` and ``build_model("griffin")`` (see
+:mod:`linattn_edu.models.griffin`), of equal width and depth. At these sizes they do not have equal
+parameter counts: every row reports ``n_params``.
+
+What the ``"cpu"`` presets showed (one run each on a 2-core AMD EPYC shared with other jobs):
+
+- :func:`decode_latency` (36 s; d_model 256, 4 layers, batch 4, 1 thread): the Transformer's
+  step went from 6.7 ms at a context of 128 to 54 ms at 4096 (its KV cache from 0.25 to 8 MiB per
+  sequence); Hawk (16 KiB of state) and Griffin (44 KiB: window 64) stayed at 7-10 ms, about
+  7x faster than the Transformer at 4096. Timings on a shared CPU are noisy (+-30%).
+- :func:`run_length_generalization` (62 s; train_len 64, 400 steps, d_model 64, 2 layers):
+  perplexity at 64 / 512 tokens: Transformer 6.12 / 8.94 (RoPE past its training length),
+  Hawk 5.07 / 4.96, Griffin (window 32) 5.31 / 5.21: the recurrent models get slightly *better*
+  with more context, the Transformer 46% worse.
+- MQAR (:func:`mqar_recurrent_config`, 105 s, 400 steps): accuracy (state bytes) attention
+  0.77 (66560), Taylor d=4 0.88 (12112), Based d=4 w=8 0.12 (10664), Hawk 0.02 (2048),
+  Griffin w=16 0.03 (5120). With the sweep's 800 steps (31-63 s per model, ~3.5 minutes): 0.98,
+  0.99, 0.78, 0.03, 0.04. Hawk's 2 KiB state does not leave the plateau at this budget (nor with
+  ``lr=1e-3``, 0.04, or LeCun-initialized input projections, 0.12), and a window of 16 rarely
+  covers a key-query distance at ``L = 64``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import torch
+
+from .. import bench, runtime
+from ..data import load_corpus
+from ..models import build_model, cache_bytes, count_parameters, model_state_bytes
+from .extrapolation import (
+    _check_eval_lens,
+    _eval_text,
+    _plot_perplexity_curves,
+    _torch_threads,
+    _train_and_evaluate,
+)
+
+__all__ = [
+    "RECURRENT_KINDS",
+    "DECODE_PRESETS",
+    "LENGTH_PRESETS",
+    "MQAR_RECURRENT_PRESETS",
+    "decode_latency_config",
+    "decode_latency",
+    "plot_decode_latency",
+    "length_generalization_config",
+    "run_length_generalization",
+    "plot_length_generalization",
+    "mqar_recurrent_config",
+]
+
+#: The kinds compared and the options each is built with besides the shared sizes: the paper's
+#: MQA Transformer baseline with RoPE, Hawk, and Griffin (its window: the model's default, 64, in
+#: :func:`decode_latency`; ``train_len // 2`` in :func:`run_length_generalization`).
+RECURRENT_KINDS: dict[str, dict[str, Any]] = {
+    "transformer": {"pos": "rope", "n_kv_heads": 1},
+    "hawk": {},
+    "griffin": {},
+}
+
+_COLORS = {"transformer": "tab:red", "hawk": "tab:blue", "griffin": "tab:purple"}
+
+
+# ----------------------------------------------------------------------------------------------
+# Argument checks
+# ----------------------------------------------------------------------------------------------
+
+
+def _int(value: Any, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _check_kinds(kinds: Any) -> tuple[str, ...]:
+    if isinstance(kinds, str):
+        kinds = (kinds,)
+    try:
+        out = tuple(kinds)
+    except TypeError:
+        raise ValueError(f"kinds must be a sequence of model kinds, got {kinds!r}") from None
+    if not out or len(set(out)) != len(out) or not all(isinstance(k, str) for k in out):
+        raise ValueError(f"kinds must be distinct model kinds (e.g. {list(RECURRENT_KINDS)}), got {kinds!r}")
+    from ..models import available_models
+
+    unknown = [k for k in out if k not in available_models()]
+    if unknown:
+        raise ValueError(f"kinds must be registered model kinds {sorted(available_models())}, got {unknown}")
+    return out
+
+
+def _check_options(model_options: Any) -> dict[str, dict[str, Any]]:
+    """``{kind: {option: value}}`` (copied), or ``{}`` for None."""
+    if model_options is None:
+        return {}
+    if not isinstance(model_options, dict) or not all(isinstance(v, dict) for v in model_options.values()):
+        raise ValueError(f"model_options must be a dict {{kind: {{option: value}}}}, got {model_options!r}")
+    return {k: dict(v) for k, v in model_options.items()}
+
+
+def _device(device: Any) -> torch.device:
+    if device is None:
+        return runtime.device()
+    try:
+        return torch.device(device)
+    except (TypeError, RuntimeError) as err:
+        raise ValueError(f"device must be None, a torch.device or a string like 'cpu', got {device!r}") from err
+
+
+def _preset(presets: dict[str, dict[str, Any]], preset: str | None) -> dict[str, Any]:
+    if preset is None:
+        return runtime.pick(fast=presets["fast"], cpu=presets["cpu"], gpu=presets["gpu"])
+    if isinstance(preset, str) and preset in presets:
+        return presets[preset]
+    raise ValueError(f"preset must be None or one of {list(presets)}, got {preset!r}")
+
+
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+# ----------------------------------------------------------------------------------------------
+# 1. Decode latency and memory against the context length
+# ----------------------------------------------------------------------------------------------
+
+#: Sizes per preset for :func:`decode_latency` (``"fast"``, ``"cpu"``, ``"gpu"`` follow
+#: :func:`linattn_edu.runtime.mode`).
+DECODE_PRESETS: dict[str, dict[str, Any]] = {
+    # Tests: a second or two. A window of 8 so that Griffin's cache visibly stops growing.
+    "fast": dict(context_lens=(4, 8, 16, 32), d_model=32, n_layers=2, n_heads=2, batch_size=2, steps=2, repeat=1,
+                 vocab_size=64, model_options={"griffin": {"window": 8}}),
+    # The book on a 2-core CPU (measured: 36 s, 1 thread). Griffin: 4 layers = recurrent, recurrent,
+    # attention, recurrent (the default pattern), window 64.
+    "cpu": dict(context_lens=(128, 256, 512, 1024, 2048, 4096), d_model=256, n_layers=4, n_heads=4, batch_size=4,
+                steps=16, repeat=3, vocab_size=256),
+    # A CUDA GPU: window 1024 as in the paper's Griffin.
+    "gpu": dict(context_lens=(512, 1024, 2048, 4096, 8192, 16384, 32768), d_model=1024, n_layers=12, n_heads=16,
+                batch_size=16, steps=32, repeat=3, vocab_size=8192, model_options={"griffin": {"window": 1024}}),
+}
+
+
+def decode_latency_config(preset: str | None = None) -> dict[str, Any]:
+    """Sizes for :func:`decode_latency`: ``decode_latency(**decode_latency_config())``.
+
+    Args:
+        preset: None picks by :func:`linattn_edu.runtime.mode` (``"fast"`` under the tests,
+            ``"cpu"`` without a GPU, ``"gpu"`` with one); or one of :data:`DECODE_PRESETS`.
+
+    Returns:
+        A new dict with ``context_lens``, ``d_model``, ``n_layers``, ``n_heads``, ``batch_size``,
+        ``steps``, ``repeat``, ``vocab_size`` and, for some presets, ``model_options``.
+
+    Raises:
+        ValueError: unknown ``preset``.
+    """
+    cfg = dict(_preset(DECODE_PRESETS, preset))
+    if "model_options" in cfg:
+        cfg["model_options"] = {k: dict(v) for k, v in cfg["model_options"].items()}
+    return cfg
+
+
+def _check_lens(values: Any, name: str) -> list[int]:
+    if isinstance(values, (int, np.integer)) and not isinstance(values, bool):
+        values = [values]
+    try:
+        lens = [_int(v, name) for v in values]
+    except TypeError:
+        raise ValueError(f"{name} must be a sequence of positive ints, got {values!r}") from None
+    if not lens:
+        raise ValueError(f"{name} must hold at least one length")
+    if len(set(lens)) != len(lens):
+        raise ValueError(f"{name} must not repeat a length, got {lens}")
+    return sorted(lens)
+
+
+@torch.no_grad()
+def _time_decode(model: torch.nn.Module, logits: torch.Tensor, cache: Any, steps: int, repeat: int,
+                 dev: torch.device) -> float:
+    """Seconds of ``steps`` greedy decode steps from ``cache``: one untimed run, then the min of ``repeat``.
+
+    Caches are not modified in place, so every run starts from the same one.
+    """
+    best = math.inf
+    for run in range(repeat + 1):
+        token, c = logits.argmax(-1), cache
+        _sync(dev)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            out, c = model.step(token, c)
+            token = out.argmax(-1)
+        _sync(dev)
+        if run:  # run 0 warms up (allocator, new shapes, kernel compilation on a GPU)
+            best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def decode_latency(
+    kinds: Sequence[str] = ("transformer", "hawk", "griffin"),
+    *,
+    context_lens: Iterable[int],
+    d_model: int,
+    n_layers: int,
+    n_heads: int,
+    batch_size: int,
+    steps: int = 16,
+    repeat: int = 3,
+    vocab_size: int = 256,
+    seed: int = 0,
+    prefill_chunk: int = 256,
+    model_options: dict[str, dict[str, Any]] | None = None,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+    threads: int | None = 1,
+) -> dict[str, Any]:
+    """Milliseconds per generated token and decode-state bytes against the context length, per kind.
+
+    For each kind: ``build_model(kind, vocab_size, d_model, n_layers, n_heads, **options)`` after
+    ``torch.manual_seed(seed)`` (options: :data:`RECURRENT_KINDS` updated by ``model_options``;
+    the Transformer is MQA with RoPE, Griffin keeps its default window of 64 and layer pattern),
+    untrained, float32, ``eval()``, under ``no_grad``. One random prompt of ``max(context_lens)``
+    tokens per sequence (``batch_size`` sequences, the same for every kind) is prefilled in
+    chunks of ``prefill_chunk`` tokens (``model.prefill(chunk, cache)``, which bounds the memory of
+    the attention scores). Whenever the prefilled length reaches a context ``T`` of
+    ``context_lens``, the cache (the model's state after the first ``T`` prompt tokens) is
+    measured and ``steps`` greedy decode steps (``model.step`` then ``argmax``) are timed from it:
+    one untimed warm-up run, then the minimum of ``repeat`` runs (other work on a shared machine
+    can only add time). Prefilling is not timed.
+
+    What it shows: the Transformer's step reads (and, in the zoo's simple cache, copies) a KV
+    cache of ``T`` keys and values per layer, so its cost grows with ``T``; Hawk's step reads a
+    state of constant size and Griffin's a window of at most ``window`` keys, so theirs do not.
+    On a small CPU model per-layer overheads dominate short contexts: compare the *trends*.
+
+    Args:
+        kinds: registered kinds with ``prefill``/``step`` (default the three compared).
+        context_lens: context lengths ``T`` (tokens before the first timed step).
+        d_model, n_layers, n_heads, vocab_size: sizes shared by all kinds.
+        batch_size: sequences decoded together.
+        steps: timed decode steps per context (the Transformer's cache grows by ``steps`` during
+            them, small against ``T``).
+        repeat: timed runs per context (minimum kept).
+        seed: weights and prompt.
+        prefill_chunk: prompt tokens per ``prefill`` call.
+        model_options: ``{kind: {option: value}}`` overriding :data:`RECURRENT_KINDS`.
+        device: default :func:`linattn_edu.runtime.device`.
+        progress: a tqdm bar over kinds and contexts.
+        threads: on a CPU, PyTorch threads during the run (restored afterwards); None keeps the
+            current setting. 1 by default: on a machine whose cores are busy with other work,
+            PyTorch's OpenMP threads spin-wait for each other (see
+            :func:`~linattn_edu.experiments.extrapolation.run_extrapolation`); one run of the
+            ``"cpu"`` preset with 2 threads on a 2-core CPU shared with other jobs (load average
+            ~4) measured 270-600 ms per step for Griffin and the Transformer, against 7-54 ms for
+            the same preset with one thread. One thread also makes the numbers independent of the
+            machine's core count.
+
+    Returns:
+        ``{"rows": [...], "config": {...}, "device": str, "seconds": float}``. One row per kind and
+        context: ``kind``, ``context_len``, ``ms_per_token`` (one decode step of the whole batch,
+        i.e. the latency of one generated token per sequence), ``tokens_per_s`` (``batch_size ·
+        steps / seconds``), ``cache_bytes`` (:func:`~linattn_edu.models.cache_bytes` of the cache
+        after the prefill of ``T`` tokens, whole batch), ``state_bytes``
+        (:func:`~linattn_edu.models.model_state_bytes` at ``T``, per sequence; equals
+        ``cache_bytes / batch_size`` for these float32 models) and ``n_params``.
+
+    Raises:
+        ValueError: bad arguments, naming them.
+    """
+    start = time.perf_counter()
+    kinds = _check_kinds(kinds)
+    lens = _check_lens(context_lens, "context_lens")
+    d_model, n_layers, n_heads = _int(d_model, "d_model"), _int(n_layers, "n_layers"), _int(n_heads, "n_heads")
+    batch_size, vocab_size = _int(batch_size, "batch_size"), _int(vocab_size, "vocab_size", 2)
+    steps, repeat, seed = _int(steps, "steps"), _int(repeat, "repeat"), _int(seed, "seed", 0)
+    prefill_chunk = _int(prefill_chunk, "prefill_chunk")
+    options = _check_options(model_options)
+    if threads is not None:
+        threads = _int(threads, "threads")
+    dev = _device(device)
+    with _torch_threads(dev, threads):
+        rows, options_used, torch_threads = _decode_rows(
+            kinds, lens, dev, d_model=d_model, n_layers=n_layers, n_heads=n_heads, batch_size=batch_size,
+            steps=steps, repeat=repeat, vocab_size=vocab_size, seed=seed, prefill_chunk=prefill_chunk,
+            options=options, progress=progress)
+    config = {
+        "kinds": list(kinds), "context_lens": lens, "d_model": d_model, "n_layers": n_layers, "n_heads": n_heads,
+        "batch_size": batch_size, "steps": steps, "repeat": repeat, "vocab_size": vocab_size, "seed": seed,
+        "prefill_chunk": prefill_chunk, "model_options": options_used, "dtype": "float32",
+        "decoding": "greedy (argmax), model.step under no_grad, after a chunked prefill of context_len tokens",
+        "timing": "steps decode steps, one warm-up run, min over repeat runs; prefill not timed",
+        "weights": "random (untrained)", "torch_threads": torch_threads,
+        "cache_bytes": "cache_bytes of the whole batch's cache after the prefill",
+        "state_bytes": "model_state_bytes per sequence at context_len",
+        "paper_claim": "Hawk and Griffin: lower decode latency and higher throughput than an MQA Transformer, "
+                       "the gap growing with the context (De et al., 2024, arXiv:2402.19427, Section 5)",
+    }
+    return {"rows": rows, "config": config, "device": bench.device_name(dev), "seconds": time.perf_counter() - start}
+
+
+def _decode_rows(kinds: tuple[str, ...], lens: list[int], dev: torch.device, *, d_model: int, n_layers: int,
+                 n_heads: int, batch_size: int, steps: int, repeat: int, vocab_size: int, seed: int,
+                 prefill_chunk: int, options: dict[str, dict[str, Any]],
+                 progress: bool) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], int]:
+    """The body of :func:`decode_latency`: ``(rows, options as built, torch threads)``."""
+    from tqdm.auto import tqdm
+
+    gen = torch.Generator().manual_seed(seed)
+    prompt = torch.randint(0, vocab_size, (batch_size, lens[-1]), generator=gen).to(dev)
+    rows: list[dict[str, Any]] = []
+    options_used: dict[str, dict[str, Any]] = {}
+    bar = tqdm(total=len(kinds) * len(lens), disable=not progress, desc="decode latency")
+    for kind in kinds:
+        opts = {**RECURRENT_KINDS.get(kind, {}), **options.get(kind, {})}
+        torch.manual_seed(seed)
+        model = build_model(kind, vocab_size=vocab_size, d_model=d_model, n_layers=n_layers, n_heads=n_heads, **opts)
+        model.to(dev).eval()
+        options_used[kind] = {"kind": kind, **opts}
+        n_params = count_parameters(model)
+        cache, logits, done = None, None, 0
+        with torch.no_grad():
+            for length in lens:
+                if progress:
+                    bar.set_postfix_str(f"{kind} T={length}", refresh=True)
+                while done < length:  # chunked prefill up to exactly `length` tokens
+                    end = min(done + prefill_chunk, length)
+                    out, cache = model.prefill(prompt[:, done:end], cache)
+                    logits, done = out[:, -1], end
+                nbytes = cache_bytes(cache)
+                seconds = _time_decode(model, logits, cache, steps, repeat, dev)
+                rows.append({
+                    "kind": kind, "context_len": length, "ms_per_token": 1e3 * seconds / steps,
+                    "tokens_per_s": batch_size * steps / seconds, "cache_bytes": int(nbytes),
+                    "state_bytes": int(model_state_bytes(model, seq_len=length)), "n_params": int(n_params),
+                })
+                bar.update(1)
+        del model, cache
+    bar.close()
+    return rows, options_used, torch.get_num_threads()
+
+
+def _pair_of_axes(axes: Any, what: str) -> tuple[Any, Any]:
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        _, pair = plt.subplots(1, 2, figsize=(11, 4))
+        return pair[0], pair[1]
+    try:
+        pair = tuple(axes)
+    except TypeError:
+        raise ValueError(f"axes must be None or a pair of matplotlib Axes ({what})") from None
+    if len(pair) != 2:
+        raise ValueError(f"axes must be a pair of matplotlib Axes ({what}), got {len(pair)}")
+    return pair[0], pair[1]
+
+
+def plot_decode_latency(res: dict[str, Any], axes: Any = None) -> tuple[Any, Any]:
+    """Latency per token (left) and decode state per sequence (right) against the context, log-log.
+
+    Args:
+        res: a :func:`decode_latency` result or a stored record (``bench.load_results``).
+        axes: None (a new figure with two Axes), or a pair of Axes ``(ax_latency, ax_memory)``.
+
+    Returns:
+        The two Axes, one line per kind (labelled with the kind) in each; both titles name the
+        device.
+
+    Raises:
+        ValueError: ``res`` has no rows, or ``axes`` is not a pair of Axes.
+    """
+    rows = list(res.get("rows", [])) if isinstance(res, dict) else []
+    if not rows:
+        raise ValueError("res must be a decode_latency result with rows")
+    ax_lat, ax_mem = _pair_of_axes(axes, "latency, memory")
+    cfg = res.get("config", {})
+    batch = cfg.get("batch_size")
+    for kind in dict.fromkeys(r["kind"] for r in rows):
+        pts = sorted((r["context_len"], r["ms_per_token"], r["state_bytes"]) for r in rows if r["kind"] == kind)
+        xs = [p[0] for p in pts]
+        ax_lat.plot(xs, [p[1] for p in pts], marker="o", color=_COLORS.get(kind), label=kind)
+        ax_mem.plot(xs, [p[2] / 2**10 for p in pts], marker="o", color=_COLORS.get(kind), label=kind)
+    where = res.get("device", "?")
+    sizes = f"d_model={cfg.get('d_model')}, {cfg.get('n_layers')} layers, batch {batch}, float32"
+    for a in (ax_lat, ax_mem):
+        a.set_xscale("log", base=2)
+        a.set_yscale("log")
+        a.set_xlabel("context length (tokens before the step)")
+        a.grid(True, which="both", alpha=0.3)
+        a.legend(fontsize=8)
+    ax_lat.set_ylabel("ms per generated token (whole batch)")
+    ax_lat.set_title(f"Decode latency vs context\n{where}", fontsize=9)
+    ax_mem.set_ylabel("decode state per sequence (KiB)")
+    ax_mem.set_title(f"Decode state vs context ({where})\n{sizes}", fontsize=9)
+    return ax_lat, ax_mem
+
+
+# ----------------------------------------------------------------------------------------------
+# 2. Train short, test long
+# ----------------------------------------------------------------------------------------------
+
+#: Sizes per preset for :func:`run_length_generalization`.
+LENGTH_PRESETS: dict[str, dict[str, Any]] = {
+    # Tests: checks that everything runs (a few seconds for the three kinds).
+    "fast": dict(train_len=16, eval_lens=(16, 32, 64), d_model=32, n_layers=2, n_heads=2, steps=5, batch_size=4,
+                 lr=3e-3, eval_max_windows=2, max_bytes=200_000, seed=0),
+    # The book on a 2-core CPU: the three kinds in about a minute (measured: 62 s, 1 thread).
+    "cpu": dict(train_len=64, eval_lens=(64, 128, 256, 512), d_model=64, n_layers=2, n_heads=4, steps=400,
+                batch_size=16, lr=3e-3, eval_max_windows=8, max_bytes=None, seed=0),
+    # A CUDA GPU (Griffin: 4 layers = recurrent, recurrent, attention, recurrent; window 128).
+    "gpu": dict(train_len=256, eval_lens=(256, 512, 1024, 2048, 4096), d_model=256, n_layers=4, n_heads=8,
+                steps=2000, batch_size=32, lr=1e-3, eval_max_windows=32, max_bytes=None, seed=0),
+}
+
+
+def length_generalization_config(preset: str | None = None) -> dict[str, Any]:
+    """Sizes for :func:`run_length_generalization`: ``run_length_generalization(**length_generalization_config())``.
+
+    Args:
+        preset: None picks by :func:`linattn_edu.runtime.mode`; or one of :data:`LENGTH_PRESETS`.
+
+    Returns:
+        A new dict with ``train_len``, ``eval_lens``, ``d_model``, ``n_layers``, ``n_heads``,
+        ``steps``, ``batch_size``, ``lr``, ``eval_max_windows``, ``max_bytes`` and ``seed``.
+
+    Raises:
+        ValueError: unknown ``preset``.
+    """
+    return dict(_preset(LENGTH_PRESETS, preset))
+
+
+def run_length_generalization(
+    kinds: Sequence[str] = ("transformer", "hawk", "griffin"),
+    *,
+    train_len: int,
+    eval_lens: Iterable[int],
+    d_model: int,
+    n_layers: int,
+    n_heads: int,
+    steps: int,
+    batch_size: int,
+    lr: float = 3e-3,
+    seed: int = 0,
+    eval_max_windows: int | None = None,
+    max_bytes: int | None = None,
+    model_options: dict[str, dict[str, Any]] | None = None,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+    threads: int | None = 1,
+) -> dict[str, Any]:
+    """Train one byte-level LM per kind at ``train_len``; evaluate its perplexity at ``eval_lens``.
+
+    The recipe of :func:`~linattn_edu.experiments.extrapolation.run_extrapolation` (same corpus,
+    training loop, evaluation text and windows; its helpers are shared), with model kinds in
+    place of position schemes: each model is ``build_model(kind, vocab_size=256, ...)`` after
+    ``torch.manual_seed(seed)`` with the options of :data:`RECURRENT_KINDS` updated by
+    ``model_options``, trained with :func:`~linattn_edu.train.train_lm` on the same batches
+    (``steps`` AdamW steps of ``batch_size`` random windows of ``train_len`` tokens of the
+    ``stdlib`` train split), then scored with :func:`~linattn_edu.train.evaluate_perplexity` on
+    non-overlapping windows of each length over the same valid text.
+
+    - ``"transformer"``: MQA with RoPE (the paper's baseline). RoPE has no table, but relative
+      distances past ``train_len`` were never seen in training.
+    - ``"hawk"``: recurrences only; no position encoding, nothing that depends on the length.
+    - ``"griffin"``: recurrences plus local attention whose window defaults here to
+      ``max(1, train_len // 2)`` (the paper's setting: window 1024 for training sequences of
+      2048), so its attention never sees a distance it was not trained on, at any length.
+
+    Args:
+        kinds: registered model kinds, trained in this order.
+        train_len: training context ``L`` (>= 2).
+        eval_lens: evaluation lengths (positive ints; sorted in the result).
+        d_model, n_layers, n_heads: model sizes (Griffin: ``d_model / n_heads`` divisible by 4).
+        steps, batch_size, lr: the optimization (cosine schedule with warmup, see ``train_lm``).
+        seed: models and batches.
+        eval_max_windows: windows of the longest eval length (None: the whole valid split).
+        max_bytes: keep only the first ``max_bytes`` bytes of the corpus (None: all).
+        model_options: ``{kind: {option: value}}`` overriding the defaults above.
+        device: default :func:`linattn_edu.runtime.device`.
+        progress: a tqdm bar over the kinds, and ``train_lm``'s bar per model.
+        threads: CPU threads during the run (restored afterwards), None: unchanged; 1 by default
+            for the reasons given in :func:`~linattn_edu.experiments.extrapolation.run_extrapolation`.
+
+    Returns:
+        ``{"rows", "train", "config", "device", "corpus", "seconds"}``: ``rows`` one
+        ``{"model", "train_len", "eval_len", "perplexity"}`` per (kind, eval length), kinds in the
+        given order and lengths ascending; ``train`` ``{kind: {"n_params", "final_loss",
+        "step_time_s", "tokens_per_s", "train_seconds"}}``; ``config`` the arguments plus
+        ``eval_tokens``, ``eval_windows`` and ``model_options`` (as built). The format of
+        :func:`~linattn_edu.experiments.extrapolation.run_extrapolation` with ``model`` for
+        ``pos``: :func:`~linattn_edu.experiments.extrapolation.result_to_rows` and
+        :func:`~linattn_edu.experiments.extrapolation.plot_extrapolation` accept it;
+        :func:`plot_length_generalization` draws it.
+
+    Raises:
+        ValueError: bad arguments, naming them (``kinds``, ``eval_lens``, ``train_len``, sizes,
+            ``lr``, ``model_options``; ``max_bytes`` when the valid split is too short).
+    """
+    start = time.perf_counter()
+    kinds = _check_kinds(kinds)
+    train_len = _int(train_len, "train_len", 2)
+    lens = _check_eval_lens(eval_lens)
+    d_model, n_layers, n_heads = _int(d_model, "d_model"), _int(n_layers, "n_layers"), _int(n_heads, "n_heads")
+    steps, batch_size, seed = _int(steps, "steps"), _int(batch_size, "batch_size"), _int(seed, "seed", 0)
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0 or not math.isfinite(lr):
+        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    if eval_max_windows is not None:
+        eval_max_windows = _int(eval_max_windows, "eval_max_windows")
+    if threads is not None:
+        threads = _int(threads, "threads")
+    options = _check_options(model_options)
+    dev = _device(device)
+    built: dict[str, dict[str, Any]] = {}
+    for kind in kinds:
+        opts = dict(RECURRENT_KINDS.get(kind, {}))
+        if kind == "griffin":
+            opts["window"] = max(1, train_len // 2)
+        built[kind] = {**opts, **options.get(kind, {})}
+    with _torch_threads(dev, threads):
+        corpus = load_corpus("stdlib", max_bytes=max_bytes)
+        eval_tokens, n_eval = _eval_text(corpus, lens, eval_max_windows, max_bytes, train_len)
+        models = {}
+        for kind in kinds:  # build all first: a bad size fails before any training
+            torch.manual_seed(seed)
+            try:
+                models[kind] = build_model(kind, vocab_size=corpus.vocab_size, d_model=d_model, n_layers=n_layers,
+                                           n_heads=n_heads, **built[kind])
+            except ValueError as err:
+                raise ValueError(f"model_options / sizes for kind {kind!r}: {err}") from err
+
+        from tqdm.auto import tqdm
+
+        rows: list[dict[str, Any]] = []
+        train: dict[str, dict[str, Any]] = {}
+        bar = tqdm(kinds, desc="models", disable=not progress, leave=True)
+        for kind in bar:
+            bar.set_postfix(model=kind, refresh=True)
+            model = models.pop(kind)
+            ppls, info = _train_and_evaluate(model, corpus.train, eval_tokens, lens, train_len=train_len,
+                                             batch_size=batch_size, steps=steps, lr=lr, seed=seed, dev=dev,
+                                             progress=progress)
+            rows += [{"model": kind, "train_len": train_len, "eval_len": n, "perplexity": p}
+                     for n, p in zip(lens, ppls)]
+            train[kind] = info
+            del model
+        bar.close()
+        torch_threads = torch.get_num_threads()
+    config = {
+        "kinds": list(kinds), "train_len": train_len, "eval_lens": list(lens), "d_model": d_model,
+        "n_layers": n_layers, "n_heads": n_heads, "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
+        "eval_max_windows": eval_max_windows, "max_bytes": max_bytes, "eval_tokens": n_eval,
+        "eval_windows": {str(n): n_eval // n for n in lens}, "vocab_size": corpus.vocab_size,
+        "model_options": {k: {"kind": k, **v} for k, v in built.items()}, "torch_threads": torch_threads,
+        "eval": "non-overlapping windows over the first eval_tokens + 1 tokens of the valid split, "
+                "the same text for every length and model",
+        "paper_claim": "Hawk and Griffin extrapolate to sequences longer than seen in training better than "
+                       "an MQA Transformer with RoPE (De et al., 2024, arXiv:2402.19427, Section 6.2)",
+    }
+    corpus_desc = {k: v for k, v in corpus.description.items() if k != "file_names"}
+    return {"rows": rows, "train": train, "config": config, "device": bench.device_name(dev),
+            "corpus": corpus_desc, "seconds": time.perf_counter() - start}
+
+
+def plot_length_generalization(result: dict[str, Any] | None, *, ax: Any = None,
+                               stored: dict[str, Any] | None = None) -> Any:
+    """Perplexity against evaluation length, one line per model, the training length marked.
+
+    Args:
+        result: a :func:`run_length_generalization` result (solid lines), or None to draw only
+            ``stored``.
+        ax: a matplotlib Axes (default: a new figure).
+        stored: a results record (rows with ``model``, ``eval_len``, ``perplexity``, e.g. from
+            :func:`~linattn_edu.experiments.extrapolation.result_to_rows` and
+            ``bench.save_results``): dashed, labelled with its device.
+
+    Returns:
+        The Axes: log2 x (evaluation length), log y (perplexity), lines labelled with the kind, a
+        dotted vertical line at the training length; the title names the device.
+
+    Raises:
+        ValueError: neither ``result`` nor ``stored`` has perplexity rows.
+    """
+    source = result if result is not None else stored
+    where = source.get("device", "?") if isinstance(source, dict) else "?"
+    return _plot_perplexity_curves(result, ax=ax, stored=stored, colors=_COLORS,
+                                   title=f"Train short, test long: Transformer (MQA, RoPE), Hawk, Griffin\n{where}")
+
+
+# ----------------------------------------------------------------------------------------------
+# 3. MQAR recall with Hawk and Griffin
+# ----------------------------------------------------------------------------------------------
+
+#: Sizes per preset for :func:`mqar_recurrent_config`: the keys of
+#: :data:`~linattn_edu.experiments.mqar_sweep.MQAR_PRESETS` plus ``families`` and ``griffin_windows``.
+MQAR_RECURRENT_PRESETS: dict[str, dict[str, Any]] = {
+    "fast": dict(
+        settings=[(16, 2)], vocab_size=32, d_model=16, n_layers=2, n_heads=2, steps=6, batch_size=8, lr=3e-3,
+        n_train=64, n_test=32, seed=0, windows=[], feature_dims={"linear_taylor": [2]},
+        based=[{"feature_dim": 2, "window": 4}], griffin_windows=[4],
+        families=["attention", "linear_taylor", "based", "hawk", "griffin"],
+    ),
+    # The sweep's "cpu" preset exactly (L=64, 8 pairs, 800 steps), only Hawk and Griffin (windows 16 and 32):
+    # the other families are Chapter 5's, drawn from its stored sweep. ~2-3 min on 2 cores.
+    "cpu": dict(
+        settings=[(64, 8)], vocab_size=128, d_model=64, n_layers=2, n_heads=2, steps=800, batch_size=32, lr=3e-3,
+        n_train=16_000, n_test=1000, seed=0, windows=[], feature_dims={}, based=[], griffin_windows=[16, 32],
+        families=["hawk", "griffin"],
+    ),
+    # A CUDA GPU (not run yet).
+    "gpu": dict(
+        settings=[(128, 8), (256, 16)], vocab_size=8192, d_model=128, n_layers=2, n_heads=2, steps=3000,
+        batch_size=128, lr=3e-3, n_train=100_000, n_test=3000, seed=0, windows=[],
+        feature_dims={"linear_taylor": [4, 8]}, based=[{"feature_dim": 8, "window": 32}], griffin_windows=[16, 64],
+        families=["attention", "linear_taylor", "based", "hawk", "griffin"],
+    ),
+}
+
+
+def mqar_recurrent_config(preset: str | None = None) -> dict[str, Any]:
+    """Sizes for a small MQAR sweep with Hawk and Griffin: ``run_mqar_sweep(**mqar_recurrent_config())``.
+
+    The ``"cpu"`` preset trains only ``hawk`` and ``griffin`` (windows 16 and 32) with exactly the
+    sweep's ``"cpu"`` preset (``L = 64``, 8 key-value pairs, same data, sizes, batch, learning
+    rate and 800 steps), so its points compare one for one with Chapter 5's live run; the other
+    families come from the stored sweep. The ``"fast"`` and ``"gpu"`` presets also train
+    ``attention``, ``linear_taylor`` and ``based`` for reference.
+
+    Args:
+        preset: None picks by :func:`linattn_edu.runtime.mode`; or one of :data:`MQAR_RECURRENT_PRESETS`.
+
+    Returns:
+        A new dict (edit freely) with the keys of
+        :func:`~linattn_edu.experiments.mqar_sweep.mqar_sweep_config` plus ``families`` and
+        ``griffin_windows``.
+
+    Raises:
+        ValueError: unknown ``preset``.
+    """
+    cfg = _preset(MQAR_RECURRENT_PRESETS, preset)
+    out = dict(cfg)
+    out["settings"] = [tuple(s) for s in cfg["settings"]]
+    for key in ("windows", "griffin_windows", "families"):
+        out[key] = list(cfg[key])
+    out["feature_dims"] = {k: list(v) for k, v in cfg["feature_dims"].items()}
+    out["based"] = [dict(b) for b in cfg["based"]]
+    return out
