@@ -134,8 +134,8 @@ MQAR_PRESETS: dict[str, dict[str, Any]] = {
         n_train=64, n_test=32, seed=0, windows=[4], feature_dims={"linear_elu": [4], "linear_taylor": [2]},
         based=[{"feature_dim": 2, "window": 4}],
     ),
-    # The book on a 2-core CPU: 9 models in ~2 minutes (measured: 106-123 s with 2 torch threads on a
-    # 2-core AMD EPYC shared with other jobs; see the module docstring for what it shows).
+    # The book on a 2-core CPU: 9 models, ~30 s each (measured 2026-12-01 in Chapter 5: 305 s with 2 torch
+    # threads on an otherwise idle 2-core AMD EPYC; see the module docstring for what it shows).
     "cpu": dict(
         settings=[(64, 8)], vocab_size=128, d_model=64, n_layers=2, n_heads=2, steps=800, batch_size=32,
         lr=3e-3, n_train=16_000, n_test=1000, seed=0, windows=[8, 16],

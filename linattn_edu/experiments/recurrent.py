@@ -33,12 +33,12 @@ What the ``"cpu"`` presets showed (one run each on a 2-core AMD EPYC shared with
   perplexity at 64 / 512 tokens: Transformer 6.12 / 8.94 (RoPE past its training length),
   Hawk 5.07 / 4.96, Griffin (window 32) 5.31 / 5.21: the recurrent models get slightly *better*
   with more context, the Transformer 46% worse.
-- MQAR (:func:`mqar_recurrent_config`, 105 s, 400 steps): accuracy (state bytes) attention
-  0.77 (66560), Taylor d=4 0.88 (12112), Based d=4 w=8 0.12 (10664), Hawk 0.02 (2048),
-  Griffin w=16 0.03 (5120). With the sweep's 800 steps (31-63 s per model, ~3.5 minutes): 0.98,
-  0.99, 0.78, 0.03, 0.04. Hawk's 2 KiB state does not leave the plateau at this budget (nor with
-  ``lr=1e-3``, 0.04, or LeCun-initialized input projections, 0.12), and a window of 16 rarely
-  covers a key-query distance at ``L = 64``.
+- MQAR (:func:`mqar_recurrent_config`, 800 steps, 167 s in Chapter 6 on an idle 2-core EPYC,
+  2026-12-01): accuracy (state bytes) Hawk 0.033 (2048), Griffin w=16 0.036 (5120), Griffin
+  w=32 0.104 (9216); the same budget gives attention 0.98 (66560), Taylor d=4 0.99 (12112) and
+  Based d=4 w=8 0.78 (10664) (Chapter 5). Hawk's 2 KiB state does not leave the plateau at this
+  budget (nor with ``lr=1e-3``, 0.04, or LeCun-initialized input projections, 0.12), and a
+  window of 16 rarely covers a key-query distance at ``L = 64``.
 """
 
 from __future__ import annotations
