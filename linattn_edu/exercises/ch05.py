@@ -24,6 +24,7 @@ import numpy as np
 from ..reference import attention_mask, softmax, softmax_attention
 from ..tasks.mqar import IGNORE_INDEX, make_mqar, mqar_accuracy
 from ._common import report as _report, failure as _failure, as_array as _as_array
+from ._common import close as _close, compare as _compare, matches as _matches
 
 __all__ = [
     "check_taylor_exp",
@@ -32,38 +33,6 @@ __all__ = [
     "check_mqar_accuracy",
 ]
 
-_RTOL = 1e-10  # float64 arithmetic in a different order: errors are ~1e-15 relative
-
-
-def _close(got: np.ndarray, expected: np.ndarray) -> bool:
-    return got.shape == expected.shape and bool(
-        np.all(np.abs(got - expected) <= _RTOL * (1.0 + np.abs(expected).max(initial=0.0)))
-    )
-
-
-def _compare(got: Any, expected: np.ndarray) -> tuple[str | None, float]:
-    """``(problem or None, max |err|)`` of ``got`` against ``expected`` (relative to its scale)."""
-    if got is None:
-        return "your function returned None (a missing `return`?)", float("inf")
-    try:
-        got = _as_array(got)
-    except (TypeError, ValueError) as err:
-        return f"expected an array, got {type(got).__name__} ({err})", float("inf")
-    if got.shape != expected.shape:
-        return f"shape {got.shape}, expected {expected.shape}, max |err| = inf", float("inf")
-    if not np.all(np.isfinite(got)):
-        return "the result contains inf or nan, max |err| = inf", float("inf")
-    err = float(np.max(np.abs(got - expected))) if got.size else 0.0
-    return (None if _close(got, expected) else f"max |err| = {err:.3g}"), err
-
-
-def _matches(got: Any, candidate: np.ndarray) -> bool:
-    """Whether ``got`` equals ``candidate`` (a known wrong answer) up to rounding."""
-    try:
-        got = _as_array(got)
-    except (TypeError, ValueError):
-        return False
-    return got.shape == candidate.shape and bool(np.allclose(got, candidate, rtol=1e-8, atol=1e-10))
 
 
 # --------------------------------------------------------------------------------------------
