@@ -126,3 +126,30 @@ __all__ += [
     "griffin_layer_pattern",
     "sqrt_bounded_grad",
 ]
+
+# The linearized-LLM chapter: grouped linear attention + causal DWConv, tree verification, conversion.
+from .linearized import (
+    CONV_INITS,
+    LINEARIZED_ATTENTIONS,
+    LINEARIZED_POSITIONS,
+    LOCAL_KINDS,
+    Linearized,
+    LinearizedAttention,
+    LinearizedCache,
+    LinearizedConfig,
+    LinearizedLayerState,
+    linearize,
+)
+
+__all__ += [
+    "CONV_INITS",
+    "LINEARIZED_ATTENTIONS",
+    "LINEARIZED_POSITIONS",
+    "LOCAL_KINDS",
+    "Linearized",
+    "LinearizedAttention",
+    "LinearizedCache",
+    "LinearizedConfig",
+    "LinearizedLayerState",
+    "linearize",
+]

@@ -24,7 +24,10 @@ The formulas (per sequence; ``D = d_model / n_heads``, ``b`` bytes per element):
 - ``"hawk"``: ``layers · (W · (conv_width - 1) · b + W · b_state)`` with ``W = lru_width`` (the
   conv's last inputs and the RG-LRU state ``h``);
 - ``"griffin"``: each ``"recurrent"`` layer of its ``layer_pattern`` as in Hawk, each
-  ``"attention"`` layer ``2 · H_kv · D · min(T, window) · b`` (multi-query: ``H_kv = 1``).
+  ``"attention"`` layer ``2 · H_kv · D · min(T, window) · b`` (multi-query: ``H_kv = 1``);
+- ``"linearized"``: per layer ``H · F · D · b_state`` (``S``), plus ``H · F · b_state`` (``z``)
+  for ``attention="linear"`` or ``2 · H · D · (T mod g) · b`` (the current group's keys and
+  values) for ``attention="grouped"``, plus ``H · D · (K - 1) · b`` with ``conv`` (the conv buffer).
 
 They equal :func:`~linattn_edu.models.cache_bytes` of a real model's cache after a prefill of
 ``seq_len`` tokens (batch 1) when ``bytes_per_element`` is the model's element size. One caveat:
@@ -45,12 +48,13 @@ from torch import nn
 from ..reference.attention import kv_cache_bytes
 from .griffin import GriffinConfig, HawkConfig
 from .linear import BasedConfig, LinearConfig
+from .linearized import LinearizedConfig
 from .transformer import TransformerConfig
 
 __all__ = ["STATE_KINDS", "state_bytes", "model_state_bytes"]
 
 #: Kinds :func:`state_bytes` knows.
-STATE_KINDS = ("transformer", "linear", "based", "hawk", "griffin")
+STATE_KINDS = ("transformer", "linear", "based", "hawk", "griffin", "linearized")
 
 _CONFIGS: dict[str, type] = {
     "transformer": TransformerConfig,
@@ -58,6 +62,7 @@ _CONFIGS: dict[str, type] = {
     "based": BasedConfig,
     "hawk": HawkConfig,
     "griffin": GriffinConfig,
+    "linearized": LinearizedConfig,
 }
 
 
@@ -81,6 +86,19 @@ def _griffin_bytes(cfg: HawkConfig, seq_len: int, bpe: int, sbpe: int) -> int:
         else:  # local attention (GriffinConfig)
             total += 2 * cfg.n_kv_heads * cfg.head_dim * min(seq_len, cfg.window) * bpe  # type: ignore[attr-defined]
     return int(total)
+
+
+def _linearized_bytes(cfg: LinearizedConfig, seq_len: int, bpe: int, sbpe: int) -> int:
+    """Linearized: ``S`` (+ ``z``), the partial group's keys and values, the conv buffer, per layer."""
+    h, f, d = cfg.n_heads, cfg.n_features, cfg.head_dim
+    per_layer = h * f * d * sbpe
+    if cfg.attention == "linear":
+        per_layer += h * f * sbpe
+    else:
+        per_layer += 2 * h * d * (seq_len % cfg.group_size) * bpe
+    if cfg.conv:
+        per_layer += h * d * (cfg.conv_kernel_size - 1) * bpe
+    return int(cfg.n_layers * per_layer)
 
 
 def state_bytes(
@@ -140,6 +158,8 @@ def state_bytes(
         )
     if kind in ("hawk", "griffin"):
         return _griffin_bytes(cfg, seq_len, bpe, sbpe)
+    if kind == "linearized":
+        return _linearized_bytes(cfg, seq_len, bpe, sbpe)
     total = 0
     for mixers in cfg.pattern:
         for name in mixers:

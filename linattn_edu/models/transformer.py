@@ -212,6 +212,47 @@ class CausalSelfAttention(nn.Module):
         return self.dropout(self.out_proj(o)), (k, v)
 
 
+    def tree_attend(
+        self,
+        x: torch.Tensor,
+        *,
+        past: tuple[torch.Tensor, torch.Tensor],
+        rope: tuple[torch.Tensor, torch.Tensor] | None,
+        slopes: torch.Tensor | None,
+        visible: torch.Tensor,
+        q_pos: torch.Tensor,
+        k_pos: torch.Tensor,
+    ) -> torch.Tensor:
+        """Attention under an arbitrary mask, for tree verification (:meth:`Transformer.tree_step`).
+
+        x ``(B, N, C)``: the tree nodes; past ``(K, V)`` each ``(B, H_kv, T_cached, D)``;
+        visible ``(N, T_cached + N)`` bool; q_pos ``(N,)`` / k_pos ``(T_cached + N,)`` absolute
+        positions (for ALiBi's ``-m_h (i - j)``). Plain PyTorch, the math of
+        ``flash_attention_torch`` with the mask and positions given. Returns ``(B, N, C)``.
+        """
+        cfg = self.cfg
+        b, t, _ = x.shape
+        q = self.q_proj(x).view(b, t, cfg.n_heads, cfg.head_dim).transpose(1, 2)
+        k, v = self.kv_proj(x).view(b, t, 2, cfg.n_kv_heads, cfg.head_dim).permute(2, 0, 3, 1, 4)
+        if rope is not None:
+            cos, sin = rope[0].to(q.dtype), rope[1].to(q.dtype)
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        k = torch.cat([past[0].to(k.dtype), k], dim=2)
+        v = torch.cat([past[1].to(v.dtype), v], dim=2)
+        compute = torch.float64 if q.dtype == torch.float64 else torch.float32
+        group = cfg.n_heads // cfg.n_kv_heads
+        k_full = k.to(compute).repeat_interleave(group, dim=1)
+        v_full = v.to(compute).repeat_interleave(group, dim=1)
+        scores = torch.matmul(q.to(compute), k_full.transpose(-1, -2)) / math.sqrt(cfg.head_dim)
+        if slopes is not None:
+            dist = (q_pos[:, None] - k_pos[None, :]).to(compute)
+            scores = scores - slopes.to(compute)[:, None, None] * dist
+        scores = scores.masked_fill(~visible, float("-inf"))
+        o = torch.matmul(torch.softmax(scores, dim=-1), v_full).to(q.dtype)
+        o = o.transpose(1, 2).reshape(b, t, cfg.n_heads * cfg.head_dim)
+        return self.dropout(self.out_proj(o))
+
+
 class Block(nn.Module):
     """Pre-norm residual block: ``x + Attn(Norm(x))``, then ``x + MLP(Norm(x))``. ``(B, T, C)``."""
 
@@ -235,6 +276,8 @@ class Transformer(nn.Module):
     ``model(tokens)``: ``(B, T)`` int64 -> ``(B, T, vocab_size)`` logits.
     ``model.prefill(tokens)`` / ``model.step(token, cache)``: incremental decoding with a
     :class:`~linattn_edu.models.common.KVCache`.
+    ``model.tree_step(token_tree, parents, cache)``: logits of a whole draft tree in one pass
+    (speculative decoding, :mod:`linattn_edu.speculative`).
     """
 
     kind = "transformer"
@@ -276,6 +319,22 @@ class Transformer(nn.Module):
 
     # ------------------------------------------------------------------------------------------
 
+    def _embed(
+        self, tokens: torch.Tensor, positions: torch.Tensor
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+        """Embeddings ``(B, T, C)`` of ``tokens`` at absolute ``positions`` ``(T,)``, and RoPE's ``(cos, sin)`` or None."""
+        cfg = self.config
+        x = self.tok_emb(tokens)
+        if self.pos_emb is not None:
+            x = x + self.pos_emb(positions)
+        elif cfg.pos == "sinusoidal":
+            # Vaswani et al. scale the token embeddings by sqrt(d_model) before adding the unit-scale
+            # sinusoids; without it the position vector would swamp the small-initialized embedding.
+            x = x * math.sqrt(cfg.d_model) + sinusoidal_positions(positions, cfg.d_model).to(x.dtype)
+        x = self.emb_dropout(x)
+        rope = rope_cos_sin(positions, cfg.head_dim, base=cfg.rope_base, dtype=x.dtype) if cfg.pos == "rope" else None
+        return x, rope
+
     def _run(self, tokens: torch.Tensor, cache: KVCache | None, keep_cache: bool) -> tuple[torch.Tensor, KVCache | None]:
         """Logits ``(B, T, V)`` for ``tokens`` ``(B, T)`` placed after ``cache``; the new cache if asked."""
         cfg = self.config
@@ -288,15 +347,7 @@ class Transformer(nn.Module):
                 f"was requested; build the model with a larger max_len or use pos='alibi'/'rope'/'sinusoidal'"
             )
         positions = torch.arange(start, end, device=tokens.device)
-        x = self.tok_emb(tokens)
-        if self.pos_emb is not None:
-            x = x + self.pos_emb(positions)
-        elif cfg.pos == "sinusoidal":
-            # Vaswani et al. scale the token embeddings by sqrt(d_model) before adding the unit-scale
-            # sinusoids; without it the position vector would swamp the small-initialized embedding.
-            x = x * math.sqrt(cfg.d_model) + sinusoidal_positions(positions, cfg.d_model).to(x.dtype)
-        x = self.emb_dropout(x)
-        rope = rope_cos_sin(positions, cfg.head_dim, base=cfg.rope_base, dtype=x.dtype) if cfg.pos == "rope" else None
+        x, rope = self._embed(tokens, positions)
 
         keys, values = [], []
         for i, block in enumerate(self.blocks):
@@ -346,6 +397,65 @@ class Transformer(nn.Module):
         self._check_cache(cache, token.shape[0])
         logits, new_cache = self._run(token[:, None], cache, keep_cache=True)
         return logits[:, -1], new_cache  # type: ignore[return-value]
+
+    def tree_step(self, token_tree: torch.Tensor, parents: Any, cache: KVCache) -> torch.Tensor:
+        """Verify a draft tree in one forward pass: ``token_tree (B, N)`` -> logits ``(B, N, V)``.
+
+        ``parents`` ``(N,)`` (list, array or tensor; shared by the batch) gives each node's parent
+        index, or -1 for a child of the cached prefix, parents before children (see
+        :func:`~linattn_edu.reference.tree_attention_mask`). Node ``i`` attends to every cached
+        key plus its own ancestors and itself, and sits at position ``cache.position + depth(i)``
+        (roots have depth 0), so its logits equal those of ``step``-decoding its root path one
+        token at a time: the next-token prediction after that path. RoPE, ALiBi, learned,
+        sinusoidal and no positions, grouped-query heads and sliding windows all follow the
+        node's absolute position. The cache is not modified (commit accepted tokens with
+        ``prefill(tokens, cache)``).
+
+        The tree mask is not causal-by-index, so the attention runs in plain PyTorch (scores
+        materialized, ``(N, T_cached + N)`` per head; computed in float32, float64 stays
+        float64) rather than through ``flash_attention``.
+
+        Raises:
+            TypeError / ValueError: bad ``token_tree`` or ``cache``; ``ValueError`` naming
+                ``parents`` for a bad parent array or one whose length is not ``N``;
+                ``ValueError`` naming ``max_len`` when a ``"learned"`` table is too short.
+        """
+        from ..reference.speculative import tree_attention_mask, tree_depths
+
+        cfg = self.config
+        tokens = check_tokens(token_tree, cfg.vocab_size, name="token_tree")
+        self._check_cache(cache, tokens.shape[0])
+        mask = tree_attention_mask(parents)
+        n = tokens.shape[1]
+        if mask.shape[0] != n:
+            raise ValueError(f"parents must have one entry per node: token_tree has N={n} nodes, parents has {mask.shape[0]}")
+        device = tokens.device
+        depths = torch.as_tensor(tree_depths(parents), device=device)
+        positions = cache.position + depths  # (N,) absolute positions of the nodes
+        if cfg.pos == "learned" and int(positions.max()) >= cfg.max_len:
+            raise ValueError(
+                f"pos='learned' has a table of max_len={cfg.max_len} positions, but position "
+                f"{int(positions.max())} was requested; build the model with a larger max_len"
+            )
+        t_cached = cache.seq_len
+        cached_pos = torch.arange(cache.position - t_cached, cache.position, device=device)
+        k_pos = torch.cat([cached_pos, positions])  # (T_cached + N,)
+        visible = torch.cat(
+            [torch.ones(n, t_cached, dtype=torch.bool, device=device), torch.as_tensor(mask, device=device)], dim=1
+        )
+        if cfg.window is not None:
+            visible &= k_pos[None, :] > positions[:, None] - cfg.window
+
+        x, rope = self._embed(tokens, positions)
+        for i, block in enumerate(self.blocks):
+            past = (cache.keys[i], cache.values[i])
+            a = block.attn.tree_attend(
+                block.norm_attn(x), past=past, rope=rope, slopes=self.alibi_slopes,
+                visible=visible, q_pos=positions, k_pos=k_pos,
+            )
+            x = x + a
+            x = x + block.mlp(block.norm_mlp(x))
+        return self.lm_head(self.norm_out(x))
 
     def _check_cache(self, cache: Any, batch: int) -> None:
         if not isinstance(cache, KVCache):

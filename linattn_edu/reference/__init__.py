@@ -63,3 +63,25 @@ __all__ += [
     "linear_scan_sequential",
     "rg_lru",
 ]
+
+from .speculative import tree_attention_mask, tree_depths, tree_paths
+
+__all__ += ["tree_attention_mask", "tree_depths", "tree_paths"]
+
+from .linearized import (
+    GROUPED_FORMS,
+    LOCAL_SCORES,
+    augmented_linear_attention,
+    centered_conv1d,
+    grouped_linear_attention,
+    value_conv,
+)
+
+__all__ += [
+    "GROUPED_FORMS",
+    "LOCAL_SCORES",
+    "augmented_linear_attention",
+    "centered_conv1d",
+    "grouped_linear_attention",
+    "value_conv",
+]
