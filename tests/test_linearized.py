@@ -182,7 +182,7 @@ def test_registered_and_defaults():
     cfg = build_model("linearized", vocab_size=V, d_model=32, n_layers=1, n_heads=2).config
     assert (cfg.attention, cfg.conv, cfg.conv_kernel_size, cfg.group_size) == ("grouped", True, 4, 16)
     assert (cfg.feature_map, cfg.normalize_qk, cfg.local, cfg.pos) == ("identity", True, "relu2", "rope")
-    assert (cfg.alpha_init, cfg.conv_init) == (1.0, "normal")
+    assert (cfg.alpha_init, cfg.conv_init) == (0.0, "normal")
     lin = build_model("linearized", vocab_size=V, d_model=32, n_layers=1, n_heads=2, attention="linear").config
     assert (lin.feature_map, lin.normalize_qk) == ("elu", False)
     rebuilt = build_model("linearized", **dataclasses.asdict(cfg))

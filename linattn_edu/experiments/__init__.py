@@ -53,3 +53,32 @@ __all__ += [
     "plot_length_generalization",
     "run_length_generalization",
 ]
+
+# The linearized-LLM chapter: linear attention + DWConv / grouping from scratch, and linearizing a Transformer.
+from .linearized import (
+    DEFAULT_LINEARIZED_VARIANTS,
+    LINEARIZATION_PRESETS,
+    LINEARIZATION_STAGES,
+    LINEARIZED_PERPLEXITY_PRESETS,
+    LINEARIZED_VARIANTS,
+    linearization_config,
+    linearized_perplexity_config,
+    plot_linearization,
+    plot_linearized_perplexity,
+    run_linearization,
+    run_linearized_perplexity,
+)
+
+__all__ += [
+    "DEFAULT_LINEARIZED_VARIANTS",
+    "LINEARIZATION_PRESETS",
+    "LINEARIZATION_STAGES",
+    "LINEARIZED_PERPLEXITY_PRESETS",
+    "LINEARIZED_VARIANTS",
+    "linearization_config",
+    "linearized_perplexity_config",
+    "plot_linearization",
+    "plot_linearized_perplexity",
+    "run_linearization",
+    "run_linearized_perplexity",
+]

@@ -33,8 +33,10 @@ The official code uses a 63-tap kernel with its future half masked (32 causal ta
 64; the book-scale defaults are ``conv_kernel_size=4`` and ``group_size=16``.
 
 **Initialization.** ``conv_init="normal"`` (default; ``N(0, 1/K)``) or ``"zero"``; ``alpha_init``
-(default 1.0) fills every head's ``α``. A model built from scratch thus uses all its branches
-from the start. :func:`linearize`, which converts a trained Transformer, sets both to zero
+(default 0.0, the paper's value) fills every head's ``α``. The global branch has no denominator,
+so with ``α = 1`` from the start its sum over all earlier groups grows with the position and
+swamps the local branch early in training (measured at book scale, 200 steps: perplexity 9.66
+with ``α = 1`` against 7.10 with ``α = 0``); starting at 0 lets training open it gradually. :func:`linearize`, which converts a trained Transformer, sets both to zero
 (the official recipe): the converted model starts as the purely local attention (exactly
 the Transformer's, for ``local="softmax"`` and ``group_size >= T`` without normalization), and
 both parameters still receive gradients.
@@ -135,7 +137,7 @@ class LinearizedConfig:
     conv_init: str = "normal"
     conv_causal: bool = True
     group_size: int = 16
-    alpha_init: float = 1.0
+    alpha_init: float = 0.0
     local: str = "relu2"
     feature_map: str | None = None
     normalize_qk: bool | None = None
