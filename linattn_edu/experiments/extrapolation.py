@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from .. import bench, runtime
+from ._args import check_int as _int, resolve_device as _device
 from ..data import load_corpus
 from ..models import build_model, count_parameters
 from ..train import evaluate_perplexity, train_lm
@@ -101,12 +102,6 @@ def extrapolation_config(preset: str | None = None) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------------
 
 
-def _int(value: Any, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def _check_schemes(schemes: Any) -> tuple[str, ...]:
     if isinstance(schemes, str):
         schemes = (schemes,)
@@ -139,15 +134,6 @@ def _check_eval_lens(eval_lens: Any) -> tuple[int, ...]:
     if len(set(lens)) != len(lens):
         raise ValueError(f"eval_lens must not repeat a length, got {list(lens)}")
     return tuple(sorted(int(x) for x in lens))
-
-
-def _device(device: Any) -> torch.device:
-    if device is None:
-        return runtime.device()
-    try:
-        return torch.device(device)
-    except (TypeError, RuntimeError) as err:
-        raise ValueError(f"device must be None, a torch.device or a string like 'cpu', got {device!r}") from err
 
 
 # ----------------------------------------------------------------------------------------------

@@ -46,6 +46,7 @@ import numpy as np
 import torch
 
 from .. import bench, runtime
+from ._args import check_int as _int, resolve_device as _device
 from ..data import load_corpus
 from ..models import build_model, count_parameters, linearize
 from ..train import evaluate_perplexity, train_lm
@@ -180,25 +181,10 @@ def linearization_config(preset: str | None = None) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------------
 
 
-def _int(value: Any, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def _lr(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not value > 0:
         raise ValueError(f"{name} must be a positive number, got {value!r}")
     return float(value)
-
-
-def _device(device: Any) -> torch.device:
-    if device is None:
-        return runtime.device()
-    try:
-        return torch.device(device)
-    except (TypeError, RuntimeError) as err:
-        raise ValueError(f"device must be None, a torch.device or a string like 'cpu', got {device!r}") from err
 
 
 def _check_sizes(d_model: Any, n_layers: Any, n_heads: Any) -> tuple[int, int, int]:

@@ -99,6 +99,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import bench, runtime
+from ._args import check_int as _int, resolve_device as _device
 from ..models import build_model, count_parameters, model_state_bytes
 from ..reference.linear import feature_map_dim
 from ..tasks.mqar import IGNORE_INDEX, make_mqar, mqar_accuracy
@@ -196,12 +197,6 @@ def mqar_sweep_config(preset: str | None = None) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------------
 
 
-def _int(value: Any, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def _int_list(values: Any, name: str) -> list[int]:
     if isinstance(values, (int, np.integer)) and not isinstance(values, bool):
         values = [values]
@@ -267,15 +262,6 @@ def _check_based(based: Any) -> list[dict[str, int]]:
         out.append({"feature_dim": _int(item["feature_dim"], "based feature_dim"),
                     "window": _int(item["window"], "based window")})
     return out
-
-
-def _device(device: Any) -> torch.device:
-    if device is None:
-        return runtime.device()
-    try:
-        return torch.device(device)
-    except (TypeError, RuntimeError) as err:
-        raise ValueError(f"device must be None, a torch.device or a string like 'cpu', got {device!r}") from err
 
 
 # ----------------------------------------------------------------------------------------------

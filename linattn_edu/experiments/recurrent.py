@@ -51,6 +51,7 @@ import numpy as np
 import torch
 
 from .. import bench, runtime
+from ._args import check_int as _int, resolve_device as _device
 from ..data import load_corpus
 from ..models import build_model, cache_bytes, count_parameters, model_state_bytes
 from .extrapolation import (
@@ -92,12 +93,6 @@ _COLORS = {"transformer": "tab:red", "hawk": "tab:blue", "griffin": "tab:purple"
 # ----------------------------------------------------------------------------------------------
 
 
-def _int(value: Any, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def _check_kinds(kinds: Any) -> tuple[str, ...]:
     if isinstance(kinds, str):
         kinds = (kinds,)
@@ -122,15 +117,6 @@ def _check_options(model_options: Any) -> dict[str, dict[str, Any]]:
     if not isinstance(model_options, dict) or not all(isinstance(v, dict) for v in model_options.values()):
         raise ValueError(f"model_options must be a dict {{kind: {{option: value}}}}, got {model_options!r}")
     return {k: dict(v) for k, v in model_options.items()}
-
-
-def _device(device: Any) -> torch.device:
-    if device is None:
-        return runtime.device()
-    try:
-        return torch.device(device)
-    except (TypeError, RuntimeError) as err:
-        raise ValueError(f"device must be None, a torch.device or a string like 'cpu', got {device!r}") from err
 
 
 def _preset(presets: dict[str, dict[str, Any]], preset: str | None) -> dict[str, Any]:

@@ -26,10 +26,10 @@ from __future__ import annotations
 import time
 from typing import Any, Sequence
 
-import numpy as np
 import torch
 
 from .. import bench, runtime
+from ._args import check_int as _int
 from ..models import build_model, cache_bytes, count_parameters
 
 __all__ = ["GENERATION_KINDS", "GENERATION_PRESETS", "generation_config", "generation_benchmark", "plot_generation"]
@@ -72,12 +72,6 @@ def generation_config(preset: str | None = None) -> dict[str, Any]:
     else:
         raise ValueError(f"preset must be None or one of {list(GENERATION_PRESETS)}, got {preset!r}")
     return dict(cfg)
-
-
-def _int(value: Any, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _sync(dev: torch.device) -> None:

@@ -1,0 +1,29 @@
+"""Argument checks every experiment shares (each raises ``ValueError`` naming the argument)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import runtime
+
+__all__ = ["check_int", "resolve_device"]
+
+
+def check_int(value: Any, name: str, minimum: int = 1) -> int:
+    """``value`` as an int if it is one (not a bool) and ``>= minimum``; else ``ValueError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def resolve_device(device: Any) -> torch.device:
+    """None -> :func:`linattn_edu.runtime.device`; else ``torch.device(device)`` or ``ValueError``."""
+    if device is None:
+        return runtime.device()
+    try:
+        return torch.device(device)
+    except (TypeError, RuntimeError) as err:
+        raise ValueError(f"device must be None, a torch.device or a string like 'cpu', got {device!r}") from err
