@@ -30,6 +30,7 @@ BASED_OPTIONS = [
     {"window": 3, "chunk_size": 4},
     {"window": 4, "layer_pattern": ["conv", "linear", "window", "conv+window+linear"], "mlp": "gelu"},
     {"window": 2, "layer_pattern": ["linear+conv", "window"], "mlp": "none", "conv_kernel_size": 4},
+    {"window": 5, "layer_pattern": ["conv+window", "window"], "window_pos": "alibi"},  # Chapter 8's ALiBi
 ]
 
 
@@ -129,6 +130,19 @@ def test_linear_attention_layer_matches_numpy_reference():
     k = attn.k_proj(x).view(2, 9, 2, 4).transpose(1, 2).detach().numpy()
     v = attn.v_proj(x).view(2, 9, 2, 8).transpose(1, 2).detach().numpy()
     ref = torch.from_numpy(linear_attention(q, k, v, feature_map="taylor", form="recurrent"))
+    torch.testing.assert_close(out, attn.out_proj(ref.transpose(1, 2).reshape(2, 9, 16)), atol=1e-12, rtol=0)
+
+
+def test_alibi_window_mixer_matches_numpy_reference():
+    """``window_pos="alibi"``: the window mixer is reference.alibi_attention (no RoPE) on its projections."""
+    from linattn_edu.reference.alibi import alibi_attention
+
+    model = tiny("based", layer_pattern=["window", "window"], window=4, window_pos="alibi")
+    attn = model.blocks[0].mixers["window"]
+    x = torch.randn(2, 9, 16, dtype=torch.float64)
+    out, _ = attn(x, keep_state=False)
+    q, k, v = attn.qkv_proj(x).view(2, 9, 3, 2, 8).permute(2, 0, 3, 1, 4).detach().numpy()
+    ref = torch.from_numpy(alibi_attention(q, k, v, causal=True, window=4))
     torch.testing.assert_close(out, attn.out_proj(ref.transpose(1, 2).reshape(2, 9, 16)), atol=1e-12, rtol=0)
 
 
@@ -308,6 +322,7 @@ def test_config_rebuilds_the_same_architecture():
         ("linear", {"normalize": 1}, "normalize"),
         ("linear", {"dropout": 1.0}, "dropout"),
         ("based", {"d_model": 30, "n_heads": 6}, "even head dim"),
+        ("based", {"window_pos": "learned"}, r"window_pos must be one of \['rope', 'alibi'\]"),
     ],
 )
 def test_build_errors_name_the_argument(kind, kwargs, match):

@@ -36,6 +36,22 @@ family               model (2 layers)                            decode state pe
                      ``recurrent``, ``attention`` (local MQA)     ``K, V`` of the last ``w`` tokens
 ===================  ==========================================  ==================================
 
+Two more, :data:`COMPARISON_FAMILIES` (Chapter 8 puts every mechanism of the book on one plot),
+are also run only when named:
+
+===================  ==========================================  ==================================
+family               model (2 layers)                            decode state per layer
+===================  ==========================================  ==================================
+``alibi``            ``conv+window``, ``window = seq_len``,       KV cache of all ``T`` tokens
+                     ``window_pos="alibi"``
+``linearized``       ``build_model("linearized")``, defaults:     linear-attention state, the
+                     grouped linear attention + causal DWConv     current group's keys/values and
+                                                                  the conv's last taps
+===================  ==========================================  ==================================
+
+``alibi`` is the ``attention`` family with ALiBi's distance bias in place of RoPE. ``linearized``
+is the zoo's linearized LLM block as built, with its gated MLP, like Hawk and Griffin below.
+
 They are the zoo's Hawk and Griffin *as built*: each block keeps its gated MLP (Griffin's
 residual block always has one; ``mlp_ratio`` must be positive), so unlike the other families they
 carry an MLP: more parameters, no extra decode state. Their short convolution is part of the
@@ -108,6 +124,7 @@ from ..train import cosine_lr
 __all__ = [
     "MODEL_FAMILIES",
     "RECURRENT_FAMILIES",
+    "COMPARISON_FAMILIES",
     "MQAR_PRESETS",
     "mqar_sweep_config",
     "model_variants",
@@ -124,10 +141,14 @@ __all__ = [
 MODEL_FAMILIES = ("attention", "sliding_window", "linear_elu", "linear_taylor", "based")
 #: Recurrent families (the Griffin chapter), run only when named in ``families=``.
 RECURRENT_FAMILIES = ("hawk", "griffin")
-_ALL_FAMILIES = MODEL_FAMILIES + RECURRENT_FAMILIES
+#: Chapter 8's two extra families (ALiBi attention, the linearized LLM block), run only when named.
+COMPARISON_FAMILIES = ("alibi", "linearized")
+_ALL_FAMILIES = MODEL_FAMILIES + RECURRENT_FAMILIES + COMPARISON_FAMILIES
 
 #: Sizes per preset. ``"fast"``, ``"cpu"`` and ``"gpu"`` follow :func:`linattn_edu.runtime.mode`;
 #: ``"large-cpu"`` is the longer CPU run whose stored result ships with the package.
+#:
+#: :meta hide-value:
 MQAR_PRESETS: dict[str, dict[str, Any]] = {
     # Tests: checks that everything runs (one tiny model per family, ~1-2 s in all).
     "fast": dict(
@@ -323,6 +344,11 @@ def model_variants(
                 out.append({"family": fam, "label": label, "kind": "based", "options": {
                     **common, "layer_pattern": [prefix + "linear"] * n_layers, "feature_map": fmap,
                     "feature_dim": d}})
+        elif fam == "alibi":
+            out.append({"family": fam, "label": "alibi", "kind": "based", "options": {
+                **common, "layer_pattern": [prefix + "window"] * n_layers, "window": seq_len, "window_pos": "alibi"}})
+        elif fam == "linearized":
+            out.append({"family": fam, "label": "linearized", "kind": "linearized", "options": {}})
         elif fam == "hawk":
             out.append({"family": fam, "label": "hawk", "kind": "hawk", "options": {}})
         elif fam == "griffin":
@@ -714,6 +740,8 @@ _STYLE = {  # family -> (colour, marker)
     "based": ("tab:purple", "o"),
     "hawk": ("tab:brown", "D"),
     "griffin": ("tab:cyan", "P"),
+    "alibi": ("tab:olive", "v"),
+    "linearized": ("tab:pink", "h"),
 }
 
 

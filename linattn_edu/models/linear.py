@@ -84,12 +84,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..reference.linear import feature_map_dim
+from ..reference.alibi import alibi_slopes
 from .common import MLP, NORMS, apply_rope, cache_bytes, check_tokens, make_norm, rope_cos_sin
 from .registry import register_model
 
 __all__ = [
     "LINEAR_FEATURE_MAPS",
     "MIXERS",
+    "WINDOW_POSITIONS",
     "MLP_KINDS",
     "ATTN_BACKENDS",
     "feature_map_torch",
@@ -109,6 +111,8 @@ __all__ = [
 LINEAR_FEATURE_MAPS = ("elu", "relu", "identity", "taylor", "taylor_compact")
 #: Sequence mixers a ``layer_pattern`` entry may name (joined with ``"+"``).
 MIXERS = ("conv", "linear", "window")
+#: Values of the ``window_pos=`` option (position encoding of the ``"window"`` mixer).
+WINDOW_POSITIONS = ("rope", "alibi")
 #: Values of the ``mlp=`` option.
 MLP_KINDS = ("gelu", "swiglu", "none")
 #: Values of the ``attn_backend=`` option (None: per device, see the module docstring).
@@ -302,6 +306,10 @@ class BasedConfig(LinearConfig):
             ``i - w < j <= i``.
         conv_kernel_size: taps of the short causal convolution.
         rope_base: RoPE frequency base of the ``"window"`` mixer.
+        window_pos: position encoding of the ``"window"`` mixer: ``"rope"`` (Based's, the
+            default) or ``"alibi"`` (no rotation; ALiBi's per-head linear distance bias, with
+            :func:`~linattn_edu.reference.alibi_slopes`, added inside the kernel). Chapter 8 uses
+            ``"alibi"`` to put ALiBi attention on the same MQAR footing as the other mixers.
     """
 
     feature_map: str = "taylor"
@@ -311,6 +319,7 @@ class BasedConfig(LinearConfig):
     window: int = 64
     conv_kernel_size: int = 3
     rope_base: float = 10000.0
+    window_pos: str = "rope"
 
     def __post_init__(self) -> None:
         if self.layer_pattern is None and isinstance(self.n_layers, int) and not isinstance(self.n_layers, bool) \
@@ -330,6 +339,8 @@ class BasedConfig(LinearConfig):
         _positive_int(self.conv_kernel_size, "conv_kernel_size")
         if isinstance(self.rope_base, bool) or not isinstance(self.rope_base, (int, float)) or self.rope_base <= 1:
             raise ValueError(f"rope_base must be a number > 1, got {self.rope_base!r}")
+        if self.window_pos not in WINDOW_POSITIONS:
+            raise ValueError(f"window_pos must be one of {list(WINDOW_POSITIONS)}, got {self.window_pos!r}")
         pattern = self.layer_pattern
         if not isinstance(pattern, (list, tuple)) or not all(isinstance(e, str) for e in pattern):
             raise ValueError(
@@ -345,7 +356,7 @@ class BasedConfig(LinearConfig):
                     f"(e.g. 'conv+linear'), got {entry!r}"
                 )
         self.layer_pattern = list(pattern)
-        if any("window" in layer for layer in self.pattern) and self.head_dim % 2:
+        if any("window" in layer for layer in self.pattern) and self.window_pos == "rope" and self.head_dim % 2:
             raise ValueError(f"a 'window' mixer (RoPE) needs an even head dim d_model/n_heads, got {self.head_dim}")
 
     def window_backend(self, device: torch.device | str | None = None) -> str | None:
@@ -496,11 +507,12 @@ class LinearAttention(nn.Module):
 
 
 class WindowAttention(nn.Module):
-    """Sliding-window causal softmax attention with RoPE; ``(B, T, C) -> (B, T, C)``.
+    """Sliding-window causal softmax attention with RoPE (or ALiBi); ``(B, T, C) -> (B, T, C)``.
 
     Query ``i`` sees keys ``i - window < j <= i``, through
     :func:`~linattn_edu.kernels.flash_attention` (``window=``). The decode state is
-    ``(K, V)``, each ``(B, H, min(T, window), D)`` (keys after RoPE).
+    ``(K, V)``, each ``(B, H, min(T, window), D)`` (keys after RoPE). With
+    ``cfg.window_pos == "alibi"`` there is no rotation and the kernel adds ALiBi's bias instead.
     """
 
     def __init__(self, cfg: BasedConfig) -> None:
@@ -509,6 +521,9 @@ class WindowAttention(nn.Module):
         d, h, hd = cfg.d_model, cfg.n_heads, cfg.head_dim
         self.qkv_proj = nn.Linear(d, 3 * h * hd, bias=False)
         self.out_proj = nn.Linear(h * hd, d, bias=False)
+        alibi = cfg.window_pos == "alibi"
+        slopes = torch.tensor(alibi_slopes(h), dtype=torch.float32) if alibi else None
+        self.register_buffer("alibi_slopes", slopes, persistent=False)
 
     def forward(
         self, x: torch.Tensor, state: Any = None, *, position: int = 0, keep_state: bool = True
@@ -517,14 +532,17 @@ class WindowAttention(nn.Module):
         cfg = self.cfg
         b, t, _ = x.shape
         q, k, v = self.qkv_proj(x).view(b, t, 3, cfg.n_heads, cfg.head_dim).permute(2, 0, 3, 1, 4)
-        cos, sin = rope_cos_sin(
-            torch.arange(position, position + t, device=x.device), cfg.head_dim, base=cfg.rope_base, dtype=x.dtype
-        )
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if self.alibi_slopes is None:  # RoPE; ALiBi's bias needs no rotation (the kernel adds it)
+            cos, sin = rope_cos_sin(
+                torch.arange(position, position + t, device=x.device), cfg.head_dim, base=cfg.rope_base,
+                dtype=x.dtype,
+            )
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         if state is not None:
             k = torch.cat([state[0].to(k.dtype), k], dim=2)
             v = torch.cat([state[1].to(v.dtype), v], dim=2)
-        o = _kernels().flash_attention(q, k, v, causal=True, window=cfg.window, backend=cfg.window_backend(x.device))
+        o = _kernels().flash_attention(q, k, v, causal=True, window=cfg.window, alibi_slopes=self.alibi_slopes,
+                                       backend=cfg.window_backend(x.device))
         o = o.transpose(1, 2).reshape(b, t, cfg.n_heads * cfg.head_dim)
         new_state = (k[:, :, -cfg.window:], v[:, :, -cfg.window:]) if keep_state else None
         return self.out_proj(o), new_state
