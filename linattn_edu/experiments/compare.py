@@ -1,0 +1,820 @@
+"""Chapter 8: every mechanism of the book on the same axes, from real runs.
+
+Nine sequence mixers, each as built in its chapter (:data:`MECHANISMS`): softmax attention, a
+sliding window, ALiBi, linear attention with the elu and the Taylor feature maps, Based, Hawk,
+Griffin and the linearized-LLM block. Three experiments, each one function that returns a
+results dict, measure them with the same sizes, data, seeds and budget:
+
+1. **Recall against state** (:func:`run_comparison_mqar`): MQAR accuracy against the bytes of
+   decode state, through :func:`~linattn_edu.experiments.mqar_sweep.run_mqar_sweep` with one
+   family per mechanism (a short convolution in front of the mixers that have none of their own,
+   as in Chapter 5).
+2. **Language modelling** (:func:`run_comparison_lm`): byte-level LMs trained on the ``stdlib``
+   corpus at ``train_len`` tokens and scored at ``train_len`` and ``eval_factor · train_len``
+   (Chapter 3's recipe and helpers).
+3. **Speed and memory** (:func:`run_comparison_speed`): time to prefill a prompt of ``T`` tokens
+   and time per generated token after it, and the decode state in bytes (per sequence and per
+   token of context), against ``T``, for untrained models of one size.
+
+:func:`run_comparison` runs all three with the sizes of :data:`COMPARISON_PRESETS`;
+:func:`comparison_table` condenses them into one row per mechanism, :func:`recommend` reads the
+table (which mechanism wins which job, computed, not written by hand) and
+:func:`plot_comparison` draws the four panels of the chapter.
+
+The numbers are book-scale: small models, one seed, a CPU budget. Read the *orderings* and the
+*trends with T*, not the absolute values; the chapter discusses which of them match the papers.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import torch
+
+from .. import bench, runtime
+from ..data import load_corpus
+from ..models import build_model, count_parameters, model_state_bytes
+from ._args import check_int as _int, resolve_device as _device
+from .extrapolation import _eval_text, _torch_threads, _train_and_evaluate
+from .mqar_sweep import run_mqar_sweep
+from .recurrent import _check_lens, _time_decode
+
+__all__ = [
+    "MECHANISMS",
+    "COMPARISON_PRESETS",
+    "COLORS",
+    "MARKERS",
+    "rows_by_mechanism",
+    "comparison_config",
+    "mechanism_models",
+    "run_comparison_mqar",
+    "run_comparison_lm",
+    "run_comparison_speed",
+    "run_comparison",
+    "comparison_table",
+    "recommend",
+    "comparison_markdown",
+    "plot_comparison",
+    "comparison_record",
+    "stored_comparison",
+]
+
+#: The mechanisms compared, in the book's order. For each: the chapter that builds it, the zoo
+#: ``kind`` and options of its language model (``"{window}"`` and ``"{feature_dim}"`` are filled
+#: from the experiment's ``window`` / ``feature_dim``), and its MQAR family in
+#: :func:`~linattn_edu.experiments.mqar_sweep.model_variants`.
+#:
+#: :meta hide-value:
+MECHANISMS: dict[str, dict[str, Any]] = {
+    "softmax": {"chapter": 1, "kind": "transformer", "options": {"pos": "rope"}, "mqar": "attention"},
+    "sliding window": {"chapter": 2, "kind": "transformer", "options": {"pos": "rope", "window": "{window}"},
+                       "mqar": "sliding_window"},
+    "ALiBi": {"chapter": 3, "kind": "transformer", "options": {"pos": "alibi"}, "mqar": "alibi"},
+    "linear (elu)": {"chapter": 4, "kind": "linear", "options": {"feature_map": "elu"}, "mqar": "linear_elu"},
+    "linear (Taylor)": {"chapter": 5, "kind": "linear",
+                        "options": {"feature_map": "taylor", "feature_dim": "{feature_dim}"},
+                        "mqar": "linear_taylor"},
+    "Based": {"chapter": 5, "kind": "based", "options": {"feature_dim": "{feature_dim}", "window": "{window}"},
+              "mqar": "based"},
+    "Hawk": {"chapter": 6, "kind": "hawk", "options": {}, "mqar": "hawk"},
+    "Griffin": {"chapter": 6, "kind": "griffin", "options": {"window": "{window}"}, "mqar": "griffin"},
+    "linearized": {"chapter": 7, "kind": "linearized", "options": {}, "mqar": "linearized"},
+}
+
+#: Sizes per preset (``"fast"``, ``"cpu"``, ``"gpu"`` follow :func:`linattn_edu.runtime.mode`).
+#: ``mqar``: arguments of :func:`run_comparison_mqar`; ``lm``: of :func:`run_comparison_lm`;
+#: ``speed``: of :func:`run_comparison_speed`.
+#:
+#: :meta hide-value:
+COMPARISON_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    # Tests: every mechanism once, at toy sizes (seconds).
+    "fast": {
+        "mqar": dict(seq_len=16, n_pairs=2, vocab_size=32, d_model=16, n_heads=2, steps=4, batch_size=8,
+                     lr=3e-3, n_train=64, n_test=32, window=4, feature_dim=2, elu_dim=4),
+        "lm": dict(train_len=16, eval_factor=4, d_model=32, n_layers=2, n_heads=2, steps=4, batch_size=4,
+                   lr=3e-3, window=8, feature_dim=2, eval_max_windows=2, max_bytes=200_000),
+        "speed": dict(context_lens=(8, 32), d_model=32, n_layers=2, n_heads=2, batch_size=1, steps=2, repeat=1,
+                      window=8, feature_dim=2, prefill_chunk=16),
+    },
+    # The book on a 2-core CPU (Chapter 8 measures and prints the time of each part).
+    "cpu": {
+        # Chapter 5's setting and budget: (L, pairs) = (64, 8), 800 steps of 32 examples.
+        "mqar": dict(seq_len=64, n_pairs=8, vocab_size=128, d_model=64, n_heads=2, steps=800, batch_size=32,
+                     lr=3e-3, n_train=16_000, n_test=1000, window=16, feature_dim=4, elu_dim=16),
+        # Chapter 6's length-generalization budget: 400 steps at 64 tokens, scored at 64 and 256.
+        "lm": dict(train_len=64, eval_factor=4, d_model=64, n_layers=2, n_heads=4, steps=400, batch_size=16,
+                   lr=3e-3, window=16, feature_dim=4, eval_max_windows=8, max_bytes=None),
+        "speed": dict(context_lens=(256, 1024, 4096), d_model=128, n_layers=2, n_heads=4, batch_size=1, steps=8,
+                      repeat=2, window=64, feature_dim=8, prefill_chunk=256),
+    },
+    # A CUDA GPU: bigger models, longer contexts (not run yet; expect tens of minutes).
+    "gpu": {
+        "mqar": dict(seq_len=256, n_pairs=32, vocab_size=8192, d_model=128, n_heads=2, steps=3000, batch_size=128,
+                     lr=3e-3, n_train=100_000, n_test=3000, window=64, feature_dim=16, elu_dim=64),
+        "lm": dict(train_len=256, eval_factor=4, d_model=256, n_layers=4, n_heads=8, steps=2000, batch_size=32,
+                   lr=1e-3, window=64, feature_dim=16, eval_max_windows=32, max_bytes=None),
+        "speed": dict(context_lens=(1024, 4096, 16384), d_model=1024, n_layers=8, n_heads=16, batch_size=8,
+                      steps=32, repeat=3, window=1024, feature_dim=16, prefill_chunk=2048),
+    },
+}
+
+#: Colour of each mechanism in every plot of the chapter.
+COLORS = {
+    "softmax": "tab:red", "sliding window": "tab:orange", "ALiBi": "tab:olive", "linear (elu)": "tab:blue",
+    "linear (Taylor)": "tab:green", "Based": "tab:purple", "Hawk": "tab:brown", "Griffin": "tab:cyan",
+    "linearized": "tab:pink",
+}
+#: Marker of each mechanism in every plot of the chapter.
+MARKERS = {
+    "softmax": "*", "sliding window": "s", "ALiBi": "<", "linear (elu)": "v", "linear (Taylor)": "^",
+    "Based": "o", "Hawk": "D", "Griffin": "P", "linearized": "h",
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# Configuration
+# ----------------------------------------------------------------------------------------------
+
+
+def comparison_config(preset: str | None = None) -> dict[str, dict[str, Any]]:
+    """Sizes for :func:`run_comparison`: ``run_comparison(**comparison_config())``.
+
+    Args:
+        preset: None picks by :func:`linattn_edu.runtime.mode` (``"fast"`` under the tests,
+            ``"cpu"`` without a GPU, ``"gpu"`` with one); or one of :data:`COMPARISON_PRESETS`.
+
+    Returns:
+        A deep copy: ``{"mqar": {...}, "lm": {...}, "speed": {...}}``.
+
+    Raises:
+        ValueError: unknown ``preset``.
+    """
+    if preset is None:
+        return copy.deepcopy(runtime.pick(fast=COMPARISON_PRESETS["fast"], cpu=COMPARISON_PRESETS["cpu"],
+                                          gpu=COMPARISON_PRESETS["gpu"]))
+    if isinstance(preset, str) and preset in COMPARISON_PRESETS:
+        return copy.deepcopy(COMPARISON_PRESETS[preset])
+    raise ValueError(f"preset must be None or one of {list(COMPARISON_PRESETS)}, got {preset!r}")
+
+
+def _check_mechanisms(mechanisms: Any) -> tuple[str, ...]:
+    if mechanisms is None:
+        return tuple(MECHANISMS)
+    if isinstance(mechanisms, str):
+        mechanisms = (mechanisms,)
+    try:
+        out = tuple(mechanisms)
+    except TypeError:
+        raise ValueError(f"mechanisms must be names from {list(MECHANISMS)}, got {mechanisms!r}") from None
+    if not out or len(set(out)) != len(out) or any(m not in MECHANISMS for m in out):
+        raise ValueError(f"mechanisms must be distinct names from {list(MECHANISMS)}, got {mechanisms!r}")
+    return out
+
+
+def mechanism_models(
+    mechanisms: Sequence[str] | None = None, *, window: int, feature_dim: int
+) -> dict[str, dict[str, Any]]:
+    """``{mechanism: {"kind", "options"}}``: what :func:`build_model` gets for each mechanism's LM.
+
+    ``"{window}"`` / ``"{feature_dim}"`` in :data:`MECHANISMS` become ``window`` / ``feature_dim``:
+    the sliding window, Based's window and Griffin's local attention share one window, and the
+    Taylor map of linear attention and of Based one feature dimension, so that the mechanisms
+    differ in their mixer, not in a budget chosen per mechanism.
+
+    Raises:
+        ValueError: an unknown mechanism or a non-positive ``window`` / ``feature_dim``.
+    """
+    names = _check_mechanisms(mechanisms)
+    fill = {"{window}": _int(window, "window"), "{feature_dim}": _int(feature_dim, "feature_dim")}
+    return {m: {"kind": MECHANISMS[m]["kind"],
+                "options": {k: fill.get(v, v) if isinstance(v, str) else v
+                            for k, v in MECHANISMS[m]["options"].items()}}
+            for m in names}
+
+
+# ----------------------------------------------------------------------------------------------
+# 1. Recall against state: MQAR
+# ----------------------------------------------------------------------------------------------
+
+
+def run_comparison_mqar(
+    mechanisms: Sequence[str] | None = None,
+    *,
+    seq_len: int,
+    n_pairs: int,
+    vocab_size: int,
+    d_model: int,
+    n_heads: int,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    n_train: int,
+    n_test: int,
+    window: int,
+    feature_dim: int,
+    elu_dim: int,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """MQAR accuracy and decode-state bytes of one 2-layer model per mechanism.
+
+    One :func:`~linattn_edu.experiments.mqar_sweep.run_mqar_sweep` over the families of the
+    mechanisms (Chapter 5's architecture, training and LeCun q/k initialization), one variant per
+    family: a sliding window of ``window`` tokens, elu features of dimension ``elu_dim``, Taylor
+    features of dimension ``feature_dim`` (``F = 1 + d + d²``), Based with ``feature_dim`` and
+    ``window``, Griffin with ``window``. Full attention (RoPE or ALiBi) sees all ``seq_len`` tokens.
+
+    Args:
+        mechanisms: names from :data:`MECHANISMS` (default all).
+        seq_len, n_pairs, vocab_size: the MQAR task (``4·n_pairs <= seq_len < vocab_size``).
+        d_model, n_heads, steps, batch_size, lr, n_train, n_test, seed: as in ``run_mqar_sweep``.
+        window, feature_dim, elu_dim: the state budgets above.
+        device: default :func:`linattn_edu.runtime.device`.
+        progress: a tqdm bar.
+
+    Returns:
+        The ``run_mqar_sweep`` result, each row with a ``mechanism`` key added.
+
+    Raises:
+        ValueError: bad arguments, naming them.
+    """
+    names = _check_mechanisms(mechanisms)
+    window, feature_dim, elu_dim = _int(window, "window"), _int(feature_dim, "feature_dim"), _int(elu_dim, "elu_dim")
+    families = [MECHANISMS[m]["mqar"] for m in names]
+    res = run_mqar_sweep(
+        settings=[(seq_len, n_pairs)], vocab_size=vocab_size, d_model=d_model, n_layers=2, n_heads=n_heads,
+        steps=steps, batch_size=batch_size, lr=lr, n_train=n_train, n_test=n_test, seed=seed, windows=[window],
+        feature_dims={"linear_elu": [elu_dim], "linear_taylor": [feature_dim]},
+        based=[{"feature_dim": feature_dim, "window": window}], families=families,
+        griffin_windows=[window], device=device, progress=progress)
+    by_family = {MECHANISMS[m]["mqar"]: m for m in names}
+    for row in res["rows"]:
+        row["mechanism"] = by_family[row["family"]]
+    res["config"]["mechanisms"] = list(names)
+    return res
+
+
+# ----------------------------------------------------------------------------------------------
+# 2. Language modelling at the training length and beyond
+# ----------------------------------------------------------------------------------------------
+
+
+def run_comparison_lm(
+    mechanisms: Sequence[str] | None = None,
+    *,
+    train_len: int,
+    eval_factor: int = 4,
+    d_model: int,
+    n_layers: int,
+    n_heads: int,
+    steps: int,
+    batch_size: int,
+    lr: float = 3e-3,
+    window: int,
+    feature_dim: int,
+    seed: int = 0,
+    eval_max_windows: int | None = None,
+    max_bytes: int | None = None,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+    threads: int | None = 1,
+) -> dict[str, Any]:
+    """Perplexity at ``train_len`` and ``eval_factor · train_len`` of one byte-level LM per mechanism.
+
+    Chapter 3's recipe (:func:`~linattn_edu.experiments.extrapolation.run_extrapolation`'s
+    helpers): every model is built by :func:`mechanism_models` after ``torch.manual_seed(seed)``,
+    trained with :func:`~linattn_edu.train.train_lm` on the same batches (``steps`` AdamW steps of
+    ``batch_size`` windows of ``train_len`` tokens of the ``stdlib`` train split), then scored with
+    :func:`~linattn_edu.train.evaluate_perplexity` on non-overlapping windows of both lengths over
+    the same valid text.
+
+    Args:
+        mechanisms: names from :data:`MECHANISMS` (default all), trained in this order.
+        train_len: training context ``L`` (>= 2).
+        eval_factor: the long evaluation length is ``eval_factor · L`` (>= 2).
+        d_model, n_layers, n_heads: shared sizes (``d_model / n_heads`` divisible by 4 for Griffin).
+        steps, batch_size, lr, seed: the optimization.
+        window, feature_dim: see :func:`mechanism_models`.
+        eval_max_windows: windows of the long length scored (None: the whole valid split).
+        max_bytes: keep the first ``max_bytes`` bytes of the corpus (None: all).
+        device: default :func:`linattn_edu.runtime.device`.
+        progress: tqdm bars.
+        threads: CPU threads during the run (restored afterwards); None: unchanged.
+
+    Returns:
+        ``{"rows", "config", "device", "corpus", "seconds"}``; one row per mechanism:
+        ``mechanism``, ``kind``, ``ppl_train_len``, ``ppl_long``, ``long_over_train`` (their ratio),
+        ``n_params``, ``final_loss``, ``tokens_per_s`` (training) and ``train_seconds``.
+
+    Raises:
+        ValueError: bad arguments, naming them.
+    """
+    start = time.perf_counter()
+    names = _check_mechanisms(mechanisms)
+    train_len, eval_factor = _int(train_len, "train_len", 2), _int(eval_factor, "eval_factor", 2)
+    d_model, n_layers, n_heads = _int(d_model, "d_model"), _int(n_layers, "n_layers"), _int(n_heads, "n_heads")
+    steps, batch_size, seed = _int(steps, "steps"), _int(batch_size, "batch_size"), _int(seed, "seed", 0)
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (lr > 0 and math.isfinite(lr)):
+        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    if eval_max_windows is not None:
+        eval_max_windows = _int(eval_max_windows, "eval_max_windows")
+    if threads is not None:
+        threads = _int(threads, "threads")
+    specs = mechanism_models(names, window=window, feature_dim=feature_dim)
+    lens = (train_len, eval_factor * train_len)
+    dev = _device(device)
+    from tqdm.auto import tqdm
+
+    rows: list[dict[str, Any]] = []
+    with _torch_threads(dev, threads):
+        corpus = load_corpus("stdlib", max_bytes=max_bytes)
+        eval_tokens, n_eval = _eval_text(corpus, lens, eval_max_windows, max_bytes, train_len)
+        bar = tqdm(names, desc="language models", disable=not progress)
+        for name in bar:
+            bar.set_postfix(model=name, refresh=True)
+            spec = specs[name]
+            torch.manual_seed(seed)
+            try:
+                model = build_model(spec["kind"], vocab_size=corpus.vocab_size, d_model=d_model, n_layers=n_layers,
+                                    n_heads=n_heads, **spec["options"])
+            except ValueError as err:
+                raise ValueError(f"sizes for mechanism {name!r}: {err}") from err
+            ppls, info = _train_and_evaluate(model, corpus.train, eval_tokens, lens, train_len=train_len,
+                                             batch_size=batch_size, steps=steps, lr=lr, seed=seed, dev=dev,
+                                             progress=False)
+            rows.append({"mechanism": name, "kind": spec["kind"], "ppl_train_len": ppls[0], "ppl_long": ppls[1],
+                         "long_over_train": ppls[1] / ppls[0], **info})
+        bar.close()
+        torch_threads = torch.get_num_threads()
+    config = {
+        "mechanisms": list(names), "train_len": train_len, "eval_lens": list(lens), "d_model": d_model,
+        "n_layers": n_layers, "n_heads": n_heads, "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
+        "window": window, "feature_dim": feature_dim, "eval_max_windows": eval_max_windows, "max_bytes": max_bytes,
+        "eval_tokens": n_eval, "models": specs, "torch_threads": torch_threads,
+        "eval": "non-overlapping windows of each length over the same valid text, for every model",
+    }
+    corpus_desc = {k: v for k, v in corpus.description.items() if k != "file_names"}
+    return {"rows": rows, "config": config, "device": bench.device_name(dev), "corpus": corpus_desc,
+            "seconds": time.perf_counter() - start}
+
+
+# ----------------------------------------------------------------------------------------------
+# 3. Prefill and decode time, state bytes
+# ----------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def _prefill(model: torch.nn.Module, prompt: torch.Tensor, chunk: int) -> tuple[torch.Tensor, Any]:
+    """Chunked prefill of ``prompt (B, T)`` from an empty cache: ``(last logits (B, V), cache)``."""
+    cache, logits = None, None
+    for start in range(0, prompt.shape[1], chunk):
+        out, cache = model.prefill(prompt[:, start:start + chunk], cache)
+        logits = out[:, -1]
+    return logits, cache
+
+
+def _time_prefill(model: torch.nn.Module, prompt: torch.Tensor, chunk: int, repeat: int,
+                  dev: torch.device) -> tuple[float, torch.Tensor, Any]:
+    """``(min seconds over repeat runs after one warm-up, logits, cache)`` of :func:`_prefill`."""
+    best = math.inf
+    for run in range(repeat + 1):
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        t0 = time.perf_counter()
+        logits, cache = _prefill(model, prompt, chunk)
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        if run:
+            best = min(best, time.perf_counter() - t0)
+    return best, logits, cache
+
+
+def run_comparison_speed(
+    mechanisms: Sequence[str] | None = None,
+    *,
+    context_lens: Iterable[int],
+    d_model: int,
+    n_layers: int,
+    n_heads: int,
+    batch_size: int = 1,
+    steps: int = 8,
+    repeat: int = 2,
+    window: int,
+    feature_dim: int,
+    prefill_chunk: int = 256,
+    vocab_size: int = 256,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+    threads: int | None = 1,
+) -> dict[str, Any]:
+    """Prefill time, decode time per token and decode-state bytes against the context ``T``.
+
+    For each mechanism, one untrained float32 model (:func:`mechanism_models`, ``eval()``,
+    ``no_grad``) and, for each ``T`` of ``context_lens``, the same random prompt of ``T`` tokens:
+
+    - **prefill**: ``model.prefill`` over the prompt in chunks of ``prefill_chunk`` tokens, from an
+      empty cache (chunked prefill, as inference servers do: it bounds the memory of the attention
+      scores, and a windowed or recurrent model never holds more than its state plus one chunk).
+      One warm-up run, then the minimum of ``repeat`` runs.
+    - **decode**: ``steps`` greedy ``model.step`` calls from the prefilled cache, timed like the
+      Griffin chapter's :func:`~linattn_edu.experiments.recurrent.decode_latency`.
+    - **state**: :func:`~linattn_edu.models.model_state_bytes` at ``T`` (per sequence, float32),
+      and that divided by ``T``: bytes per token of context. A KV cache costs the same for every
+      token; a fixed-size state costs less per token the longer the context.
+
+    Args:
+        mechanisms: names from :data:`MECHANISMS` (default all).
+        context_lens: prompt lengths ``T`` (distinct positive ints).
+        d_model, n_layers, n_heads, vocab_size: model sizes shared by every mechanism.
+        batch_size: sequences prefilled and decoded together.
+        steps, repeat: timed decode steps, and timed runs (minimum kept).
+        window, feature_dim: see :func:`mechanism_models`.
+        prefill_chunk: tokens per ``prefill`` call.
+        seed: weights and prompt.
+        device: default :func:`linattn_edu.runtime.device`.
+        progress: a tqdm bar.
+        threads: CPU threads during the run (restored afterwards); None: unchanged. One thread by
+            default: steadier timings on a shared machine (see ``decode_latency``).
+
+    Returns:
+        ``{"rows", "config", "device", "seconds"}``; one row per (mechanism, ``T``):
+        ``mechanism``, ``context_len``, ``prefill_ms``, ``prefill_tokens_per_s``,
+        ``decode_ms_per_token`` (one step of the whole batch), ``state_bytes`` (per sequence),
+        ``state_bytes_per_token`` and ``n_params``.
+
+    Raises:
+        ValueError: bad arguments, naming them.
+    """
+    start = time.perf_counter()
+    names = _check_mechanisms(mechanisms)
+    lens = _check_lens(context_lens, "context_lens")
+    d_model, n_layers, n_heads = _int(d_model, "d_model"), _int(n_layers, "n_layers"), _int(n_heads, "n_heads")
+    batch_size, steps, repeat = _int(batch_size, "batch_size"), _int(steps, "steps"), _int(repeat, "repeat")
+    prefill_chunk, vocab_size = _int(prefill_chunk, "prefill_chunk"), _int(vocab_size, "vocab_size", 2)
+    seed = _int(seed, "seed", 0)
+    if threads is not None:
+        threads = _int(threads, "threads")
+    specs = mechanism_models(names, window=window, feature_dim=feature_dim)
+    dev = _device(device)
+    from tqdm.auto import tqdm
+
+    gen = torch.Generator().manual_seed(seed)
+    prompt = torch.randint(0, vocab_size, (batch_size, lens[-1]), generator=gen).to(dev)
+    rows: list[dict[str, Any]] = []
+    with _torch_threads(dev, threads):
+        bar = tqdm(total=len(names) * len(lens), desc="prefill and decode", disable=not progress)
+        for name in names:
+            torch.manual_seed(seed)
+            model = build_model(specs[name]["kind"], vocab_size=vocab_size, d_model=d_model, n_layers=n_layers,
+                                n_heads=n_heads, **specs[name]["options"]).to(dev).eval()
+            n_params = count_parameters(model)
+            for length in lens:
+                bar.set_postfix_str(f"{name} T={length}", refresh=True)
+                seconds, logits, cache = _time_prefill(model, prompt[:, :length], prefill_chunk, repeat, dev)
+                decode = _time_decode(model, logits, cache, steps, repeat, dev)
+                state = int(model_state_bytes(model, seq_len=length))
+                rows.append({
+                    "mechanism": name, "context_len": length, "prefill_ms": 1e3 * seconds,
+                    "prefill_tokens_per_s": batch_size * length / seconds,
+                    "decode_ms_per_token": 1e3 * decode / steps, "state_bytes": state,
+                    "state_bytes_per_token": state / length, "n_params": int(n_params),
+                })
+                bar.update(1)
+            del model
+        bar.close()
+        torch_threads = torch.get_num_threads()
+    config = {
+        "mechanisms": list(names), "context_lens": lens, "d_model": d_model, "n_layers": n_layers,
+        "n_heads": n_heads, "batch_size": batch_size, "steps": steps, "repeat": repeat, "window": window,
+        "feature_dim": feature_dim, "prefill_chunk": prefill_chunk, "vocab_size": vocab_size, "seed": seed,
+        "models": specs, "dtype": "float32", "weights": "random (untrained)", "torch_threads": torch_threads,
+        "timing": "one warm-up run, then the min over repeat runs; decode: greedy model.step after the prefill",
+    }
+    return {"rows": rows, "config": config, "device": bench.device_name(dev), "seconds": time.perf_counter() - start}
+
+
+# ----------------------------------------------------------------------------------------------
+# All three, the table, the verdicts, the figure
+# ----------------------------------------------------------------------------------------------
+
+
+def run_comparison(
+    mqar: dict[str, Any],
+    lm: dict[str, Any],
+    speed: dict[str, Any],
+    *,
+    mechanisms: Sequence[str] | None = None,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run the three experiments: ``{"mqar", "lm", "speed", "device", "seconds"}`` (their results).
+
+    Args:
+        mqar, lm, speed: keyword arguments of :func:`run_comparison_mqar`,
+            :func:`run_comparison_lm` and :func:`run_comparison_speed` (see :func:`comparison_config`).
+        mechanisms: names from :data:`MECHANISMS` (default all), for all three.
+        device, progress: passed to each.
+
+    Raises:
+        ValueError: bad arguments, naming them (``mqar``, ``lm``, ``speed`` must be dicts).
+    """
+    for value, name in ((mqar, "mqar"), (lm, "lm"), (speed, "speed")):
+        if not isinstance(value, dict):
+            raise ValueError(f"{name} must be a dict of keyword arguments, got {type(value).__name__}")
+    start = time.perf_counter()
+    names = _check_mechanisms(mechanisms)
+    out = {
+        "mqar": run_comparison_mqar(names, **mqar, device=device, progress=progress),
+        "lm": run_comparison_lm(names, **lm, device=device, progress=progress),
+        "speed": run_comparison_speed(names, **speed, device=device, progress=progress),
+    }
+    out["device"] = out["speed"]["device"]
+    out["seconds"] = time.perf_counter() - start
+    return out
+
+
+def rows_by_mechanism(rows: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Group result rows by their ``mechanism`` key, keeping the order of first appearance."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        out.setdefault(r["mechanism"], []).append(r)
+    return out
+
+
+def _check_result(result: Any) -> None:
+    if not isinstance(result, dict) or not {"mqar", "lm", "speed"} <= set(result):
+        raise ValueError("result must be a run_comparison result (a dict with 'mqar', 'lm' and 'speed')")
+
+
+def comparison_table(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per mechanism that condenses a :func:`run_comparison` result.
+
+    Keys: ``mechanism``, ``chapter``, ``mqar_accuracy``, ``mqar_state_bytes`` (at the MQAR
+    length), ``ppl_train_len``, ``ppl_long``, ``long_over_train``, ``prefill_ms`` and
+    ``decode_ms_per_token`` at the shortest and longest context (``..._short`` / ``..._long``),
+    ``state_bytes_long`` and ``state_bytes_per_token_long`` at the longest context,
+    ``state_growth`` (state at the longest over the shortest context: 1 for a fixed state,
+    ``T_max / T_min`` for a KV cache), ``n_params`` (of the LM). A part missing for a mechanism
+    gives None.
+
+    Raises:
+        ValueError: ``result`` is not a :func:`run_comparison` result.
+    """
+    _check_result(result)
+    mq = rows_by_mechanism(result["mqar"]["rows"])
+    lm = rows_by_mechanism(result["lm"]["rows"])
+    sp = rows_by_mechanism(result["speed"]["rows"])
+    table = []
+    for name in MECHANISMS:
+        if name not in mq and name not in lm and name not in sp:
+            continue
+        m = mq.get(name, [{}])[0]
+        l_ = lm.get(name, [{}])[0]
+        s = sorted(sp.get(name, []), key=lambda r: r["context_len"])
+        short, long = (s[0], s[-1]) if s else ({}, {})
+        table.append({
+            "mechanism": name, "chapter": MECHANISMS[name]["chapter"],
+            "mqar_accuracy": m.get("accuracy"), "mqar_state_bytes": m.get("state_bytes"),
+            "ppl_train_len": l_.get("ppl_train_len"), "ppl_long": l_.get("ppl_long"),
+            "long_over_train": l_.get("long_over_train"),
+            "prefill_ms_short": short.get("prefill_ms"), "prefill_ms_long": long.get("prefill_ms"),
+            "decode_ms_per_token_short": short.get("decode_ms_per_token"),
+            "decode_ms_per_token_long": long.get("decode_ms_per_token"),
+            "state_bytes_long": long.get("state_bytes"),
+            "state_bytes_per_token_long": long.get("state_bytes_per_token"),
+            "state_growth": (long["state_bytes"] / short["state_bytes"]) if s and short["state_bytes"] else None,
+            "n_params": l_.get("n_params"),
+        })
+    return table
+
+
+def _winners(table: list[dict[str, Any]], key: Any, *, largest: bool = False, where: Any = None,
+             abs_tie: float = 0.0, rel_tie: float = 0.0) -> list[dict[str, Any]]:
+    """The best row by ``key`` and every row within ``abs_tie`` (absolute) or ``rel_tie``
+    (relative) of it, best first: differences that small are noise at book scale."""
+    cands = [r for r in table if (where is None or where(r)) and key(r) is not None]
+    if not cands:
+        return []
+    cands.sort(key=key, reverse=largest)
+    best = key(cands[0])
+    margin = max(abs_tie, rel_tie * abs(best))
+    return [r for r in cands if abs(key(r) - best) <= margin]
+
+
+def recommend(table: list[dict[str, Any]], *, recall_threshold: float = 0.9, recall_tie: float = 0.02,
+              time_tie: float = 0.1) -> list[dict[str, str]]:
+    """Which mechanism wins which job, read off a :func:`comparison_table` (computed, not opinion).
+
+    Jobs (each answered by the measured numbers of this run):
+
+    - *the highest recall*: the highest MQAR accuracy;
+    - *recall on a memory budget*: the smallest MQAR state among mechanisms with accuracy
+      ``>= recall_threshold`` (if none reaches it, the best accuracy per byte);
+    - *quality at the training length*: the lowest perplexity at ``train_len``;
+    - *inputs longer than training*: the lowest perplexity at the long length;
+    - *long generations*: the lowest decode time per token at the longest context;
+    - *long prompts*: the lowest prefill time at the longest context;
+    - *many concurrent sequences*: the smallest state per sequence at the longest context.
+
+    One seed of small models cannot separate close numbers, so a job names every mechanism within
+    ``recall_tie`` (absolute) of the best accuracy, within ``time_tie`` (relative) of the best
+    time, and within 2% of the best perplexity, best first, joined with " ≈ ".
+
+    Returns:
+        ``[{"job", "mechanism", "evidence"}, ...]`` (``evidence``: the numbers that decided it).
+
+    Raises:
+        ValueError: ``table`` is not a list of :func:`comparison_table` rows.
+    """
+    if not isinstance(table, list) or not all(isinstance(r, dict) and "mechanism" in r for r in table):
+        raise ValueError("table must be a list of comparison_table rows")
+    out: list[dict[str, str]] = []
+
+    def add(job: str, rows: list[dict[str, Any]], evidence: str) -> None:
+        if rows:
+            out.append({"job": job, "mechanism": " ≈ ".join(r["mechanism"] for r in rows),
+                        "evidence": "; ".join(f"{r['mechanism']}: " + evidence.format(**r) for r in rows)})
+
+    add("the highest recall", _winners(table, lambda r: r["mqar_accuracy"], largest=True, abs_tie=recall_tie),
+        "MQAR accuracy {mqar_accuracy:.3f} with {mqar_state_bytes:,} B of state")
+    good = _winners(table, lambda r: r["mqar_state_bytes"],
+                    where=lambda r: (r["mqar_accuracy"] or 0) >= recall_threshold and r["mqar_state_bytes"])
+    if good:
+        add("recall on a memory budget", good[:1],
+            "the smallest state ({mqar_state_bytes:,} B) with MQAR accuracy >= "
+            f"{recall_threshold:g} ({{mqar_accuracy:.3f}})")
+    else:
+        add("recall on a memory budget",
+            _winners(table, lambda r: (r["mqar_accuracy"] or 0) / r["mqar_state_bytes"], largest=True,
+                     where=lambda r: r["mqar_state_bytes"])[:1],
+            "the best accuracy per byte: {mqar_accuracy:.3f} with {mqar_state_bytes:,} B")
+    add("quality at the training length", _winners(table, lambda r: r["ppl_train_len"], rel_tie=0.02),
+        "perplexity {ppl_train_len:.2f}")
+    add("inputs longer than training", _winners(table, lambda r: r["ppl_long"], rel_tie=0.02),
+        "perplexity {ppl_long:.2f} ({long_over_train:.2f}x its value at the training length)")
+    add("long generations", _winners(table, lambda r: r["decode_ms_per_token_long"], rel_tie=time_tie),
+        "{decode_ms_per_token_long:.2f} ms per token")
+    add("long prompts", _winners(table, lambda r: r["prefill_ms_long"], rel_tie=time_tie),
+        "{prefill_ms_long:.0f} ms")
+    add("many concurrent sequences", _winners(table, lambda r: r["state_bytes_long"]),
+        "{state_bytes_long:,} B of state per sequence")
+    return out
+
+
+#: Columns of :func:`comparison_markdown`: (key, header, format).
+_TABLE_COLUMNS = (
+    ("mechanism", "mechanism", "{}"),
+    ("chapter", "ch.", "{}"),
+    ("mqar_accuracy", "MQAR acc.", "{:.2f}"),
+    ("mqar_state_bytes", "MQAR state (B)", "{:,}"),
+    ("ppl_train_len", "ppl at L", "{:.2f}"),
+    ("ppl_long", "ppl at 4L", "{:.2f}"),
+    ("prefill_ms_long", "prefill at T_max (ms)", "{:,.0f}"),
+    ("decode_ms_per_token_short", "decode at T_min (ms/token)", "{:.2f}"),
+    ("decode_ms_per_token_long", "decode at T_max (ms/token)", "{:.2f}"),
+    ("state_bytes_long", "state at T_max (B)", "{:,}"),
+    ("state_bytes_per_token_long", "state per token at T_max (B)", "{:,.1f}"),
+)
+
+
+def comparison_markdown(table: list[dict[str, Any]]) -> str:
+    """A :func:`comparison_table` as a Markdown table (missing values shown as "n/a").
+
+    Raises:
+        ValueError: ``table`` is not a list of :func:`comparison_table` rows.
+    """
+    if not isinstance(table, list) or not all(isinstance(r, dict) and "mechanism" in r for r in table):
+        raise ValueError("table must be a list of comparison_table rows")
+    lines = ["| " + " | ".join(h for _, h, _ in _TABLE_COLUMNS) + " |",
+             "| " + " | ".join(":--" if k == "mechanism" else "--:" for k, _, _ in _TABLE_COLUMNS) + " |"]
+    for row in table:
+        cells = [("n/a" if row.get(k) is None else fmt.format(row[k])) for k, _, fmt in _TABLE_COLUMNS]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_comparison(result: dict[str, Any], axes: Any = None) -> Any:
+    """The chapter's figure: four panels that share one colour and marker per mechanism.
+
+    (a) MQAR accuracy against decode-state bytes (log x); (b) perplexity at the training length
+    and at the long length (grouped bars); (c) prefill time and (d) decode time per token against
+    the context length (log-log), with the state bytes per token in the legend of (d).
+
+    Args:
+        result: a :func:`run_comparison` result.
+        axes: four matplotlib Axes (default: a new 2×2 figure).
+
+    Returns:
+        The four Axes.
+
+    Raises:
+        ValueError: ``result`` is not a :func:`run_comparison` result, or ``axes`` is not 4 Axes.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
+
+    _check_result(result)
+    if axes is None:
+        fig, axes = plt.subplots(2, 2, figsize=(13, 9.5))
+        fig.suptitle(f"Every mechanism on the same axes (device: {result.get('device', '?')})")
+    axes = list(np.ravel(axes))
+    if len(axes) != 4:
+        raise ValueError(f"axes must be 4 matplotlib Axes, got {len(axes)}")
+    ax_mq, ax_ppl, ax_pre, ax_dec = axes
+    for r in result["mqar"]["rows"]:
+        name = r["mechanism"]
+        ax_mq.plot(r["state_bytes"], r["accuracy"], marker=MARKERS[name], color=COLORS[name], markersize=10,
+                   linestyle="none", label=name)
+        ax_mq.annotate(name, (r["state_bytes"], r["accuracy"]), textcoords="offset points", xytext=(6, 4),
+                       fontsize=8, color=COLORS[name])
+    cfg = result["mqar"]["config"]
+    seq_len, n_pairs = cfg["settings"][0]
+    ax_mq.set_xscale("log")
+    ax_mq.xaxis.set_minor_formatter(NullFormatter())  # minor labels of a log axis overlap
+    ax_mq.set_ylim(-0.03, 1.05)
+    ax_mq.set_xlabel("decode state per sequence (bytes, log scale)")
+    ax_mq.set_ylabel("MQAR accuracy (fraction of queries)")
+    ax_mq.set_title(f"(a) Recall against state (MQAR: {seq_len} tokens, {n_pairs} pairs)")
+
+    lm_rows = result["lm"]["rows"]
+    x = np.arange(len(lm_rows))
+    lcfg = result["lm"]["config"]
+    short_len, long_len = lcfg["eval_lens"]
+    ax_ppl.bar(x - 0.2, [r["ppl_train_len"] for r in lm_rows], 0.4, color=[COLORS[r["mechanism"]] for r in lm_rows],
+               label=f"at the training length ({short_len} tokens)")
+    ax_ppl.bar(x + 0.2, [r["ppl_long"] for r in lm_rows], 0.4, color=[COLORS[r["mechanism"]] for r in lm_rows],
+               alpha=0.45, hatch="//", label=f"at {long_len} tokens ({long_len // short_len}x)")
+    ax_ppl.set_xticks(x, [r["mechanism"] for r in lm_rows], rotation=35, ha="right")
+    ax_ppl.set_xlabel("mechanism")
+    ax_ppl.set_ylabel("perplexity per byte (lower is better)")
+    ax_ppl.set_title(f"(b) Byte-level LM, stdlib corpus, trained on {short_len} tokens")
+    ax_ppl.legend(fontsize=8)
+
+    by_mech = rows_by_mechanism(result["speed"]["rows"])
+    for name, rows in by_mech.items():
+        rows = sorted(rows, key=lambda r: r["context_len"])
+        t = [r["context_len"] for r in rows]
+        style = dict(marker=MARKERS[name], color=COLORS[name], markersize=6)
+        ax_pre.plot(t, [r["prefill_ms"] for r in rows], label=name, **style)
+        per_tok = rows[-1]["state_bytes_per_token"]
+        ax_dec.plot(t, [r["decode_ms_per_token"] for r in rows], label=f"{name} ({per_tok:,.0f} B/token)", **style)
+    scfg = result["speed"]["config"]
+    for ax in (ax_pre, ax_dec):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("context length T (tokens, log scale)")
+        ax.grid(True, which="both", alpha=0.3)
+    ax_pre.set_yscale("log")  # spans decades; decode times stay within one, a linear axis reads better
+    ax_pre.yaxis.set_minor_formatter(NullFormatter())
+    ax_pre.set_ylabel("prefill time (ms, log scale)")
+    ax_dec.set_ylim(bottom=0)
+    ax_dec.set_ylabel("decode time per token (ms)")
+    ax_pre.set_title(f"(c) Prefill, chunks of {scfg['prefill_chunk']} (d_model {scfg['d_model']}, "
+                     f"{scfg['n_layers']} layers)")
+    ax_dec.set_title("(d) Decode after T tokens (legend: state bytes per token at the longest T)")
+    ax_pre.legend(fontsize=7, ncol=2)
+    ax_dec.legend(fontsize=7, ncol=1, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax_mq.figure.tight_layout()
+    return axes
+
+
+# ----------------------------------------------------------------------------------------------
+# Stored results (scripts/compare_all.py)
+# ----------------------------------------------------------------------------------------------
+
+
+def comparison_record(result: dict[str, Any], preset: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """``(rows, config)`` for :func:`linattn_edu.bench.save_results`: the table, and the three results.
+
+    Raises:
+        ValueError: ``result`` is not a :func:`run_comparison` result.
+    """
+    _check_result(result)
+    config = {"preset": preset, "seconds": result.get("seconds"),
+              "results": {part: result[part] for part in ("mqar", "lm", "speed")}}
+    return comparison_table(result), config
+
+
+def stored_comparison(name: str = "comparison", *, directory: Any = None) -> dict[str, Any] | None:
+    """The result stored by ``scripts/compare_all.py`` (a :func:`run_comparison` result plus its
+    provenance under ``"stored"``: device, date, command, versions), or None if there is none.
+
+    Raises:
+        ValueError: the file exists but is not a comparison record.
+    """
+    record = bench.load_results(name, directory=directory)
+    if record is None:
+        return None
+    results = record.get("config", {}).get("results")
+    if not isinstance(results, dict) or not {"mqar", "lm", "speed"} <= set(results):
+        raise ValueError(f"results file {name!r} is not a comparison record (no config.results.mqar/lm/speed)")
+    out = {part: results[part] for part in ("mqar", "lm", "speed")}
+    out["device"] = record["device"]
+    out["stored"] = {k: record.get(k) for k in ("device", "date", "command", "torch", "triton")}
+    out["stored"]["preset"] = record["config"].get("preset")
+    return out

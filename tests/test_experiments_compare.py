@@ -1,0 +1,195 @@
+"""Chapter 8's comparison of every mechanism: the three experiments, the table, the verdicts, the plot."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+
+from linattn_edu.experiments import compare as C  # noqa: E402
+from linattn_edu.experiments.mqar_sweep import COMPARISON_FAMILIES, model_variants  # noqa: E402
+from linattn_edu.models import build_model, model_state_bytes  # noqa: E402
+
+ALL = tuple(C.MECHANISMS)
+
+
+@pytest.fixture(scope="module")
+def fast_result():
+    return C.run_comparison(**C.comparison_config("fast"), device="cpu", progress=False)
+
+
+def test_presets_and_config_copy():
+    assert set(C.COMPARISON_PRESETS) == {"fast", "cpu", "gpu"}
+    cfg = C.comparison_config()  # the tests run in fast mode
+    assert cfg == C.COMPARISON_PRESETS["fast"]
+    cfg["lm"]["steps"] = 10**6
+    assert C.COMPARISON_PRESETS["fast"]["lm"]["steps"] != 10**6, "comparison_config must return a copy"
+    for preset in C.COMPARISON_PRESETS.values():
+        assert preset["lm"]["eval_factor"] == 4, "the issue asks for perplexity at 4x the training length"
+    with pytest.raises(ValueError, match="preset"):
+        C.comparison_config("tpu")
+
+
+def test_every_mechanism_of_the_book_is_compared():
+    assert ALL == ("softmax", "sliding window", "ALiBi", "linear (elu)", "linear (Taylor)", "Based", "Hawk",
+                   "Griffin", "linearized")
+    assert {m["mqar"] for m in C.MECHANISMS.values()} >= set(COMPARISON_FAMILIES)
+
+
+def test_mechanism_models_fill_the_shared_budgets():
+    specs = C.mechanism_models(window=7, feature_dim=3)
+    assert specs["sliding window"] == {"kind": "transformer", "options": {"pos": "rope", "window": 7}}
+    assert specs["Griffin"]["options"] == {"window": 7}
+    assert specs["Based"]["options"] == {"feature_dim": 3, "window": 7}
+    assert specs["linear (Taylor)"]["options"] == {"feature_map": "taylor", "feature_dim": 3}
+    assert specs["ALiBi"]["options"] == {"pos": "alibi"}
+    for name, spec in specs.items():  # every spec builds
+        build_model(spec["kind"], vocab_size=16, d_model=16, n_layers=2, n_heads=2, **spec["options"])
+    with pytest.raises(ValueError, match="mechanisms"):
+        C.mechanism_models(["mamba"], window=4, feature_dim=2)
+    with pytest.raises(ValueError, match="window"):
+        C.mechanism_models(window=0, feature_dim=2)
+
+
+def test_mqar_families_for_alibi_and_linearized():
+    variants = {v["family"]: v for v in model_variants(32, families=COMPARISON_FAMILIES)}
+    alibi = variants["alibi"]
+    assert alibi["options"]["window_pos"] == "alibi" and alibi["options"]["window"] == 32
+    assert variants["linearized"]["kind"] == "linearized"
+    model = build_model(alibi["kind"], vocab_size=40, d_model=16, n_layers=2, n_heads=2, **alibi["options"])
+    # full attention: its KV cache grows with the sequence
+    assert model_state_bytes(model, seq_len=32) > model_state_bytes(model, seq_len=16)
+
+
+def test_run_comparison_covers_every_mechanism(fast_result):
+    for part in ("mqar", "lm", "speed"):
+        assert {r["mechanism"] for r in fast_result[part]["rows"]} == set(ALL), part
+    lens = C.COMPARISON_PRESETS["fast"]["speed"]["context_lens"]
+    assert len(fast_result["speed"]["rows"]) == len(ALL) * len(lens)
+    for r in fast_result["lm"]["rows"]:
+        assert r["ppl_train_len"] > 1 and r["ppl_long"] > 1
+        assert r["long_over_train"] == pytest.approx(r["ppl_long"] / r["ppl_train_len"])
+    for r in fast_result["speed"]["rows"]:
+        assert r["prefill_ms"] > 0 and r["decode_ms_per_token"] > 0
+        assert r["state_bytes_per_token"] == pytest.approx(r["state_bytes"] / r["context_len"])
+    for r in fast_result["mqar"]["rows"]:
+        assert 0 <= r["accuracy"] <= 1 and r["state_bytes"] > 0
+    assert fast_result["lm"]["config"]["eval_lens"] == [16, 64]
+
+
+def test_table_state_growth_tells_caches_from_fixed_states(fast_result):
+    table = {r["mechanism"]: r for r in C.comparison_table(fast_result)}
+    assert list(table) == list(ALL)
+    lens = C.COMPARISON_PRESETS["fast"]["speed"]["context_lens"]
+    growth = lens[-1] / lens[0]
+    # a KV cache grows with T; a window (8 tokens, both contexts >= 8) and a recurrent state do not
+    for name in ("softmax", "ALiBi"):
+        assert table[name]["state_growth"] == pytest.approx(growth)
+    for name in ("sliding window", "linear (elu)", "linear (Taylor)", "Based", "Hawk", "Griffin"):
+        assert table[name]["state_growth"] == pytest.approx(1.0), name
+    for row in table.values():
+        assert all(v is not None for v in row.values()), row
+
+
+def test_recommend_reads_the_numbers():
+    def row(name, **kw):
+        base = dict(mechanism=name, chapter=1, mqar_accuracy=0.5, mqar_state_bytes=1000, ppl_train_len=5.0,
+                    ppl_long=6.0, long_over_train=1.2, prefill_ms_short=1.0, prefill_ms_long=10.0,
+                    decode_ms_per_token_short=1.0, decode_ms_per_token_long=2.0, state_bytes_long=5000,
+                    state_bytes_per_token_long=1.0, state_growth=1.0, n_params=1)
+        base.update(kw)
+        return base
+
+    table = [row("softmax", mqar_accuracy=0.99, mqar_state_bytes=60000, decode_ms_per_token_long=9.0),
+             row("Based", mqar_accuracy=0.95, mqar_state_bytes=9000, ppl_long=4.0),
+             row("Hawk", mqar_accuracy=0.1, mqar_state_bytes=500, state_bytes_long=100, prefill_ms_long=3.0)]
+    verdicts = {v["job"]: v["mechanism"] for v in C.recommend(table)}
+    assert verdicts["the highest recall"] == "softmax"
+    assert verdicts["recall on a memory budget"] == "Based"
+    assert verdicts["inputs longer than training"] == "Based"
+    assert verdicts["many concurrent sequences"] == "Hawk"
+    assert verdicts["long prompts"] == "Hawk"
+    # nobody reaches the threshold: the best accuracy per byte
+    verdicts = {v["job"]: v["mechanism"] for v in C.recommend(table, recall_threshold=0.999)}
+    assert verdicts["recall on a memory budget"] == "Hawk"
+    # close numbers are reported as a tie, best first
+    table[1]["mqar_accuracy"] = 0.985
+    table[2]["decode_ms_per_token_long"] = 2.1
+    verdicts = {v["job"]: v for v in C.recommend(table)}
+    assert verdicts["the highest recall"]["mechanism"] == "softmax ≈ Based"
+    assert "0.990" in verdicts["the highest recall"]["evidence"] and "0.985" in verdicts["the highest recall"]["evidence"]
+    assert verdicts["long generations"]["mechanism"] == "Based ≈ Hawk"
+    with pytest.raises(ValueError, match="table"):
+        C.recommend({"mechanism": "x"})
+
+
+def test_plot_has_four_labelled_panels(fast_result):
+    axes = C.plot_comparison(fast_result)
+    assert len(axes) == 4
+    for ax in axes:
+        assert ax.get_title() and ax.get_xlabel() and ax.get_ylabel()
+    assert len(axes[0].lines) == len(ALL)  # one MQAR point per mechanism
+    assert len(axes[2].lines) == len(ALL) and len(axes[3].lines) == len(ALL)
+    plt.close("all")
+    with pytest.raises(ValueError, match="4 matplotlib Axes"):
+        C.plot_comparison(fast_result, axes=[None, None])
+
+
+@pytest.mark.parametrize(
+    "fn,kwargs,match",
+    [
+        (C.run_comparison_lm, dict(train_len=1), "train_len"),
+        (C.run_comparison_lm, dict(eval_factor=1), "eval_factor"),
+        (C.run_comparison_lm, dict(lr=-1.0), "lr"),
+        (C.run_comparison_speed, dict(context_lens=[]), "context_lens"),
+        (C.run_comparison_speed, dict(prefill_chunk=0), "prefill_chunk"),
+        (C.run_comparison_mqar, dict(elu_dim=0), "elu_dim"),
+    ],
+)
+def test_bad_arguments_are_named(fn, kwargs, match):
+    part = {C.run_comparison_lm: "lm", C.run_comparison_speed: "speed", C.run_comparison_mqar: "mqar"}[fn]
+    args = {**C.COMPARISON_PRESETS["fast"][part], **kwargs}
+    with pytest.raises(ValueError, match=match):
+        fn(**args, device="cpu", progress=False)
+
+
+def test_bad_results_and_mechanisms_are_rejected():
+    with pytest.raises(ValueError, match="run_comparison result"):
+        C.comparison_table({"lm": {}})
+    with pytest.raises(ValueError, match="mechanisms"):
+        C.run_comparison(**C.comparison_config("fast"), mechanisms=["softmax", "softmax"], progress=False)
+    with pytest.raises(ValueError, match="speed must be a dict"):
+        C.run_comparison({}, {}, None)
+
+
+def test_script_stores_a_record_that_loads_back(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, str(root / "scripts" / "compare_all.py"), "--preset", "fast",
+                           "--out-dir", str(tmp_path), "--no-progress"], capture_output=True, text=True,
+                          timeout=300, env={**__import__("os").environ, "LINATTN_FAST": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    stored = C.stored_comparison(directory=tmp_path)
+    assert stored["stored"]["preset"] == "fast" and "compare_all.py" in stored["stored"]["command"]
+    assert {r["mechanism"] for r in stored["lm"]["rows"]} == set(ALL)
+    assert len(C.comparison_table(stored)) == len(ALL)
+    assert C.stored_comparison("comparison", directory=tmp_path / "none") is None
+    (tmp_path / "bad.json").write_text('{"device": "x", "date": "y", "command": "z", "rows": [], "config": {}}')
+    with pytest.raises(ValueError, match="not a comparison record"):
+        C.stored_comparison("bad", directory=tmp_path)
+
+
+def test_markdown_table(fast_result):
+    md = C.comparison_markdown(C.comparison_table(fast_result))
+    lines = md.splitlines()
+    assert len(lines) == 2 + len(ALL)
+    assert lines[0].startswith("| mechanism |") and all(line.count("|") == lines[0].count("|") for line in lines)
+    assert "n/a" in C.comparison_markdown([{"mechanism": "softmax", "chapter": 1}])
+    with pytest.raises(ValueError, match="table"):
+        C.comparison_markdown("softmax")
