@@ -58,6 +58,8 @@ __all__ = [
 ]
 
 #: ``r`` values of panels (2) and (4): ``r = 0`` itself is left out (infinite horizon/variance).
+#:
+#: :meta hide-value:
 R_GRID = np.linspace(0.0, 1.0, 201)[1:]
 #: ``r`` values of panel (1), 0 included.
 R_GRID_DECAY = np.linspace(0.0, 1.0, 201)

@@ -20,15 +20,15 @@ short convolution before each mixer and no MLP), and its state is
 :func:`~linattn_edu.models.model_state_bytes` at ``seq_len`` tokens with 4 bytes per number, as in
 :func:`~linattn_edu.experiments.mqar_sweep.run_mqar_sweep`. Which knobs matter depends on the family:
 
-==================  ===================  =========================================
-family              feature_dim ``d``    window ``w``
-==================  ===================  =========================================
-``attention``       ignored              ignored (the window is the whole sequence)
-``sliding_window``  ignored              used
-``linear_elu``      used (``F = d``)     ignored
+==================  =====================  =========================================
+family              feature_dim ``d``      window ``w``
+==================  =====================  =========================================
+``attention``       ignored                ignored (the window is the whole sequence)
+``sliding_window``  ignored                used
+``linear_elu``      used (``F = d``)       ignored
 ``linear_taylor``   used (``F = 1+d+d²``)  ignored
-``based``           used                 used
-==================  ===================  =========================================
+``based``           used                   used
+==================  =====================  =========================================
 """
 
 from __future__ import annotations
