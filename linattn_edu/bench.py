@@ -30,6 +30,8 @@ __all__ = [
 ]
 
 #: Where results files live (shipped with the package so Colab installs carry them).
+#:
+#: :meta hide-value:
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 

@@ -56,6 +56,8 @@ POSITION_SCHEMES = ("sinusoidal", "learned", "rope", "alibi", "none")
 
 #: Sizes per preset. ``"fast"``, ``"cpu"`` and ``"gpu"`` follow :func:`linattn_edu.runtime.mode`;
 #: ``"large-cpu"`` is the bigger CPU run whose stored result ships with the package.
+#:
+#: :meta hide-value:
 PRESETS: dict[str, dict[str, Any]] = {
     # Tests: only checks that everything runs (a few seconds for all five schemes).
     "fast": dict(train_len=16, eval_lens=(16, 32), d_model=32, n_layers=1, n_heads=2, steps=5,

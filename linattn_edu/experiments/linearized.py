@@ -68,6 +68,8 @@ __all__ = [
 
 #: The named variants of :func:`run_linearized_perplexity`: ``label -> {"kind": ..., **build options}``.
 #: The shared sizes come from the call; ``model_options`` is added to every ``"linearized"`` variant.
+#:
+#: :meta hide-value:
 LINEARIZED_VARIANTS: dict[str, dict[str, Any]] = {
     "softmax (RoPE)": {"kind": "transformer", "pos": "rope"},
     "linear": {"kind": "linearized", "attention": "linear", "conv": False},
@@ -95,6 +97,8 @@ LINEARIZATION_STAGES = (
 
 #: Sizes per preset for :func:`run_linearized_perplexity` (``"fast"``, ``"cpu"``, ``"gpu"`` follow
 #: :func:`linattn_edu.runtime.mode`).
+#:
+#: :meta hide-value:
 LINEARIZED_PERPLEXITY_PRESETS: dict[str, dict[str, Any]] = {
     # Tests: checks that everything runs (a few seconds for the five variants). Two groups of 16.
     "fast": dict(seq_len=32, d_model=32, n_layers=1, n_heads=2, steps=4, batch_size=4, lr=3e-3,
@@ -108,6 +112,8 @@ LINEARIZED_PERPLEXITY_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 #: Sizes per preset for :func:`run_linearization`.
+#:
+#: :meta hide-value:
 LINEARIZATION_PRESETS: dict[str, dict[str, Any]] = {
     "fast": dict(seq_len=32, d_model=32, n_layers=1, n_heads=2, pretrain_steps=4, finetune_steps=2, batch_size=4,
                  lr=3e-3, finetune_lr=1e-3, eval_max_windows=2, max_bytes=200_000, seed=0),

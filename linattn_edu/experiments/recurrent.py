@@ -138,6 +138,8 @@ def _sync(dev: torch.device) -> None:
 
 #: Sizes per preset for :func:`decode_latency` (``"fast"``, ``"cpu"``, ``"gpu"`` follow
 #: :func:`linattn_edu.runtime.mode`).
+#:
+#: :meta hide-value:
 DECODE_PRESETS: dict[str, dict[str, Any]] = {
     # Tests: a second or two. A window of 8 so that Griffin's cache visibly stops growing.
     "fast": dict(context_lens=(4, 8, 16, 32), d_model=32, n_layers=2, n_heads=2, batch_size=2, steps=2, repeat=1,
@@ -410,6 +412,8 @@ def plot_decode_latency(res: dict[str, Any], axes: Any = None) -> tuple[Any, Any
 # ----------------------------------------------------------------------------------------------
 
 #: Sizes per preset for :func:`run_length_generalization`.
+#:
+#: :meta hide-value:
 LENGTH_PRESETS: dict[str, dict[str, Any]] = {
     # Tests: checks that everything runs (a few seconds for the three kinds).
     "fast": dict(train_len=16, eval_lens=(16, 32, 64), d_model=32, n_layers=2, n_heads=2, steps=5, batch_size=4,
@@ -602,6 +606,8 @@ def plot_length_generalization(result: dict[str, Any] | None, *, ax: Any = None,
 
 #: Sizes per preset for :func:`mqar_recurrent_config`: the keys of
 #: :data:`~linattn_edu.experiments.mqar_sweep.MQAR_PRESETS` plus ``families`` and ``griffin_windows``.
+#:
+#: :meta hide-value:
 MQAR_RECURRENT_PRESETS: dict[str, dict[str, Any]] = {
     "fast": dict(
         settings=[(16, 2)], vocab_size=32, d_model=16, n_layers=2, n_heads=2, steps=6, batch_size=8, lr=3e-3,

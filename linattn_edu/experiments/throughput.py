@@ -41,6 +41,8 @@ GENERATION_KINDS: dict[str, dict[str, Any]] = {
 }
 
 #: Sizes per preset (``"fast"``, ``"cpu"``, ``"gpu"`` follow :func:`linattn_edu.runtime.mode`).
+#:
+#: :meta hide-value:
 GENERATION_PRESETS: dict[str, dict[str, Any]] = {
     "fast": dict(gen_lens=(8, 16), prompt_len=16, d_model=32, n_layers=2, n_heads=2, batch_size=2,
                  vocab_size=64, repeat=1, model_options={"based": {"feature_dim": 4, "window": 16}}),

@@ -708,7 +708,7 @@ def linearize(transformer: nn.Module, *, attention: str = "grouped", conv: bool 
 
     Args:
         transformer: a zoo ``"transformer"`` with ``pos="rope"`` or ``"none"``.
-        attention, conv, **options: options of :class:`LinearizedConfig` (not the sizes, ``pos``,
+        attention, conv, ``**options``: options of :class:`LinearizedConfig` (not the sizes, ``pos``,
             ``rope_base``, ``norm``, ``mlp_ratio``, ``tie_embeddings``: those come from the
             transformer).
 

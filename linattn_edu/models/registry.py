@@ -20,6 +20,8 @@ from torch import nn
 __all__ = ["register_model", "build_model", "available_models", "MODEL_REGISTRY"]
 
 #: kind name -> builder (a class or function returning an ``nn.Module``).
+#:
+#: :meta hide-value:
 MODEL_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 
 B = TypeVar("B", bound=Callable[..., nn.Module])

@@ -41,6 +41,7 @@ Attention backend (``attn_backend=``), always through :func:`~linattn_edu.kernel
   16, 32, 64, 128).
 - ``"torch"``: force the PyTorch path; ``"triton"`` / ``"interpreter"``: insist on the kernel
   (``"interpreter"`` on a CPU needs ``TRITON_INTERPRET=1`` before the kernels are imported).
+
 The kernel has no attention-probability dropout: ``dropout`` acts on the embeddings and on the
 outputs of the attention and MLP sublayers.
 """
