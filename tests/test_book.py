@@ -210,6 +210,19 @@ def _setup_commands() -> list[str]:
     return commands
 
 
+_RUN_TIME = re.compile(r"^\*\*Run time:\*\* CPU \d+ s.*· GPU \S", re.MULTILINE)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_nb_id)
+def test_overview_states_cpu_and_gpu_time(path: Path) -> None:
+    """Every chapter's overview (first cell) states its CPU run time in seconds, and its GPU time or
+    that it has not been measured: a line ``**Run time:** CPU <n> s ... · GPU ...``."""
+    first = _read(path).cells[0]
+    assert first.cell_type == "markdown" and _RUN_TIME.search(first.source), (
+        f"{path.name}: the first cell needs a line '**Run time:** CPU <seconds> s ... · GPU ...'"
+    )
+
+
 def test_readme_has_two_setup_commands() -> None:
     commands = _setup_commands()
     build = [c for c in commands if "jupyter-book build" in c]

@@ -108,8 +108,8 @@ COMPARISON_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         # Chapter 6's length-generalization budget: 400 steps at 64 tokens, scored at 64 and 256.
         "lm": dict(train_len=64, eval_factor=4, d_model=64, n_layers=2, n_heads=4, steps=400, batch_size=16,
                    lr=3e-3, window=16, feature_dim=4, eval_max_windows=8, max_bytes=None),
-        "speed": dict(context_lens=(256, 1024, 4096), d_model=128, n_layers=2, n_heads=4, batch_size=1, steps=8,
-                      repeat=2, window=64, feature_dim=8, prefill_chunk=256),
+        "speed": dict(context_lens=(256, 1024, 4096), d_model=128, n_layers=2, n_heads=4, batch_size=1, steps=16,
+                      repeat=3, window=64, feature_dim=8, prefill_chunk=256),
     },
     # A CUDA GPU: bigger models, longer contexts (not run yet; expect tens of minutes).
     "gpu": {
