@@ -96,23 +96,6 @@ def shapes_for(seq_len: int, head_dim: int) -> tuple[int, int]:
     return max(1, TOKENS // seq_len), MODEL_DIM // head_dim
 
 
-def alibi_causal_bias(slopes, seq_len: int, dtype, device):
-    """``(H, T, T)`` additive mask: ``-m_h (i - j)`` for ``j <= i``, ``-inf`` above the diagonal.
-
-    Built one head at a time (a float32 ``(T, T)`` distance matrix, cast per head) so that no
-    float32 ``(H, T, T)`` temporary is needed.
-    """
-    import torch
-
-    pos = torch.arange(seq_len, device=device)
-    dist = (pos[:, None] - pos[None, :]).to(torch.float32)  # i - j, (T, T)
-    future = dist < 0
-    bias = torch.empty(slopes.shape[0], seq_len, seq_len, dtype=dtype, device=device)
-    for h in range(slopes.shape[0]):
-        bias[h] = (-float(slopes[h]) * dist).masked_fill(future, float("-inf")).to(dtype)
-    return bias
-
-
 def format_table(rows: list[dict[str, Any]], title: str) -> str:
     header = (
         f"{'mode':<8} {'dtype':<8} {'T':>6} {'D':>4} {'B':>3} {'H':>3} {'plain ms':>9} {'alibi ms':>9} {'sdpa+bias':>10} "
@@ -167,13 +150,14 @@ def run_config(
     import torch.nn.functional as F
 
     from linattn_edu.kernels import flash_attention
+    from linattn_edu.kernels.catalog import alibi_causal_bias
     from linattn_edu.reference import alibi_slopes
 
     gen = torch.Generator(device=device).manual_seed(seq_len * 1000 + head_dim)
     shape = (batch, heads, seq_len, head_dim)
     q, k, v, do = (torch.randn(shape, generator=gen, device=device, dtype=dtype) for _ in range(4))
     slopes = torch.tensor(alibi_slopes(heads), dtype=torch.float32, device=device)
-    bias = alibi_causal_bias(slopes, seq_len, dtype, device)  # (H, T, T)
+    bias = alibi_causal_bias(slopes, seq_len, dtype, device)  # (H, T, T), shared with the kernel catalogue
     mask = bias[None].expand(batch, -1, -1, -1)  # (B, H, T, T) view, no copy
 
     def plain(q_, k_, v_):

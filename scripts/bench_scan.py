@@ -146,16 +146,6 @@ def _element_size(dtype) -> int:
     return torch.empty(0, dtype=dtype).element_size()
 
 
-def copy_time(nbytes_moved: int, device, timer: Callable[[Callable[[], Any]], float]) -> float:
-    """ms for ``dst.copy_(src)`` that reads and writes ``nbytes_moved`` bytes in all (half each way)."""
-    import torch
-
-    n = max(1, nbytes_moved // 2)
-    src = torch.empty(n, dtype=torch.uint8, device=device)
-    dst = torch.empty_like(src)
-    return timer(lambda: dst.copy_(src))
-
-
 def bench_scan(
     b: int, t: int, c: int, dtype, device, *, timer, loop_timer, peak: float | None, max_loop_t: int
 ) -> dict[str, Any]:
@@ -163,6 +153,7 @@ def bench_scan(
     import torch
 
     from linattn_edu.kernels import linear_scan, linear_scan_torch
+    from linattn_edu.kernels.catalog import copy_ms as copy_time
 
     gen = torch.Generator(device=device).manual_seed(b * 7 + t * 3 + c)
     a = (0.5 + 0.5 * torch.rand(b, t, c, generator=gen, device=device)).to(dtype)
@@ -208,6 +199,7 @@ def bench_conv(b: int, t: int, c: int, dtype, device, *, timer, peak: float | No
     import torch.nn.functional as F
 
     from linattn_edu.kernels import causal_conv1d, causal_conv1d_torch
+    from linattn_edu.kernels.catalog import copy_ms as copy_time
 
     k = CONV_WIDTH
     gen = torch.Generator(device=device).manual_seed(b * 5 + t + c)

@@ -226,3 +226,15 @@ def test_the_timing_loop_runs_end_to_end_at_tiny_shapes():
     assert catalog.plot_ratios(rows).get_title()
     assert "ratio" in catalog.format_table(rows, catalog.BENCH_COLUMNS)
     plt.close("all")
+
+
+def test_alibi_causal_bias_equals_the_reference_bias_below_the_diagonal():
+    """The SDPA peer's mask (shared with scripts/bench_alibi.py): ALiBi's bias, -inf on the future."""
+    import numpy as np
+
+    from linattn_edu.reference import alibi_bias, alibi_slopes
+
+    bias = catalog.alibi_causal_bias(torch.tensor(alibi_slopes(6)), 9, torch.float64, "cpu").numpy()
+    past = np.tril(np.ones((9, 9), dtype=bool))
+    np.testing.assert_allclose(bias[:, past], alibi_bias(6, 9)[:, past], rtol=0, atol=1e-12)
+    assert np.isneginf(bias[:, ~past]).all()

@@ -65,6 +65,7 @@ __all__ = [
     "failed",
     "bench_kernels",
     "copy_ms",
+    "alibi_causal_bias",
     "load_kernel_results",
     "format_table",
     "html_table",
@@ -264,15 +265,26 @@ def _attention_work(bwd: bool) -> Callable[[Shape, torch.dtype], tuple[str, floa
     return work
 
 
+def alibi_causal_bias(slopes: Any, seq_len: int, dtype: torch.dtype, device: torch.device | str) -> torch.Tensor:
+    """``(H, T, T)`` additive mask for SDPA: ``-m_h (i - j)`` for ``j <= i``, ``-inf`` above the diagonal.
+
+    ``slopes``: ``(H,)`` ALiBi slopes (tensor or array). Built one head at a time (a float32
+    ``(T, T)`` distance matrix, cast per head), so no float32 ``(H, T, T)`` temporary is needed.
+    Also used by ``scripts/bench_alibi.py``.
+    """
+    pos = torch.arange(seq_len, device=device)
+    dist = (pos[:, None] - pos[None, :]).to(torch.float32)  # i - j, (T, T)
+    future = dist < 0
+    bias = torch.empty(len(slopes), seq_len, seq_len, dtype=dtype, device=device)
+    for h in range(len(slopes)):
+        bias[h] = (-float(slopes[h]) * dist).masked_fill(future, float("-inf")).to(dtype)
+    return bias
+
+
 def _alibi_causal_mask(inp: Inputs) -> Inputs:
-    """Add ``mask``: the ``(H, T, T)`` additive ALiBi bias ``-m_h (i - j)``, ``-inf`` above the diagonal."""
-    q, slopes = inp["q"], inp["slopes"]
-    t = q.shape[2]
-    pos = torch.arange(t, device=q.device)
-    dist = (pos[:, None] - pos[None, :]).to(torch.float32)  # i - j
-    bias = -slopes[:, None, None] * dist  # (H, T, T) float32
-    bias = bias.masked_fill(dist < 0, float("-inf"))
-    return {**inp, "mask": bias.to(q.dtype)}
+    """Add ``mask``: :func:`alibi_causal_bias` for the inputs' slopes, length, dtype and device."""
+    q = inp["q"]
+    return {**inp, "mask": alibi_causal_bias(inp["slopes"], q.shape[2], q.dtype, q.device)}
 
 
 def _window_mask(inp: Inputs) -> Inputs:
