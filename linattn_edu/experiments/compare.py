@@ -38,10 +38,10 @@ import torch
 from .. import bench, runtime
 from ..data import load_corpus
 from ..models import build_model, count_parameters, model_state_bytes
-from ._args import check_int as _int, resolve_device as _device
+from ._args import check_int as _int, check_positive as _positive, resolve_device as _device
 from .extrapolation import _eval_text, _torch_threads, _train_and_evaluate
 from .mqar_sweep import run_mqar_sweep
-from .recurrent import _check_lens, _time_decode
+from .recurrent import _check_lens, _sync, _time_decode
 
 __all__ = [
     "MECHANISMS",
@@ -319,8 +319,7 @@ def run_comparison_lm(
     train_len, eval_factor = _int(train_len, "train_len", 2), _int(eval_factor, "eval_factor", 2)
     d_model, n_layers, n_heads = _int(d_model, "d_model"), _int(n_layers, "n_layers"), _int(n_heads, "n_heads")
     steps, batch_size, seed = _int(steps, "steps"), _int(batch_size, "batch_size"), _int(seed, "seed", 0)
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (lr > 0 and math.isfinite(lr)):
-        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    lr = _positive(lr, "lr")
     if eval_max_windows is not None:
         eval_max_windows = _int(eval_max_windows, "eval_max_windows")
     if threads is not None:
@@ -383,12 +382,10 @@ def _time_prefill(model: torch.nn.Module, prompt: torch.Tensor, chunk: int, repe
     """``(min seconds over repeat runs after one warm-up, logits, cache)`` of :func:`_prefill`."""
     best = math.inf
     for run in range(repeat + 1):
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
+        _sync(dev)
         t0 = time.perf_counter()
         logits, cache = _prefill(model, prompt, chunk)
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
+        _sync(dev)
         if run:
             best = min(best, time.perf_counter() - t0)
     return best, logits, cache

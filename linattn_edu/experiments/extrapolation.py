@@ -27,7 +27,6 @@ experiment with small byte-level models on the offline ``stdlib`` corpus
 from __future__ import annotations
 
 import contextlib
-import math
 import statistics
 import time
 from typing import Any, Iterable, Iterator, Sequence
@@ -36,7 +35,7 @@ import numpy as np
 import torch
 
 from .. import bench, runtime
-from ._args import check_int as _int, resolve_device as _device
+from ._args import check_int as _int, check_positive as _positive, resolve_device as _device
 from ..data import load_corpus
 from ..models import build_model, count_parameters
 from ..train import evaluate_perplexity, train_lm
@@ -347,8 +346,7 @@ def run_extrapolation(
     cost_steps = _int(cost_steps, "cost_steps", 0)
     if threads is not None:
         threads = _int(threads, "threads")
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0 or not math.isfinite(lr):
-        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    lr = _positive(lr, "lr")
     if eval_max_windows is not None:
         eval_max_windows = _int(eval_max_windows, "eval_max_windows")
     if d_model % n_heads or (d_model // n_heads) % 2:

@@ -46,7 +46,7 @@ import numpy as np
 import torch
 
 from .. import bench, runtime
-from ._args import check_int as _int, resolve_device as _device
+from ._args import check_int as _int, check_positive as _positive, resolve_device as _device
 from ..data import load_corpus
 from ..models import build_model, count_parameters, linearize
 from ..train import evaluate_perplexity, train_lm
@@ -185,12 +185,6 @@ def linearization_config(preset: str | None = None) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------------
 # Argument checks
 # ----------------------------------------------------------------------------------------------
-
-
-def _lr(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not value > 0:
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
-    return float(value)
 
 
 def _check_sizes(d_model: Any, n_layers: Any, n_heads: Any) -> tuple[int, int, int]:
@@ -371,7 +365,7 @@ def run_linearized_perplexity(
     seq_len = _int(seq_len, "seq_len", 2)
     d_model, n_layers, n_heads = _check_sizes(d_model, n_layers, n_heads)
     steps, batch_size, seed = _int(steps, "steps"), _int(batch_size, "batch_size"), _int(seed, "seed", 0)
-    lr = _lr(lr, "lr")
+    lr = _positive(lr, "lr")
     if eval_max_windows is not None:
         eval_max_windows = _int(eval_max_windows, "eval_max_windows")
     if max_bytes is not None:
@@ -505,8 +499,8 @@ def run_linearization(
     d_model, n_layers, n_heads = _check_sizes(d_model, n_layers, n_heads)
     pretrain_steps, finetune_steps = _int(pretrain_steps, "pretrain_steps"), _int(finetune_steps, "finetune_steps")
     batch_size, seed = _int(batch_size, "batch_size"), _int(seed, "seed", 0)
-    lr = _lr(lr, "lr")
-    finetune_lr = lr if finetune_lr is None else _lr(finetune_lr, "finetune_lr")
+    lr = _positive(lr, "lr")
+    finetune_lr = lr if finetune_lr is None else _positive(finetune_lr, "finetune_lr")
     from ..models import LINEARIZED_ATTENTIONS
 
     if attention not in LINEARIZED_ATTENTIONS:

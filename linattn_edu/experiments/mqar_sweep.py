@@ -115,7 +115,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import bench, runtime
-from ._args import check_int as _int, resolve_device as _device
+from ._args import check_int as _int, check_positive as _positive, resolve_device as _device
 from ..models import build_model, count_parameters, model_state_bytes
 from ..reference.linear import feature_map_dim
 from ..tasks.mqar import IGNORE_INDEX, make_mqar, mqar_accuracy
@@ -471,8 +471,7 @@ def train_mqar(
     steps, batch_size, seed = _int(steps, "steps"), _int(batch_size, "batch_size"), _int(seed, "seed", 0)
     if batch_size > x_all.shape[0]:
         raise ValueError(f"batch_size={batch_size} must be <= the number of examples {x_all.shape[0]}")
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
-        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    lr = _positive(lr, "lr")
     warmup = max(1, steps // 10) if warmup is None else _int(warmup, "warmup", 0)
     dev = _device(device)
     if amp is None:
@@ -617,8 +616,7 @@ def run_mqar_sweep(
     n_train, n_test, seed = _int(n_train, "n_train"), _int(n_test, "n_test"), _int(seed, "seed", 0)
     if batch_size > n_train:
         raise ValueError(f"batch_size={batch_size} must be <= n_train={n_train}")
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
-        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    lr = _positive(lr, "lr")
     bpe = _int(bytes_per_element, "bytes_per_element")
     families = _check_families(families)
     if "griffin" in families and (d_model // n_heads) % 4:

@@ -51,7 +51,7 @@ import numpy as np
 import torch
 
 from .. import bench, runtime
-from ._args import check_int as _int, resolve_device as _device
+from ._args import check_int as _int, check_positive as _positive, resolve_device as _device
 from ..data import load_corpus
 from ..models import build_model, cache_bytes, count_parameters, model_state_bytes
 from .extrapolation import (
@@ -516,8 +516,7 @@ def run_length_generalization(
     lens = _check_eval_lens(eval_lens)
     d_model, n_layers, n_heads = _int(d_model, "d_model"), _int(n_layers, "n_layers"), _int(n_heads, "n_heads")
     steps, batch_size, seed = _int(steps, "steps"), _int(batch_size, "batch_size"), _int(seed, "seed", 0)
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0 or not math.isfinite(lr):
-        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    lr = _positive(lr, "lr")
     if eval_max_windows is not None:
         eval_max_windows = _int(eval_max_windows, "eval_max_windows")
     if threads is not None:
