@@ -48,19 +48,10 @@ def _book_files(*suffixes: str) -> list[Path]:
 
 
 def _toc_entries() -> list[str]:
-    """Every ``file:`` entry of ``_toc.yml`` (root included), as written: root-relative, no suffix."""
-    toc = yaml.safe_load(TOC.read_text(encoding="utf-8"))
-    entries = [toc["root"]]
+    """Every ``file:`` entry of ``_toc.yml`` (root included): root-relative, no suffix."""
+    from linattn_edu.sitecheck import toc_entries
 
-    def walk(items: list[dict]) -> None:
-        for item in items or []:
-            if "file" in item:
-                entries.append(item["file"])
-            for key in ("parts", "chapters", "sections"):
-                walk(item.get(key, []))
-
-    walk([toc])
-    return entries
+    return toc_entries(TOC)
 
 
 def _resolve(entry: str) -> list[Path]:
