@@ -25,14 +25,6 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "linattn_edu"
 API_PAGES = [ROOT / "book" / "api.md", *sorted((ROOT / "book" / "api").glob("*.md"))]
 
-# ---------------------------------------------------------------------------------------------
-# PENDING_MODULES: modules still being written when the API reference was made. Each has a
-# commented-out section ready in book/api/<page>.md (search for "PENDING"). When a module is
-# finished, uncomment its section there and delete it from this set; the set should end up empty.
-# ---------------------------------------------------------------------------------------------
-PENDING_MODULES: frozenset[str] = frozenset({
-})
-
 # An automodule directive, in MyST's {eval-rst} block or written as a MyST directive; a line that
 # is commented out (MyST's "% ") does not match.
 _DIRECTIVE = re.compile(r"^(?:\.\. automodule::|```\{automodule\})\s+(?P<name>[\w.]+)\s*$")
@@ -108,17 +100,11 @@ def test_api_pages_exist() -> None:
 
 
 def test_every_public_module_is_documented() -> None:
-    missing = [m for m in PUBLIC_MODULES if m not in DIRECTIVES and m not in PENDING_MODULES]
+    missing = [m for m in PUBLIC_MODULES if m not in DIRECTIVES]
     assert not missing, (
         f"public modules without an automodule directive in book/api.md or book/api/*.md: {missing}. "
         "Add a section (a heading and the directive) to the API page of its subpackage."
     )
-
-
-def test_pending_modules_are_still_pending() -> None:
-    """A module listed as pending that is documented by now must leave PENDING_MODULES."""
-    done = sorted(PENDING_MODULES & set(DIRECTIVES))
-    assert not done, f"documented in the API pages, remove from PENDING_MODULES in {Path(__file__).name}: {done}"
 
 
 def test_directives_name_public_modules_once() -> None:
@@ -203,8 +189,6 @@ def _public_names(module: ModuleType) -> list[str]:
 
 @pytest.mark.parametrize("module_name", PUBLIC_MODULES)
 def test_public_names_have_docstrings(module_name: str) -> None:
-    if module_name in PENDING_MODULES:
-        pytest.skip("pending: not in the API reference yet")
     module = importlib.import_module(module_name)
     assert (module.__doc__ or "").strip(), f"{module_name} has no module docstring"
     undocumented = []
