@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 import platform
+import shlex
 import statistics
+import subprocess
+import sys
 import time
 import tracemalloc
 from pathlib import Path
@@ -27,6 +31,11 @@ __all__ = [
     "device_name",
     "save_results",
     "load_results",
+    "git_commit",
+    "command_line",
+    "provenance",
+    "validate_results",
+    "ResumableResults",
 ]
 
 #: Where results files live (shipped with the package so Colab installs carry them).
@@ -129,6 +138,121 @@ def device_name(device: torch.device | str | None = None) -> str:
     return f"CPU ({cpu})"
 
 
+#: Fields every results file carries, with their types (:func:`validate_results` checks them).
+#: ``git_commit`` and ``wall_seconds`` may be ``None`` only in files written before they were
+#: recorded (the run's commit or duration is then unknown, and the file says so).
+RESULTS_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "name": str,
+    "device": str,
+    "date": str,
+    "torch": str,
+    "triton": (str, type(None)),
+    "command": str,
+    "config": dict,
+    "rows": list,
+}
+#: Fields added to the schema later: optional when reading, always written by :func:`save_results`.
+RESULTS_LATER_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "python": str,
+    "numpy": str,
+    "git_commit": (str, type(None)),
+    "wall_seconds": (int, float, type(None)),
+}
+
+
+def git_commit(root: Path | None = None) -> str | None:
+    """The checked-out commit of the repository holding this package (``+dirty`` when the tree has
+    uncommitted changes), or None outside a git checkout (e.g. a pip install)."""
+    root = Path(__file__).resolve().parents[1] if root is None else Path(root)
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                             timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return sha + ("+dirty" if dirty else "") if sha else None
+
+
+def command_line() -> str:
+    """The command that is running, as typed (interpreter name + arguments): what regenerates a file."""
+    return shlex.join([Path(sys.executable).name, *sys.argv])
+
+
+def _utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def provenance(
+    name: str,
+    *,
+    command: str,
+    config: dict[str, Any] | None = None,
+    device: torch.device | str | None = None,
+    wall_seconds: float | None = None,
+) -> dict[str, Any]:
+    """The provenance fields of a results file (everything but ``rows``): what was run (``config``,
+    ``command``), where (device name), when (UTC), with which versions and at which git commit,
+    and how long it took (``wall_seconds``)."""
+    if not isinstance(name, str) or not name.replace("_", "").replace("-", "").isalnum():
+        raise ValueError(f"name must be letters, digits, '_' or '-', got {name!r}")
+    try:
+        import triton
+
+        triton_version: str | None = triton.__version__
+    except ImportError:
+        triton_version = None
+    return {
+        "name": name,
+        "device": device_name(device),
+        "date": _utc_now(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "triton": triton_version,
+        "numpy": np.__version__,
+        "git_commit": git_commit(),
+        "command": command,
+        "config": config or {},
+        "wall_seconds": None if wall_seconds is None else float(wall_seconds),
+    }
+
+
+def validate_results(record: Any, *, path: Path | str | None = None, strict: bool = False) -> None:
+    """Raise ``ValueError`` unless ``record`` follows the results schema.
+
+    Every field of :data:`RESULTS_FIELDS` must be present with its type, rows must be dicts, and
+    ``date`` an ISO UTC time. With ``strict=True`` the later fields (:data:`RESULTS_LATER_FIELDS`:
+    python, numpy, git commit, wall time) must be present too; new files always have them.
+    """
+    where = f"results file {path}" if path is not None else "results record"
+    if not isinstance(record, dict):
+        raise ValueError(f"{where} must be a JSON object, got {type(record).__name__}")
+    missing = [k for k in RESULTS_FIELDS if k not in record]
+    if strict:
+        missing += [k for k in RESULTS_LATER_FIELDS if k not in record]
+    if missing:
+        raise ValueError(f"{where} lacks provenance fields {sorted(missing)}")
+    for fields in (RESULTS_FIELDS, RESULTS_LATER_FIELDS):
+        for key, kind in fields.items():
+            if key in record and not isinstance(record[key], kind):
+                raise ValueError(f"{where}: field {key!r} has type {type(record[key]).__name__}")
+    try:
+        _dt.datetime.strptime(record["date"], "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        raise ValueError(f"{where}: date must be UTC 'YYYY-MM-DDTHH:MM:SSZ', got {record['date']!r}") from None
+    bad = [i for i, row in enumerate(record["rows"]) if not isinstance(row, dict)]
+    if bad:
+        raise ValueError(f"{where}: rows {bad[:5]} are not objects")
+
+
+def _write_atomically(path: Path, record: dict[str, Any]) -> None:
+    """Write JSON to ``path`` through a temporary file, so an interrupted run never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
 def save_results(
     name: str,
     rows: list[dict[str, Any]],
@@ -137,48 +261,140 @@ def save_results(
     config: dict[str, Any] | None = None,
     device: torch.device | str | None = None,
     directory: Path | None = None,
+    wall_seconds: float | None = None,
 ) -> Path:
     """Write ``rows`` to ``<directory>/<name>.json`` with provenance; returns the path.
 
-    The file records the device name, the date (UTC), torch and triton versions, the config and
-    the ``command`` that regenerates it.
+    The file records the device name, the date (UTC), Python, torch, triton and NumPy versions,
+    the git commit, the config, the ``command`` that regenerates it and its ``wall_seconds``
+    (see :func:`provenance`; the schema is checked by :func:`validate_results`).
     """
-    if not name.replace("_", "").replace("-", "").isalnum():
-        raise ValueError(f"name must be letters, digits, '_' or '-', got {name!r}")
-    try:
-        import triton
-
-        triton_version = triton.__version__
-    except ImportError:
-        triton_version = None
-    record = {
-        "name": name,
-        "device": device_name(device),
-        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "torch": torch.__version__,
-        "triton": triton_version,
-        "command": command,
-        "config": config or {},
-        "rows": rows,
-    }
+    record = provenance(name, command=command, config=config, device=device, wall_seconds=wall_seconds)
+    record["rows"] = rows
+    validate_results(record, strict=True)
     directory = RESULTS_DIR if directory is None else Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{name}.json"
-    path.write_text(json.dumps(record, indent=2) + "\n")
+    _write_atomically(path, record)
     return path
 
 
 def load_results(name: str, *, directory: Path | None = None) -> dict[str, Any] | None:
-    """Load a results file written by :func:`save_results`, or None if there is none yet."""
+    """Load a results file written by :func:`save_results`, or None if there is none yet.
+
+    Raises ``ValueError`` if the file does not follow the schema (:func:`validate_results`).
+    """
     directory = RESULTS_DIR if directory is None else Path(directory)
     path = directory / f"{name}.json"
     if not path.exists():
         return None
     record = json.loads(path.read_text())
-    missing = {"device", "date", "command", "rows"} - record.keys()
-    if missing:
-        raise ValueError(f"results file {path} lacks provenance fields {sorted(missing)}")
+    validate_results(record, path=path)
     return record
+
+
+class ResumableResults:
+    """A results file that grows one finished row at a time, so a long run can be interrupted.
+
+    Heavy experiments (training dozens of models) write each model's row as soon as it finishes;
+    started again with the same ``config``, the run skips the rows already there and goes on
+    where it stopped. ``wall_seconds`` adds up the time of every part of the run.
+
+    Args:
+        name: file stem: ``<directory>/<name>.json``.
+        command: the command line that (re)generates the file.
+        config: the experiment's configuration; resuming requires the stored one to be equal.
+        key_fields: the row fields that identify a unit of work (e.g. ``("family", "size", "lr")``).
+        device: where the run happens (its name is recorded; resuming on another device is refused).
+        directory: defaults to the package's results directory.
+        fresh: start a new file even if one exists (the old one is overwritten on the first row).
+
+    Example::
+
+        store = ResumableResults("mqar_study", command=bench.command_line(), config=cfg,
+                                 key_fields=("family", "point", "lr"))
+        for job in jobs:
+            if store.done(job):
+                continue
+            t0 = time.perf_counter(); row = run(job)
+            store.add(row, seconds=time.perf_counter() - t0)
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        command: str,
+        config: dict[str, Any],
+        key_fields: tuple[str, ...] | list[str],
+        device: torch.device | str | None = None,
+        directory: Path | None = None,
+        fresh: bool = False,
+    ) -> None:
+        if not isinstance(config, dict):
+            raise TypeError(f"config must be a dict, got {type(config).__name__}")
+        if not key_fields or not all(isinstance(k, str) for k in key_fields):
+            raise ValueError(f"key_fields must be a non-empty sequence of field names, got {key_fields!r}")
+        self.key_fields = tuple(key_fields)
+        self.path = (RESULTS_DIR if directory is None else Path(directory)) / f"{name}.json"
+        self._record = provenance(name, command=command, config=config, device=device, wall_seconds=0.0)
+        self._record["rows"] = []
+        # JSON round trip, so that tuples vs lists do not make equal configs differ.
+        config_json = json.loads(json.dumps(config))
+        if self.path.exists() and not fresh:
+            old = json.loads(self.path.read_text())
+            validate_results(old, path=self.path)
+            if old["config"] != config_json:
+                raise ValueError(
+                    f"{self.path} was made with another config; pass fresh=True (--fresh) to start over, "
+                    f"or run with the stored config"
+                )
+            if old["device"] != self._record["device"]:
+                raise ValueError(
+                    f"{self.path} was started on {old['device']!r}, this run is on "
+                    f"{self._record['device']!r}; pass fresh=True to start over"
+                )
+            self._record["rows"] = list(old["rows"])
+            self._record["wall_seconds"] = float(old.get("wall_seconds") or 0.0)
+            self._record["started"] = old.get("started", old["date"])
+        else:
+            self._record["started"] = self._record["date"]
+        self._record["config"] = config_json
+
+    def key(self, row: dict[str, Any]) -> tuple[Any, ...]:
+        """The identity of ``row``: its values of :attr:`key_fields` (JSON-normalized)."""
+        missing = [k for k in self.key_fields if k not in row]
+        if missing:
+            raise ValueError(f"row lacks key fields {missing}")
+        return tuple(json.dumps(row[k], sort_keys=True) for k in self.key_fields)
+
+    def done(self, job: dict[str, Any]) -> bool:
+        """Whether a row with the same key as ``job`` is already stored."""
+        k = self.key(job)
+        return any(self.key(r) == k for r in self._record["rows"])
+
+    def add(self, row: dict[str, Any], *, seconds: float = 0.0) -> None:
+        """Append ``row`` (replacing a stored row with the same key), add ``seconds`` to the wall
+        time, and write the file at once."""
+        if not isinstance(row, dict):
+            raise TypeError(f"row must be a dict, got {type(row).__name__}")
+        k = self.key(row)
+        rows = [r for r in self._record["rows"] if self.key(r) != k]
+        rows.append(row)
+        self._record["rows"] = rows
+        self._record["wall_seconds"] = float(self._record["wall_seconds"] or 0.0) + float(seconds)
+        self._record["date"] = _utc_now()
+        validate_results(self._record, path=self.path, strict=True)
+        _write_atomically(self.path, self._record)
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """The rows stored so far (a copy)."""
+        return list(self._record["rows"])
+
+    @property
+    def record(self) -> dict[str, Any]:
+        """The whole record as it is (or would be) on disk."""
+        return dict(self._record)
 
 
 def _proc_status_kib(field: str) -> int | None:
