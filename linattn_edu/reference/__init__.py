@@ -85,3 +85,7 @@ __all__ += [
     "grouped_linear_attention",
     "value_conv",
 ]
+
+from .decay import DECAY_FORMS, decay_linear_attention, retnet_decays
+
+__all__ += ["DECAY_FORMS", "decay_linear_attention", "retnet_decays"]
