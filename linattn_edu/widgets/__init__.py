@@ -14,6 +14,8 @@ page of the book shows a meaningful figure; the sliders themselves need a live k
   widgets for the static web page, where no kernel runs: states precomputed in Python by the functions
   above (:func:`alibi_payload`, :func:`gates_payload`, :func:`recall_payload`), drawn as SVG by a small
   dependency-free script (``static.js``) whose sliders respond in the browser.
+- :mod:`linattn_edu.widgets.diagrams`: diagrams drawn by code (FlashAttention's tile schedule, chunked
+  linear attention, scan dependencies, Griffin's blocks, convolution taps over a draft tree).
 """
 
 from .alibi import alibi_widget, plot_alibi
