@@ -294,6 +294,7 @@ class RGLRU(nn.Module):
         ``"r"`` the recurrence gate ``r_t``, ``"i"`` the input gate ``i_t``, ``"log_a_t"``,
         ``"a_t"`` the decay of this step, ``"multiplier"`` ``√(1 − a_t²)`` (1 at a reset, where
         ``a_t = 0``), and ``"b"`` ``= multiplier · i_t · x_t``, the scan's input. Differentiable.
+        Only the resets passed are applied (:meth:`forward` without a state adds one at token 0).
         (The chapter's widget shows ``r`` and ``i`` of a trained layer over a text.)
         """
         compute = _compute_dtype(x.dtype)
@@ -310,6 +311,13 @@ class RGLRU(nn.Module):
         b = multiplier * (i * x.to(compute))
         return {"r": r, "i": i, "log_a_t": log_a_t, "a_t": a_t, "multiplier": multiplier, "b": b}
 
+    @classmethod
+    def _document_start(cls, x: torch.Tensor, reset: torch.Tensor | None) -> torch.Tensor:
+        """``reset (B, T)`` with token 0 marked: the sequence ``x (B, T, C)`` starts a document."""
+        start = torch.zeros(x.shape[:2], dtype=torch.bool, device=x.device)
+        start[:, 0] = True
+        return start if reset is None else start | cls._check_reset(reset, x)
+
     @staticmethod
     def _check_reset(reset: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(reset, torch.Tensor) or reset.dtype != torch.bool:
@@ -321,15 +329,23 @@ class RGLRU(nn.Module):
     def forward(
         self, x: torch.Tensor, h0: torch.Tensor | None = None, reset: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``x (B, T, C)``, ``h0 (B, C)`` or None (zeros), ``reset (B, T)`` bool or None.
+        """``x (B, T, C)``, ``h0 (B, C)`` or None, ``reset (B, T)`` bool or None.
+
+        ``h0=None`` means the sequence *starts a document* at token 0, as in the official code
+        (``reset = segment_pos == 0``): token 0 is a reset, ``a_0 = 0`` and the √ factor is 1, so
+        ``h_0 = i_0 ⊙ x_0`` (the first token enters unscaled). A state ``h0`` (zeros included)
+        continues an earlier sequence: no reset at token 0 unless ``reset`` says so. A True in
+        ``reset`` starts a new document at that token: nothing before it (``h0`` included)
+        reaches its output or later ones.
 
         Returns ``(y, h_last)``: ``y = h (B, T, C)`` in ``x``'s dtype and the last state
         ``(B, C)`` in float32 (float64 for float64 ``x``); ``h_last`` as ``h0`` of the next call
-        continues the sequence exactly. A True in ``reset`` starts a new document at that token:
-        nothing before it (``h0`` included) reaches its output or later ones.
+        continues the sequence exactly.
         """
         if x.ndim != 3 or x.shape[-1] != self.width:
             raise ValueError(f"x must have shape (B, T, C={self.width}), got {tuple(x.shape)}")
+        if h0 is None:
+            reset = self._document_start(x, reset)
         g = self.gates(x, reset)
         compute = g["b"].dtype
         h0 = None if h0 is None else h0.to(compute)
@@ -342,9 +358,13 @@ class RGLRU(nn.Module):
         """One token: ``x_t (B, C)``, state ``h (B, C)`` or None, ``reset (B,)`` bool or None.
 
         Returns ``(y_t (B, C), new h (B, C))``: ``h_t = a_t h + √(1 − a_t²) i_t x_t``, the same
-        numbers as :meth:`forward` on the sequence, one token at a time.
+        numbers as :meth:`forward` on the sequence, one token at a time. ``h=None`` is the first
+        token of a document (a reset: ``h_t = i_t ⊙ x_t``), as in :meth:`forward`.
         """
-        g = self.gates(x_t[:, None], None if reset is None else reset[:, None])
+        reset_seq = None if reset is None else reset[:, None]
+        if h is None:
+            reset_seq = self._document_start(x_t[:, None], reset_seq)
+        g = self.gates(x_t[:, None], reset_seq)
         a_t, b = g["a_t"][:, 0], g["b"][:, 0]
         h_new = _scan().linear_scan_step(a_t, b, None if h is None else h.to(b.dtype))
         return h_new.to(x_t.dtype), h_new
@@ -435,10 +455,12 @@ class RecurrentBlock(nn.Module):
     def forward(
         self, x: torch.Tensor, state: RecurrentState | None = None, *, position: int = 0, keep_state: bool = True
     ) -> tuple[torch.Tensor, RecurrentState | None]:
-        """x ``(B, T, d_model)`` after ``state`` (None: the sequence starts here).
+        """x ``(B, T, d_model)`` after ``state`` (None: a document starts at token 0).
 
-        Returns ``(y (B, T, d_model), new state or None)``; one token with a state takes the
-        recurrent step (no scan).
+        Without a state the conv sees zeros before token 0 and the RG-LRU treats token 0 as a
+        reset (``h_0 = i_0 ⊙ x_0``), as the official block does with ``segment_pos[:, 0] == 0``;
+        with a state both continue it (no reset). Returns ``(y (B, T, d_model), new state or
+        None)``; one token with a state takes the recurrent step (no scan).
         """
         y_branch = F.gelu(self.linear_y(x), approximate="tanh")
         u, conv_state = self.conv(self.linear_x(x), None if state is None else state.conv, keep_state=keep_state)
@@ -454,9 +476,11 @@ class RecurrentBlock(nn.Module):
     def gate_values(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """The RG-LRU's gates (see :meth:`RGLRU.gates`) for the block input ``x (B, T, d_model)``
         (already normalized), plus ``"x"`` the conv output the RG-LRU reads and ``"h"`` its states.
+        Token 0 starts the document (a reset: ``a_t = 0``, ``multiplier = 1`` there), as in
+        :meth:`forward` without a state.
         """
         u, _ = self.conv(self.linear_x(x), keep_state=False)
-        gates = self.rg_lru.gates(u)
+        gates = self.rg_lru.gates(u, RGLRU._document_start(u, None))
         h, _ = self.rg_lru(u)
         return dict(gates, x=u, h=h)
 
@@ -822,12 +846,38 @@ class _GriffinLM(nn.Module):
             raise TypeError(f"cache must be a GriffinCache from prefill() or step(), got {type(cache).__name__}")
         if len(cache.layers) != self.config.n_layers:
             raise ValueError(f"cache must hold {self.config.n_layers} layers, got {len(cache.layers)}")
+        position = cache.position
+        if isinstance(position, bool) or not isinstance(position, int) or position < 0:
+            raise ValueError(f"cache.position must be an int >= 0, got {position!r}")
         for i, (state, block) in enumerate(zip(cache.layers, self.config.pattern)):
             is_recurrent = isinstance(state, RecurrentState)
             if is_recurrent != (block == "recurrent") or not isinstance(state, tuple) or len(state) != 2:
                 raise ValueError(f"cache layer {i} must hold the state of a {block!r} layer")
+            if not all(isinstance(t, torch.Tensor) for t in state):
+                raise ValueError(f"cache layer {i} must hold tensors, got {[type(t).__name__ for t in state]}")
         if cache.batch_size != batch:
             raise ValueError(f"cache has batch size {cache.batch_size}, but the tokens have {batch}")
+        for i, (state, expected) in enumerate(zip(cache.layers, self._state_shapes(batch, position))):
+            got = tuple(tuple(t.shape) for t in state)
+            if got != expected:
+                names = "(conv, h)" if isinstance(state, RecurrentState) else "(K, V)"
+                raise ValueError(
+                    f"cache layer {i} ({self.config.pattern[i]!r}) holds {names} of shapes {got}, but this model "
+                    f"expects {expected} after {position} tokens: the cache must come from prefill()/step() of a "
+                    f"model with the same config"
+                )
+
+    def _state_shapes(self, batch: int, position: int) -> list[tuple[tuple[int, ...], ...]]:
+        """The shapes of each layer's state after ``position`` tokens: ``(conv, h)`` or ``(K, V)``."""
+        cfg = self.config
+        shapes = []
+        for block in cfg.pattern:
+            if block == "recurrent":
+                shapes.append(((batch, cfg.conv_width - 1, cfg.lru_width), (batch, cfg.lru_width)))
+            else:
+                kv = (batch, cfg.n_kv_heads, min(position, cfg.window), cfg.head_dim)  # type: ignore[attr-defined]
+                shapes.append((kv, kv))
+        return shapes
 
     @torch.no_grad()
     def gate_values(self, tokens: torch.Tensor, layer: int | None = None) -> dict[str, torch.Tensor]:
