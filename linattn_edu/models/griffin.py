@@ -33,19 +33,36 @@ Both stack the same residual block (pre-norm, RMSNorm)::
 The gates read ``x_t`` only, never ``h_{t-1}``: all ``a_t`` and ``b_t = √(1 − a_t²) i_t x_t`` are
 known before the recurrence runs, which is then a *linear scan* ``h_t = a_t h_{t-1} + b_t``
 (:func:`linattn_edu.kernels.scan.linear_scan`, computed in float32, float64 for a float64 model).
-Conventions of the official code (RecurrentGemma), which we follow:
+Conventions of the official code (RecurrentGemma, ``recurrentgemma/torch/layers.py`` and
+``modules.py``), which we follow (``tests/test_official_recurrentgemma.py`` checks the recurrent
+block and the RG-LRU against a transcription of that code, at identical weights):
 
 - the parameter stored is ``p = −Λ``: ``log a = −softplus(p)`` (``a = exp(−softplus(p)) = σ(−p)``);
   ``a`` is initialized as ``√u`` with ``u ~ U(0.81, 0.998)``, so ``a ∈ [0.9, 0.999]``;
 - ``log a_t`` is computed in log space and ``1 − a_t² = −expm1(2 log a_t)``;
 - the square root gets a *clipped gradient*: ``d√x/dx = 1/(2√x)`` is capped at 1000
   (:func:`sqrt_bounded_grad`), since ``a_t → 1`` would otherwise blow it up;
-- at a document start (``reset``) the state restarts: ``a_t = 0`` and the √ factor is 1.
+- at a document start (``reset``) the state restarts: ``a_t = 0`` and the √ factor is 1, so
+  ``h_t = i_t ⊙ x_t``. In the scan this is just ``a_t = 0, b_t = i_t x_t``: the same kernels run it;
+- **the first token is a document start.** The official code marks ``reset = segment_pos == 0``,
+  and a sequence starts at position 0. Here: a call without a state (``RGLRU.forward(x)`` with
+  ``h0=None``, ``RGLRU.step(x_t, None)``, a model's ``forward``/``prefill`` without a cache)
+  treats token 0 as a reset, so ``h_0 = i_0 ⊙ x_0`` enters unscaled (not
+  ``√(1 − a_0²) i_0 x_0``). A call with a state (``step``, chunked ``prefill``, ``h0`` given, even
+  zeros) continues the sequence: no reset.
 
 **Local attention** (:class:`LocalAttention`): multi-query attention (one key/value head by
 default, ``n_kv_heads``), a causal sliding window (query ``i`` sees keys ``i − window < j ≤ i``)
 through :func:`~linattn_edu.kernels.flash_attention`, and RoPE on the *first half* of each head's
 dims (the other half carries no position), as in the official code.
+
+**Window convention.** Here ``window=w`` means ``w`` keys, the current one included (the book's
+convention everywhere). RecurrentGemma's ``window_size=w`` lets a query see keys with
+``0 ≤ q − k ≤ w``: ``w + 1`` keys. So official ``window_size=w`` is ``window=w + 1`` here: the
+paper's Griffin window of 1024 is ``window=1025``, RecurrentGemma's 2048 is ``window=2049``. The
+default ``window=64`` is a book-scale (CPU) size; the GPU presets of
+:mod:`linattn_edu.experiments.recurrent` use the paper's window where the sequences are longer
+than it.
 
 **Decode state** (:class:`GriffinCache`): per recurrent layer a :class:`RecurrentState` — the last
 ``conv_width − 1`` conv inputs ``(B, conv_width − 1, lru_width)`` and the RG-LRU state
@@ -63,8 +80,10 @@ Where we differ from the paper's models (on purpose, for book-scale experiments)
 not multiplied by ``√d_model`` and the logits are not soft-capped (RecurrentGemma does both); the
 weights get the zoo's GPT-2 initialization (normal, std 0.02, residual outputs scaled down with
 depth) except the RG-LRU (block-diagonal gates: std ``1/√(block width)``, zero biases, the ring
-initialization of ``a``) and the conv (std ``1/√conv_width``); resets are supported by the RG-LRU
-layer (``reset=``) but not by the models, whose ``forward`` takes plain token sequences.
+initialization of ``a``) and the conv (std ``1/√conv_width``); the models' ``forward`` takes one
+document per row, starting at token 0 (no ``segment_pos``): documents packed into one row would
+need resets inside the sequence, which the RG-LRU layer takes (``reset=``) but the models do not
+pass, and the official conv also masks inputs across a document boundary, which ours does not.
 """
 
 from __future__ import annotations
@@ -494,6 +513,11 @@ class LocalAttention(nn.Module):
     turns the first ``head_dim / 2`` dims of q and k; the rest are left alone, as in the official
     code. Decode state: ``(K, V)``, each ``(B, n_kv_heads, min(T, window), head_dim)`` (keys after
     RoPE).
+
+    ``window`` counts keys *including the current one*. RecurrentGemma's ``LocalAttentionBlock``
+    with ``window_size=w`` masks keys with ``q − k > w``, so it sees ``w + 1`` keys: official
+    ``window_size=w`` is ``window=w + 1`` here (the paper's 1024 is ``window=1025``; RecurrentGemma's
+    2048 is ``window=2049``). Tested against a transcription of the official mask and block.
     """
 
     def __init__(self, cfg: GriffinConfig) -> None:
@@ -640,8 +664,12 @@ class GriffinConfig(HawkConfig):
     Attributes:
         layer_pattern: one entry per layer, ``"recurrent"`` or ``"attention"``; None means
             :func:`griffin_layer_pattern` (stored resolved).
-        window: the local attention's window ``w``: query ``i`` sees keys ``i − w < j ≤ i``
-            (64 here; 1024 in the paper's models, 2048 in RecurrentGemma).
+        window: the local attention's window ``w``: query ``i`` sees keys ``i − w < j ≤ i``,
+            ``w`` keys including itself. The official code's ``window_size=w`` sees ``w + 1``
+            keys, so it is ``window=w + 1`` here: the paper's models (1024) are ``window=1025``,
+            RecurrentGemma (2048) ``window=2049``. The default, 64, is a book-scale size for a
+            CPU; the GPU decode-latency preset of :mod:`linattn_edu.experiments.recurrent` uses
+            the paper's 1025 (presets whose sequences are shorter than that keep smaller windows).
         n_kv_heads: key/value heads of the local attention (1: multi-query, as in the paper);
             must divide ``n_heads``.
         rope_base: RoPE frequency base.
