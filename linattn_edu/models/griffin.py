@@ -839,6 +839,9 @@ class _GriffinLM(nn.Module):
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """``(B, T)`` int64 token ids -> ``(B, T, vocab_size)`` logits (position ``t`` predicts ``t+1``).
 
+        Each row is one document starting at token 0: the RG-LRU treats token 0 as a reset
+        (``h_0 = i_0 ⊙ x_0``), as the official code does at ``segment_pos == 0``.
+
         Raises:
             TypeError / ValueError: bad ``tokens`` (the message names them).
         """
@@ -848,8 +851,13 @@ class _GriffinLM(nn.Module):
     def prefill(self, tokens: torch.Tensor, cache: GriffinCache | None = None) -> tuple[torch.Tensor, GriffinCache]:
         """Process a prompt ``(B, T)``: returns ``(logits (B, T, V), cache)``.
 
-        ``logits[:, -1]`` predicts the next token. With ``cache`` the prompt continues an earlier
-        one (chunked prefill): the scans start from the cached states.
+        ``logits[:, -1]`` predicts the next token. Without ``cache`` the prompt starts a document
+        (token 0 is a reset, as in :meth:`forward`); with ``cache`` it continues an earlier one
+        (chunked prefill): the scans start from the cached states, no reset.
+
+        Raises:
+            TypeError / ValueError: bad ``tokens``; a ``cache`` that is not a :class:`GriffinCache`
+                of this batch size and config (the message names ``cache``).
         """
         tokens = check_tokens(tokens, self.config.vocab_size)
         if cache is not None:
@@ -863,6 +871,11 @@ class _GriffinLM(nn.Module):
         Recurrent layers shift their conv inputs and do one step ``h = a_t h + b_t``; attention
         layers attend over at most ``window`` cached keys: the cost of a step does not grow with
         the context. The cache passed in is not modified.
+
+        Raises:
+            TypeError / ValueError: bad ``token``; a ``cache`` that is not a :class:`GriffinCache`
+                of this batch size and config, e.g. one made by a model with another width,
+                conv width, window or number of KV heads (the message names ``cache``).
         """
         token = check_tokens(token, self.config.vocab_size, name="token", ndim=1)
         self._check_cache(cache, token.shape[0])
