@@ -31,13 +31,19 @@ What the ``"cpu"`` presets showed (one run each on a 2-core AMD EPYC shared with
   7x faster than the Transformer at 4096. Timings on a shared CPU are noisy (+-30%).
 - :func:`run_length_generalization` (62 s; train_len 64, 400 steps, d_model 64, 2 layers):
   perplexity at 64 / 512 tokens: Transformer 6.12 / 8.94 (RoPE past its training length),
-  Hawk 5.07 / 4.96, Griffin (window 32) 5.31 / 5.21: the recurrent models get slightly *better*
-  with more context, the Transformer 46% worse.
-- MQAR (:func:`mqar_recurrent_config`, 800 steps, 167 s in Chapter 6 on an idle 2-core EPYC,
-  2026-12-01): accuracy (state bytes) Hawk 0.033 (2048), Griffin w=16 0.036 (5120), Griffin
-  w=32 0.104 (9216); the same budget gives attention 0.98 (66560), Taylor d=4 0.99 (12112) and
-  Based d=4 w=8 0.78 (10664) (Chapter 5). Hawk's 2 KiB state does not leave the plateau at this
-  budget (nor with ``lr=1e-3``, 0.04, or LeCun-initialized input projections, 0.12), and a
+  Hawk 5.10 / 4.98, Griffin (window 32) 5.35 / 5.25: the recurrent models get slightly *better*
+  with more context, the Transformer 46% worse. (Re-run 2026-12-03, torch 2.13.0+cpu, 1 thread,
+  at commit 994bf3d, after the RG-LRU began treating token 0 as a document start; the code
+  before that change gives Hawk 5.07 / 4.96 and Griffin 5.31 / 5.21, the Transformer unchanged.)
+- MQAR (:func:`mqar_recurrent_config`, 800 steps, 167 s in Chapter 6 on an idle 2-core EPYC):
+  accuracy (state bytes) Hawk 0.029 (2048), Griffin w=16 0.038 (5120), Griffin w=32 0.697
+  (9216); the same budget gives attention 0.98 (66560), Taylor d=4 0.99 (12112) and Based d=4
+  w=8 0.78 (10664) (Chapter 5). (Hawk and Griffin re-run 2026-12-03 at commit 994bf3d, after the
+  first-token reset, one seed; the code before it gives 0.033, 0.036 and 0.104 at the same seed,
+  2026-12-01 and again 2026-12-03. MQAR training at this budget sits near a threshold, so one
+  seed does not say which convention trains better.) Hawk's 2 KiB state does not leave the
+  plateau at this budget (before the change also not with ``lr=1e-3``, 0.04, or
+  LeCun-initialized input projections, 0.12), and a
   window of 16 rarely covers a key-query distance at ``L = 64``.
 """
 
