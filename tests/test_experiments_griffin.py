@@ -78,6 +78,21 @@ def test_configs_are_the_fast_presets_and_copies():
     assert "x" not in MQAR_RECURRENT_PRESETS["fast"]["families"]
     for presets in (DECODE_PRESETS, LENGTH_PRESETS, MQAR_RECURRENT_PRESETS):
         assert set(presets) >= {"fast", "cpu", "gpu"}
+
+
+def test_gpu_presets_use_the_papers_window_where_the_sequences_exceed_it():
+    """The paper's Griffin window is window_size=1024 in the official code: 1025 keys, the current one
+    included, which is window=1025 in this package's convention."""
+    paper_window = 1024 + 1
+    gpu = decode_latency_config("gpu")
+    assert gpu["model_options"]["griffin"]["window"] == paper_window
+    assert max(gpu["context_lens"]) > paper_window  # the cache visibly stops growing
+    # shorter sequences keep smaller windows (a window longer than the sequence would be global attention)
+    length = length_generalization_config("gpu")
+    assert length["train_len"] < paper_window
+    mq = mqar_recurrent_config("gpu")
+    assert all(seq_len < paper_window for seq_len, _ in mq["settings"])
+    assert all(w < seq_len for w in mq["griffin_windows"] for seq_len, _ in mq["settings"])
     # the recurrent MQAR run uses the sweep's "cpu" setting and recipe
     cpu, sweep = mqar_recurrent_config("cpu"), MQAR_PRESETS["cpu"]
     assert cpu["settings"] == [tuple(s) for s in sweep["settings"]] == [(64, 8)]

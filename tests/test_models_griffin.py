@@ -283,10 +283,16 @@ def test_gate_values_of_a_layer():
         assert g[key].shape == (2, 10, 16)
     assert g["a"].shape == (16,)
     assert ((g["r"] > 0) & (g["r"] < 1) & (g["i"] > 0) & (g["i"] < 1)).all()
-    assert ((g["a_t"] >= g["a"] ** 8) & (g["a_t"] <= 1)).all()  # a^(c·r) with r in (0, 1)
+    a_t = g["a_t"][:, 1:]
+    assert ((a_t >= g["a"] ** 8) & (a_t <= 1)).all()  # a^(c·r) with r in (0, 1)
+    # token 0 starts the document: a reset, a_t = 0 and the √ factor 1
+    assert (g["a_t"][:, 0] == 0).all() and (g["multiplier"][:, 0] == 1).all()
+    torch.testing.assert_close(g["b"][:, 0], g["i"][:, 0] * g["x"][:, 0], atol=0, rtol=0)
     # the states are the recurrence driven by these gates
     lam = model.blocks[1].mixer.rg_lru.lam.detach().numpy()
-    ref, _ = rg_lru(g["x"].numpy(), g["r"].numpy(), g["i"].numpy(), lam)
+    reset = np.zeros((2, 10), dtype=bool)
+    reset[:, 0] = True
+    ref, _ = rg_lru(g["x"].numpy(), g["r"].numpy(), g["i"].numpy(), lam, reset=reset)
     np.testing.assert_allclose(g["h"].numpy(), ref, rtol=1e-10, atol=1e-12)
     first = model.gate_values(tokens)  # default: the first recurrent layer
     torch.testing.assert_close(first["r"], model.gate_values(tokens, layer=0)["r"])
@@ -432,3 +438,60 @@ def test_bad_tokens_and_caches():
         model.step(torch.zeros(2, dtype=torch.long), hawk_cache)
     with pytest.raises(ValueError, match="reset must have shape"):
         model.blocks[0].mixer.rg_lru(torch.zeros(1, 3, 16, dtype=torch.float64), reset=torch.zeros(1, 4, dtype=bool))
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        ("hawk", {"n_layers": 2, "d_model": 32}),  # another width
+        ("hawk", {"n_layers": 2, "conv_width": 2}),  # another conv
+        ("hawk", {"n_layers": 2, "lru_width": 24}),  # another recurrence width
+        ("griffin", {"n_layers": 2, "window": 3}),  # a shorter window (the attention cache holds 3 keys, not 4)
+        ("griffin", {"n_layers": 2, "window": 8}),  # a longer window
+        ("griffin", {"n_layers": 2, "n_kv_heads": 2}),  # grouped KV heads
+    ],
+    ids=["d_model", "conv_width", "lru_width", "window-3", "window-8", "n_kv_heads"],
+)
+def test_cache_of_a_differently_configured_model_is_refused(other):
+    kind, options = other
+    options = dict(options)
+    target = tiny(kind, n_layers=2, **({"window": 4} if kind == "griffin" else {}))
+    d_model, n_layers = options.pop("d_model", 16), options.pop("n_layers")
+    model = build_model(kind, vocab_size=V, d_model=d_model, n_layers=n_layers, n_heads=2, **options).double()
+    tokens = torch.randint(0, V, (2, 6))
+    _, cache = model.prefill(tokens)
+    with pytest.raises(ValueError, match=r"cache layer \d .* expects .*same config"):
+        target.step(tokens[:, 0], cache)
+    with pytest.raises(ValueError, match=r"cache layer \d .* expects .*same config"):
+        target.prefill(tokens, cache)
+    _, own = target.prefill(tokens)  # the model's own cache is fine
+    target.step(tokens[:, 0], own)
+
+
+def test_cache_position_must_match_the_attention_cache():
+    model = tiny("griffin", n_layers=2, window=4)
+    _, cache = model.prefill(torch.randint(0, V, (1, 2)))
+    with pytest.raises(ValueError, match=r"cache layer 1 \('attention'\) holds \(K, V\)"):
+        model.step(torch.tensor([1]), GriffinCache(cache.layers, position=3))
+    with pytest.raises(ValueError, match="cache.position must be an int >= 0"):
+        model.step(torch.tensor([1]), GriffinCache(cache.layers, position=-1))
+
+
+def test_first_token_is_a_document_start_only_without_a_state():
+    """No state: token 0 is a reset (h_0 = i_0 x_0, the official convention); a state, even zeros, continues."""
+    layer = RGLRU(8, n_heads=2).double()
+    x = torch.randn(2, 5, 8, dtype=torch.float64)
+    i0 = torch.sigmoid(layer.gate_x(x[:, 0]))
+    y, _ = layer(x)
+    torch.testing.assert_close(y[:, 0], i0 * x[:, 0], atol=1e-15, rtol=0)
+    y_step, _ = layer.step(x[:, 0], None)
+    torch.testing.assert_close(y_step, y[:, 0], atol=1e-15, rtol=0)
+    g = layer.gates(x[:, :1])  # no reset: the scaled input
+    y_zero, _ = layer(x, torch.zeros(2, 8, dtype=torch.float64))
+    torch.testing.assert_close(y_zero[:, 0], g["b"][:, 0], atol=1e-15, rtol=0)
+    assert (y_zero[:, 0] - y[:, 0]).abs().max() > 1e-3
+    # an explicit reset elsewhere keeps the one at token 0
+    reset = torch.zeros(2, 5, dtype=torch.bool)
+    reset[:, 3] = True
+    y_r, _ = layer(x, reset=reset)
+    torch.testing.assert_close(y_r[:, :3], y[:, :3], atol=0, rtol=0)

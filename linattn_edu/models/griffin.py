@@ -33,19 +33,36 @@ Both stack the same residual block (pre-norm, RMSNorm)::
 The gates read ``x_t`` only, never ``h_{t-1}``: all ``a_t`` and ``b_t = √(1 − a_t²) i_t x_t`` are
 known before the recurrence runs, which is then a *linear scan* ``h_t = a_t h_{t-1} + b_t``
 (:func:`linattn_edu.kernels.scan.linear_scan`, computed in float32, float64 for a float64 model).
-Conventions of the official code (RecurrentGemma), which we follow:
+Conventions of the official code (RecurrentGemma, ``recurrentgemma/torch/layers.py`` and
+``modules.py``), which we follow (``tests/test_official_recurrentgemma.py`` checks the recurrent
+block and the RG-LRU against a transcription of that code, at identical weights):
 
 - the parameter stored is ``p = −Λ``: ``log a = −softplus(p)`` (``a = exp(−softplus(p)) = σ(−p)``);
   ``a`` is initialized as ``√u`` with ``u ~ U(0.81, 0.998)``, so ``a ∈ [0.9, 0.999]``;
 - ``log a_t`` is computed in log space and ``1 − a_t² = −expm1(2 log a_t)``;
 - the square root gets a *clipped gradient*: ``d√x/dx = 1/(2√x)`` is capped at 1000
   (:func:`sqrt_bounded_grad`), since ``a_t → 1`` would otherwise blow it up;
-- at a document start (``reset``) the state restarts: ``a_t = 0`` and the √ factor is 1.
+- at a document start (``reset``) the state restarts: ``a_t = 0`` and the √ factor is 1, so
+  ``h_t = i_t ⊙ x_t``. In the scan this is just ``a_t = 0, b_t = i_t x_t``: the same kernels run it;
+- **the first token is a document start.** The official code marks ``reset = segment_pos == 0``,
+  and a sequence starts at position 0. Here: a call without a state (``RGLRU.forward(x)`` with
+  ``h0=None``, ``RGLRU.step(x_t, None)``, a model's ``forward``/``prefill`` without a cache)
+  treats token 0 as a reset, so ``h_0 = i_0 ⊙ x_0`` enters unscaled (not
+  ``√(1 − a_0²) i_0 x_0``). A call with a state (``step``, chunked ``prefill``, ``h0`` given, even
+  zeros) continues the sequence: no reset.
 
 **Local attention** (:class:`LocalAttention`): multi-query attention (one key/value head by
 default, ``n_kv_heads``), a causal sliding window (query ``i`` sees keys ``i − window < j ≤ i``)
 through :func:`~linattn_edu.kernels.flash_attention`, and RoPE on the *first half* of each head's
 dims (the other half carries no position), as in the official code.
+
+**Window convention.** Here ``window=w`` means ``w`` keys, the current one included (the book's
+convention everywhere). RecurrentGemma's ``window_size=w`` lets a query see keys with
+``0 ≤ q − k ≤ w``: ``w + 1`` keys. So official ``window_size=w`` is ``window=w + 1`` here: the
+paper's Griffin window of 1024 is ``window=1025``, RecurrentGemma's 2048 is ``window=2049``. The
+default ``window=64`` is a book-scale (CPU) size; the GPU presets of
+:mod:`linattn_edu.experiments.recurrent` use the paper's window where the sequences are longer
+than it.
 
 **Decode state** (:class:`GriffinCache`): per recurrent layer a :class:`RecurrentState` — the last
 ``conv_width − 1`` conv inputs ``(B, conv_width − 1, lru_width)`` and the RG-LRU state
@@ -63,8 +80,10 @@ Where we differ from the paper's models (on purpose, for book-scale experiments)
 not multiplied by ``√d_model`` and the logits are not soft-capped (RecurrentGemma does both); the
 weights get the zoo's GPT-2 initialization (normal, std 0.02, residual outputs scaled down with
 depth) except the RG-LRU (block-diagonal gates: std ``1/√(block width)``, zero biases, the ring
-initialization of ``a``) and the conv (std ``1/√conv_width``); resets are supported by the RG-LRU
-layer (``reset=``) but not by the models, whose ``forward`` takes plain token sequences.
+initialization of ``a``) and the conv (std ``1/√conv_width``); the models' ``forward`` takes one
+document per row, starting at token 0 (no ``segment_pos``): documents packed into one row would
+need resets inside the sequence, which the RG-LRU layer takes (``reset=``) but the models do not
+pass, and the official conv also masks inputs across a document boundary, which ours does not.
 """
 
 from __future__ import annotations
@@ -294,6 +313,7 @@ class RGLRU(nn.Module):
         ``"r"`` the recurrence gate ``r_t``, ``"i"`` the input gate ``i_t``, ``"log_a_t"``,
         ``"a_t"`` the decay of this step, ``"multiplier"`` ``√(1 − a_t²)`` (1 at a reset, where
         ``a_t = 0``), and ``"b"`` ``= multiplier · i_t · x_t``, the scan's input. Differentiable.
+        Only the resets passed are applied (:meth:`forward` without a state adds one at token 0).
         (The chapter's widget shows ``r`` and ``i`` of a trained layer over a text.)
         """
         compute = _compute_dtype(x.dtype)
@@ -310,6 +330,13 @@ class RGLRU(nn.Module):
         b = multiplier * (i * x.to(compute))
         return {"r": r, "i": i, "log_a_t": log_a_t, "a_t": a_t, "multiplier": multiplier, "b": b}
 
+    @classmethod
+    def _document_start(cls, x: torch.Tensor, reset: torch.Tensor | None) -> torch.Tensor:
+        """``reset (B, T)`` with token 0 marked: the sequence ``x (B, T, C)`` starts a document."""
+        start = torch.zeros(x.shape[:2], dtype=torch.bool, device=x.device)
+        start[:, 0] = True
+        return start if reset is None else start | cls._check_reset(reset, x)
+
     @staticmethod
     def _check_reset(reset: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(reset, torch.Tensor) or reset.dtype != torch.bool:
@@ -321,15 +348,23 @@ class RGLRU(nn.Module):
     def forward(
         self, x: torch.Tensor, h0: torch.Tensor | None = None, reset: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``x (B, T, C)``, ``h0 (B, C)`` or None (zeros), ``reset (B, T)`` bool or None.
+        """``x (B, T, C)``, ``h0 (B, C)`` or None, ``reset (B, T)`` bool or None.
+
+        ``h0=None`` means the sequence *starts a document* at token 0, as in the official code
+        (``reset = segment_pos == 0``): token 0 is a reset, ``a_0 = 0`` and the √ factor is 1, so
+        ``h_0 = i_0 ⊙ x_0`` (the first token enters unscaled). A state ``h0`` (zeros included)
+        continues an earlier sequence: no reset at token 0 unless ``reset`` says so. A True in
+        ``reset`` starts a new document at that token: nothing before it (``h0`` included)
+        reaches its output or later ones.
 
         Returns ``(y, h_last)``: ``y = h (B, T, C)`` in ``x``'s dtype and the last state
         ``(B, C)`` in float32 (float64 for float64 ``x``); ``h_last`` as ``h0`` of the next call
-        continues the sequence exactly. A True in ``reset`` starts a new document at that token:
-        nothing before it (``h0`` included) reaches its output or later ones.
+        continues the sequence exactly.
         """
         if x.ndim != 3 or x.shape[-1] != self.width:
             raise ValueError(f"x must have shape (B, T, C={self.width}), got {tuple(x.shape)}")
+        if h0 is None:
+            reset = self._document_start(x, reset)
         g = self.gates(x, reset)
         compute = g["b"].dtype
         h0 = None if h0 is None else h0.to(compute)
@@ -342,9 +377,13 @@ class RGLRU(nn.Module):
         """One token: ``x_t (B, C)``, state ``h (B, C)`` or None, ``reset (B,)`` bool or None.
 
         Returns ``(y_t (B, C), new h (B, C))``: ``h_t = a_t h + √(1 − a_t²) i_t x_t``, the same
-        numbers as :meth:`forward` on the sequence, one token at a time.
+        numbers as :meth:`forward` on the sequence, one token at a time. ``h=None`` is the first
+        token of a document (a reset: ``h_t = i_t ⊙ x_t``), as in :meth:`forward`.
         """
-        g = self.gates(x_t[:, None], None if reset is None else reset[:, None])
+        reset_seq = None if reset is None else reset[:, None]
+        if h is None:
+            reset_seq = self._document_start(x_t[:, None], reset_seq)
+        g = self.gates(x_t[:, None], reset_seq)
         a_t, b = g["a_t"][:, 0], g["b"][:, 0]
         h_new = _scan().linear_scan_step(a_t, b, None if h is None else h.to(b.dtype))
         return h_new.to(x_t.dtype), h_new
@@ -435,10 +474,12 @@ class RecurrentBlock(nn.Module):
     def forward(
         self, x: torch.Tensor, state: RecurrentState | None = None, *, position: int = 0, keep_state: bool = True
     ) -> tuple[torch.Tensor, RecurrentState | None]:
-        """x ``(B, T, d_model)`` after ``state`` (None: the sequence starts here).
+        """x ``(B, T, d_model)`` after ``state`` (None: a document starts at token 0).
 
-        Returns ``(y (B, T, d_model), new state or None)``; one token with a state takes the
-        recurrent step (no scan).
+        Without a state the conv sees zeros before token 0 and the RG-LRU treats token 0 as a
+        reset (``h_0 = i_0 ⊙ x_0``), as the official block does with ``segment_pos[:, 0] == 0``;
+        with a state both continue it (no reset). Returns ``(y (B, T, d_model), new state or
+        None)``; one token with a state takes the recurrent step (no scan).
         """
         y_branch = F.gelu(self.linear_y(x), approximate="tanh")
         u, conv_state = self.conv(self.linear_x(x), None if state is None else state.conv, keep_state=keep_state)
@@ -454,9 +495,11 @@ class RecurrentBlock(nn.Module):
     def gate_values(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """The RG-LRU's gates (see :meth:`RGLRU.gates`) for the block input ``x (B, T, d_model)``
         (already normalized), plus ``"x"`` the conv output the RG-LRU reads and ``"h"`` its states.
+        Token 0 starts the document (a reset: ``a_t = 0``, ``multiplier = 1`` there), as in
+        :meth:`forward` without a state.
         """
         u, _ = self.conv(self.linear_x(x), keep_state=False)
-        gates = self.rg_lru.gates(u)
+        gates = self.rg_lru.gates(u, RGLRU._document_start(u, None))
         h, _ = self.rg_lru(u)
         return dict(gates, x=u, h=h)
 
@@ -470,6 +513,11 @@ class LocalAttention(nn.Module):
     turns the first ``head_dim / 2`` dims of q and k; the rest are left alone, as in the official
     code. Decode state: ``(K, V)``, each ``(B, n_kv_heads, min(T, window), head_dim)`` (keys after
     RoPE).
+
+    ``window`` counts keys *including the current one*. RecurrentGemma's ``LocalAttentionBlock``
+    with ``window_size=w`` masks keys with ``q − k > w``, so it sees ``w + 1`` keys: official
+    ``window_size=w`` is ``window=w + 1`` here (the paper's 1024 is ``window=1025``; RecurrentGemma's
+    2048 is ``window=2049``). Tested against a transcription of the official mask and block.
     """
 
     def __init__(self, cfg: GriffinConfig) -> None:
@@ -616,8 +664,12 @@ class GriffinConfig(HawkConfig):
     Attributes:
         layer_pattern: one entry per layer, ``"recurrent"`` or ``"attention"``; None means
             :func:`griffin_layer_pattern` (stored resolved).
-        window: the local attention's window ``w``: query ``i`` sees keys ``i − w < j ≤ i``
-            (64 here; 1024 in the paper's models, 2048 in RecurrentGemma).
+        window: the local attention's window ``w``: query ``i`` sees keys ``i − w < j ≤ i``,
+            ``w`` keys including itself. The official code's ``window_size=w`` sees ``w + 1``
+            keys, so it is ``window=w + 1`` here: the paper's models (1024) are ``window=1025``,
+            RecurrentGemma (2048) ``window=2049``. The default, 64, is a book-scale size for a
+            CPU; the GPU decode-latency preset of :mod:`linattn_edu.experiments.recurrent` uses
+            the paper's 1025 (presets whose sequences are shorter than that keep smaller windows).
         n_kv_heads: key/value heads of the local attention (1: multi-query, as in the paper);
             must divide ``n_heads``.
         rope_base: RoPE frequency base.
@@ -787,6 +839,9 @@ class _GriffinLM(nn.Module):
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """``(B, T)`` int64 token ids -> ``(B, T, vocab_size)`` logits (position ``t`` predicts ``t+1``).
 
+        Each row is one document starting at token 0: the RG-LRU treats token 0 as a reset
+        (``h_0 = i_0 ⊙ x_0``), as the official code does at ``segment_pos == 0``.
+
         Raises:
             TypeError / ValueError: bad ``tokens`` (the message names them).
         """
@@ -796,8 +851,13 @@ class _GriffinLM(nn.Module):
     def prefill(self, tokens: torch.Tensor, cache: GriffinCache | None = None) -> tuple[torch.Tensor, GriffinCache]:
         """Process a prompt ``(B, T)``: returns ``(logits (B, T, V), cache)``.
 
-        ``logits[:, -1]`` predicts the next token. With ``cache`` the prompt continues an earlier
-        one (chunked prefill): the scans start from the cached states.
+        ``logits[:, -1]`` predicts the next token. Without ``cache`` the prompt starts a document
+        (token 0 is a reset, as in :meth:`forward`); with ``cache`` it continues an earlier one
+        (chunked prefill): the scans start from the cached states, no reset.
+
+        Raises:
+            TypeError / ValueError: bad ``tokens``; a ``cache`` that is not a :class:`GriffinCache`
+                of this batch size and config (the message names ``cache``).
         """
         tokens = check_tokens(tokens, self.config.vocab_size)
         if cache is not None:
@@ -811,6 +871,11 @@ class _GriffinLM(nn.Module):
         Recurrent layers shift their conv inputs and do one step ``h = a_t h + b_t``; attention
         layers attend over at most ``window`` cached keys: the cost of a step does not grow with
         the context. The cache passed in is not modified.
+
+        Raises:
+            TypeError / ValueError: bad ``token``; a ``cache`` that is not a :class:`GriffinCache`
+                of this batch size and config, e.g. one made by a model with another width,
+                conv width, window or number of KV heads (the message names ``cache``).
         """
         token = check_tokens(token, self.config.vocab_size, name="token", ndim=1)
         self._check_cache(cache, token.shape[0])
@@ -822,12 +887,38 @@ class _GriffinLM(nn.Module):
             raise TypeError(f"cache must be a GriffinCache from prefill() or step(), got {type(cache).__name__}")
         if len(cache.layers) != self.config.n_layers:
             raise ValueError(f"cache must hold {self.config.n_layers} layers, got {len(cache.layers)}")
+        position = cache.position
+        if isinstance(position, bool) or not isinstance(position, int) or position < 0:
+            raise ValueError(f"cache.position must be an int >= 0, got {position!r}")
         for i, (state, block) in enumerate(zip(cache.layers, self.config.pattern)):
             is_recurrent = isinstance(state, RecurrentState)
             if is_recurrent != (block == "recurrent") or not isinstance(state, tuple) or len(state) != 2:
                 raise ValueError(f"cache layer {i} must hold the state of a {block!r} layer")
+            if not all(isinstance(t, torch.Tensor) for t in state):
+                raise ValueError(f"cache layer {i} must hold tensors, got {[type(t).__name__ for t in state]}")
         if cache.batch_size != batch:
             raise ValueError(f"cache has batch size {cache.batch_size}, but the tokens have {batch}")
+        for i, (state, expected) in enumerate(zip(cache.layers, self._state_shapes(batch, position))):
+            got = tuple(tuple(t.shape) for t in state)
+            if got != expected:
+                names = "(conv, h)" if isinstance(state, RecurrentState) else "(K, V)"
+                raise ValueError(
+                    f"cache layer {i} ({self.config.pattern[i]!r}) holds {names} of shapes {got}, but this model "
+                    f"expects {expected} after {position} tokens: the cache must come from prefill()/step() of a "
+                    f"model with the same config"
+                )
+
+    def _state_shapes(self, batch: int, position: int) -> list[tuple[tuple[int, ...], ...]]:
+        """The shapes of each layer's state after ``position`` tokens: ``(conv, h)`` or ``(K, V)``."""
+        cfg = self.config
+        shapes = []
+        for block in cfg.pattern:
+            if block == "recurrent":
+                shapes.append(((batch, cfg.conv_width - 1, cfg.lru_width), (batch, cfg.lru_width)))
+            else:
+                kv = (batch, cfg.n_kv_heads, min(position, cfg.window), cfg.head_dim)  # type: ignore[attr-defined]
+                shapes.append((kv, kv))
+        return shapes
 
     @torch.no_grad()
     def gate_values(self, tokens: torch.Tensor, layer: int | None = None) -> dict[str, torch.Tensor]:

@@ -239,10 +239,14 @@ def rg_lru(
         gate_x: ``(B, T, C)`` input gate ``i_t``, values in ``[0, 1]``.
         a_param: ``(C,)`` ``Λ``, one per channel; ``a = σ(Λ)``.
         c: the exponent scale, 8 in the paper (a real number >= 0).
-        h0: ``(B, C)`` state before step 0; zeros if omitted.
+        h0: ``(B, C)`` state before step 0; zeros if omitted (and no reset: see ``reset``).
         reset: ``(B, T)`` bool, True at a document start. As in the official code the state
             restarts there: ``a_t = 0`` and the √ factor is replaced by 1, so ``h_t = i_t x_t``
             (nothing before the reset, ``h0`` included, reaches ``h_t`` or anything after it).
+            This is the plain scan ``a_t = 0, b_t = i_t x_t``. The official code marks
+            ``reset = segment_pos == 0``, so a sequence's first token is a reset; so do the
+            models (:class:`linattn_edu.models.RGLRU` without a state). This function applies
+            only the resets it is given: pass ``reset[:, 0] = True`` for that convention.
 
     Returns:
         ``(y, h_last)``: ``y = h`` ``(B, T, C)`` and the final state ``(B, C)``, float64.
