@@ -319,6 +319,9 @@ def test_book_builds_without_warnings(tmp_path: Path, book_env: dict[str, str]) 
     )
     html = out / "_build" / "html"
     assert (html / "index.html").exists(), f"no HTML produced\n{tail}"
+    # The licences (html.extra_footer of _config.yml) are in the footer of every page.
+    unlicensed = [str(p.relative_to(html)) for p in sorted(html.glob("book/*.html")) if "CC BY 4.0" not in p.read_text()]
+    assert not unlicensed, f"pages without the licence footer: {unlicensed}"
     _assert_site_ok(html, src)
 
 
