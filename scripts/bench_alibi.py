@@ -150,7 +150,7 @@ def run_config(
     import torch.nn.functional as F
 
     from linattn_edu.kernels import flash_attention
-    from linattn_edu.kernels.catalog import alibi_causal_bias
+    from linattn_edu.kernel_catalog import alibi_causal_bias
     from linattn_edu.reference import alibi_slopes
 
     gen = torch.Generator(device=device).manual_seed(seq_len * 1000 + head_dim)

@@ -10,7 +10,7 @@ Usage (from the repository root)::
     python scripts/bench_kernels.py --cpu            # force the CPU path even on a GPU machine
 
 What it does
-    The table is :data:`linattn_edu.kernels.catalog.KERNELS`: one entry per Triton entry point
+    The table is :data:`linattn_edu.kernel_catalog.KERNELS`: one entry per Triton entry point
     and direction (``vector_add``, ``row_softmax``, ``flash_attention`` causal / ALiBi / window,
     ``chunked_linear_attention``, ``linear_scan``, ``causal_conv1d``; forward and forward +
     backward), each with its PyTorch peers (SDPA, a Python loop, a ``torch.cumsum`` closed form,
@@ -19,13 +19,13 @@ What it does
 
     **On a CPU** (no CUDA GPU, or ``--cpu``): the Triton interpreter runs the kernels with NumPy,
     so only correctness is checked, at small shapes: every kernel against the float64 reference
-    and against each peer (:func:`~linattn_edu.kernels.catalog.check_kernels`). Nothing is timed
+    and against each peer (:func:`~linattn_edu.kernel_catalog.check_kernels`). Nothing is timed
     and nothing is written. ``--quick`` (or ``LINATTN_FAST=1``) uses tiny shapes and float32 only.
 
     **On a CUDA GPU** with compute capability >= 8.0: the same check at real sizes (compiled
     kernels; float32/float16/bfloat16, or only the timed dtype with ``--quick``); a failure stops
     the script before anything is timed or written, unless ``--allow-failures``. Then
-    :func:`~linattn_edu.kernels.catalog.bench_kernels` times kernel and peers with
+    :func:`~linattn_edu.kernel_catalog.bench_kernels` times kernel and peers with
     :func:`triton.testing.do_bench` (Python loops with ``bench.time_fn``) and the results go to
     ``linattn_edu/results/<out>.json`` (default ``kernels.json``) through
     :func:`linattn_edu.bench.save_results`: GPU name, date, torch and triton versions, this
@@ -55,7 +55,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Check (CPU and GPU) and time (GPU) every Triton kernel of linattn_edu against its PyTorch peers.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="See the module docstring and linattn_edu/kernels/catalog.py for what is compared and counted.",
+        epilog="See the module docstring and linattn_edu/kernel_catalog.py for what is compared and counted.",
     )
     parser.add_argument("--quick", action="store_true",
                         help="GPU: two sizes and one dtype per kernel (sized for ~2 minutes); CPU: tiny shapes, float32 only")
@@ -97,7 +97,7 @@ def run_cpu(args: argparse.Namespace) -> int:
     import torch
 
     from linattn_edu import runtime
-    from linattn_edu.kernels import catalog
+    from linattn_edu import kernel_catalog as catalog
 
     try:
         catalog.entries(args.only)
@@ -153,7 +153,7 @@ def run_gpu(args: argparse.Namespace) -> int:
     import triton
 
     from linattn_edu import bench, runtime
-    from linattn_edu.kernels import catalog
+    from linattn_edu import kernel_catalog as catalog
 
     if not runtime.triton_compiles():
         print(f"error: the Triton kernels do not compile on {torch.cuda.get_device_name()} (compute capability "

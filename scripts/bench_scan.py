@@ -153,7 +153,7 @@ def bench_scan(
     import torch
 
     from linattn_edu.kernels import linear_scan, linear_scan_torch
-    from linattn_edu.kernels.catalog import copy_ms as copy_time
+    from linattn_edu.kernel_catalog import copy_ms as copy_time
 
     gen = torch.Generator(device=device).manual_seed(b * 7 + t * 3 + c)
     a = (0.5 + 0.5 * torch.rand(b, t, c, generator=gen, device=device)).to(dtype)
@@ -199,7 +199,7 @@ def bench_conv(b: int, t: int, c: int, dtype, device, *, timer, peak: float | No
     import torch.nn.functional as F
 
     from linattn_edu.kernels import causal_conv1d, causal_conv1d_torch
-    from linattn_edu.kernels.catalog import copy_ms as copy_time
+    from linattn_edu.kernel_catalog import copy_ms as copy_time
 
     k = CONV_WIDTH
     gen = torch.Generator(device=device).manual_seed(b * 5 + t + c)

@@ -49,7 +49,7 @@ def _book_files(*suffixes: str) -> list[Path]:
 
 def _toc_entries() -> list[str]:
     """Every ``file:`` entry of ``_toc.yml`` (root included): root-relative, no suffix."""
-    from linattn_edu.sitecheck import toc_entries
+    from tools.sitecheck import toc_entries
 
     return toc_entries(TOC)
 
@@ -319,18 +319,21 @@ def test_book_builds_without_warnings(tmp_path: Path, book_env: dict[str, str]) 
     )
     html = out / "_build" / "html"
     assert (html / "index.html").exists(), f"no HTML produced\n{tail}"
+    # The licences (html.extra_footer of _config.yml) are in the footer of every page.
+    unlicensed = [str(p.relative_to(html)) for p in sorted(html.glob("book/*.html")) if "CC BY 4.0" not in p.read_text()]
+    assert not unlicensed, f"pages without the licence footer: {unlicensed}"
     _assert_site_ok(html, src)
 
 
 def _assert_site_ok(html: Path, src: Path) -> None:
-    """The built site passes the headless-browser check (``python -m linattn_edu.sitecheck``).
+    """The built site passes the headless-browser check (``python -m tools.sitecheck``).
 
     Every toc page loads without console errors or failed local requests, every image and
     internal link resolves, each static widget renders and reacts to its slider, and every
     notebook chapter's Colab launch link points at ``blob/<branch>/book/<chapter>.ipynb`` of
     ``repository.url``, a notebook that exists in the copy the book was built from.
     """
-    from linattn_edu.sitecheck import check_site
+    from tools.sitecheck import check_site
 
     report = check_site(html, toc=src / "_toc.yml", config=src / "_config.yml")
     assert report.ok, report.format()

@@ -1,4 +1,4 @@
-"""The kernel catalogue (``linattn_edu.kernels.catalog``) and its one benchmark command.
+"""The kernel catalogue (``linattn_edu.kernel_catalog``) and its one benchmark command.
 
 ``check_kernels`` runs every Triton kernel at tiny shapes (``LINATTN_FAST=1``; the interpreter on
 a CPU, compiled on a GPU) against the float64 reference and its PyTorch peers. The launches are
@@ -19,7 +19,8 @@ import torch
 
 from linattn_edu import runtime
 from linattn_edu import kernels as K
-from linattn_edu.kernels import _common, catalog
+from linattn_edu import kernel_catalog as catalog
+from linattn_edu.kernels import _common
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "bench_kernels.py"
@@ -238,3 +239,53 @@ def test_alibi_causal_bias_equals_the_reference_bias_below_the_diagonal():
     past = np.tril(np.ones((9, 9), dtype=bool))
     np.testing.assert_allclose(bias[:, past], alibi_bias(6, 9)[:, past], rtol=0, atol=1e-12)
     assert np.isneginf(bias[:, ~past]).all()
+
+
+#: Subpackages and modules of ``linattn_edu`` the kernel layer may import: the layers below it.
+KERNEL_LAYER_MAY_IMPORT = {"kernels", "reference", "runtime", "checks"}
+
+
+def _package_imports(path: Path, root: Path = ROOT) -> set[str]:
+    """First component below ``linattn_edu`` of every package import in ``path`` (relative or absolute)."""
+    package = path.relative_to(root).with_suffix("").parts[:-1]  # e.g. ("linattn_edu", "kernels")
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = list(package[: len(package) - node.level + 1])
+                parts = base + (node.module.split(".") if node.module else [])
+                names = [parts] if node.module else [base + [a.name] for a in node.names]
+            else:
+                names = [node.module.split(".")] + [node.module.split(".") + [a.name] for a in node.names]
+                names = names[:1] if node.module != "linattn_edu" else names[1:]
+        elif isinstance(node, ast.Import):
+            names = [a.name.split(".") for a in node.names]
+        else:
+            continue
+        found |= {parts[1] for parts in names if len(parts) > 1 and parts[0] == "linattn_edu"}
+    return found
+
+
+def test_the_kernel_layer_imports_nothing_above_it():
+    """No module of ``linattn_edu.kernels`` imports models, experiments, widgets, the catalogue..."""
+    files = sorted((ROOT / "linattn_edu" / "kernels").glob("*.py"))
+    assert len(files) >= 5
+    upward = {f.name: sorted(_package_imports(f) - KERNEL_LAYER_MAY_IMPORT) for f in files}
+    assert not any(upward.values()), f"imports running back up from the kernel layer: {upward}"
+    assert not (ROOT / "linattn_edu" / "kernels" / "catalog.py").exists()
+
+
+def test_the_import_check_sees_an_upward_import(tmp_path):
+    """The check above is not vacuous: it flags relative and absolute imports of a higher layer."""
+    probe = tmp_path / "linattn_edu" / "kernels" / "probe.py"
+    probe.parent.mkdir(parents=True)
+    cases = {
+        "from ..models.linear import feature_map_torch\n": {"models"},
+        "from linattn_edu import experiments\n": {"experiments"},
+        "import linattn_edu.widgets.static\n": {"widgets"},
+        "from .. import models, runtime\n": {"models", "runtime"},
+        "from ._common import tl\nfrom .. import runtime\n": {"kernels", "runtime"},
+    }
+    for source, expected in cases.items():
+        probe.write_text(source, encoding="utf-8")
+        assert _package_imports(probe, tmp_path) == expected, source

@@ -1,21 +1,22 @@
-"""Tests of :mod:`linattn_edu.sitecheck` on small hand-made sites.
+"""Tests of ``tools/sitecheck.py`` (the Playwright check of the built site) on small hand-made sites.
 
 A good site must pass; a bad one has one fault per page, and each page must report exactly the
 kinds of problem its fault causes, so every check is shown to fail when it should. The browser
-tests run Chromium for real: :func:`ensure_chromium` installs it on a root CI machine instead of
-skipping them.
+tests run Debian's Chromium for real under Playwright: :func:`ensure_chromium` installs it on a
+root CI machine instead of skipping them.
 """
 
 from __future__ import annotations
 
 import struct
+import sys
 import zlib
 from pathlib import Path
 
 import pytest
 
-from linattn_edu import sitecheck
-from linattn_edu.sitecheck import Problem, check_site, ensure_chromium
+from tools import sitecheck
+from tools.sitecheck import Problem, check_site, ensure_chromium
 
 REPO_URL = "https://github.com/acme/book"
 COLAB = "https://colab.research.google.com/github/acme/book/blob/main"
@@ -234,7 +235,7 @@ def test_external_requests_are_listed_not_counted(bad_report: sitecheck.SiteRepo
 def test_missing_page_fails_without_starting_a_browser(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sitecheck, "Chromium", None)  # calling it would raise TypeError
+    monkeypatch.setattr(sitecheck, "launch_browser", None)  # calling it would raise TypeError
     html = _write_site(tmp_path, {"book/intro": "<p>hi</p>"})
     (html / "book" / "intro.html").unlink()
     assert sitecheck.main([str(html), "--timeout", "5"]) == 1
@@ -324,3 +325,18 @@ def test_chromium_missing_as_root_is_installed_with_apt(monkeypatch: pytest.Monk
     assert ensure_chromium() == "/usr/bin/chromium"
     assert [c[0] for c in commands] == ["apt-get", "apt-get"]
     assert commands[0][-1] == "update" and commands[1][-3:] == ["install", "-y", "chromium"]
+
+
+def test_missing_playwright_gives_instructions(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "playwright", None)  # `import playwright` raises ImportError
+    with pytest.raises(RuntimeError, match="pip install playwright"):
+        sitecheck._playwright()
+
+
+def test_the_site_checker_is_not_in_the_package() -> None:
+    """Readers install ``linattn_edu``; the browser check is repository tooling (``tools/``)."""
+    import linattn_edu
+
+    package = Path(linattn_edu.__file__).parent
+    assert not list(package.rglob("sitecheck*")), "a site checker is inside linattn_edu"
+    assert Path(sitecheck.__file__).resolve().parent.name == "tools"

@@ -309,10 +309,10 @@ _DRIVER = """
 def test_widgets_render_and_respond_in_chromium(widgets: dict[str, StaticWidget]) -> None:
     """All three on one page (two ALiBi): drawn, no script errors, every slider changes the SVG.
 
-    Never skipped: :func:`~linattn_edu.sitecheck.ensure_chromium` finds Chromium or installs it
+    Never skipped: ``tools.sitecheck.ensure_chromium`` finds Chromium or installs it
     (as ``.ci/run`` does), and fails with instructions when it cannot.
     """
-    from linattn_edu.sitecheck import ensure_chromium
+    from tools.sitecheck import ensure_chromium
 
     chromium = str(ensure_chromium())
     head = ("<script>window.__errors = []; window.addEventListener('error', function (e) { window.__errors.push("

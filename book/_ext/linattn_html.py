@@ -1,4 +1,4 @@
-"""Two fixes to the built HTML that the browser check (``linattn_edu.sitecheck``) caught.
+"""Two fixes to the built HTML that the browser check (``tools/sitecheck.py``) caught.
 
 1. **Inline scripts written twice.** Sphinx 7.4 emits an inline ``<script>`` added by an
    extension after the builder is set up once per registration path, so sphinx-thebe's

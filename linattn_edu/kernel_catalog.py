@@ -22,6 +22,11 @@ Two functions use the table:
     timings on a CUDA GPU only: kernel and peers at a few sizes, with the ratio
     ``peer ms / kernel ms`` (> 1: the kernel is faster), TFLOP/s or GB/s.
 
+This module sits above the layers it compares (reference -> kernels -> models): it imports the
+kernels, the references and one model helper (Based's feature map), so it lives beside
+:mod:`linattn_edu.experiments`, not inside :mod:`linattn_edu.kernels`, where an import of
+:mod:`linattn_edu.models` would run back up the layers.
+
 ``scripts/bench_kernels.py`` runs both and stores the GPU results in
 ``linattn_edu/results/kernels.json``; the book's kernel page shows them.
 
@@ -35,10 +40,10 @@ from __future__ import annotations
 
 import ast
 import html
+import importlib
 import inspect
 import math
 import pkgutil
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -47,8 +52,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import bench, checks, runtime
-from .. import reference as ref
+from . import bench, checks, runtime
+from . import reference as ref
 
 __all__ = [
     "Peer",
@@ -104,7 +109,7 @@ Shape = dict[str, int]
 
 def _kernels() -> Any:
     """The :mod:`linattn_edu.kernels` package, looked up at call time (so tests can monkeypatch it)."""
-    return sys.modules[__package__]
+    return importlib.import_module("linattn_edu.kernels")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -420,7 +425,7 @@ _EPS = 1e-6
 
 def _linear_inputs(shape: Shape, dtype: torch.dtype, device: torch.device, gen: torch.Generator) -> Inputs:
     """``q, k``: ``(B, H, T, F)`` Based Taylor features of ``d``-dim inputs (``F = 1 + d + d²``); ``v``: ``(B, H, T, Dv)``."""
-    from ..models.linear import feature_map_torch
+    from .models.linear import feature_map_torch
 
     b, h, t, d, dv = shape["B"], shape["H"], shape["T"], shape["d"], shape["Dv"]
     q, k = (feature_map_torch(torch.randn(b, h, t, d, generator=gen, device=device), "taylor").to(dtype)
@@ -807,7 +812,7 @@ def _module_launches(tree: ast.Module) -> dict[str, set[str]]:
 def discover_launchers() -> dict[str, list[str]]:
     """The public Triton launchers of :mod:`linattn_edu.kernels`: ``{launcher: [kernels it launches]}``.
 
-    Reads the source of every submodule (this one excepted): a *launcher* is a name in the
+    Reads the source of every submodule: a *launcher* is a name in the
     submodule's ``__all__`` whose code, or the module-level code it refers to, launches a
     ``@jit`` kernel with ``kernel[grid](...)``. PyTorch twins, configs and decode steps launch
     nothing and are not listed.
@@ -815,7 +820,7 @@ def discover_launchers() -> dict[str, list[str]]:
     pkg = _kernels()
     found: dict[str, list[str]] = {}
     for info in pkgutil.iter_modules(pkg.__path__):
-        if info.name in ("catalog",) or info.name.startswith("__"):
+        if info.name.startswith("__"):
             continue
         module = __import__(f"{pkg.__name__}.{info.name}", fromlist=["__all__"])
         try:

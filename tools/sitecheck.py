@@ -1,13 +1,13 @@
-"""Checking the built book in a real headless browser.
+"""Checking the built book in a real headless browser (repository tooling, not shipped in the wheel).
 
 Run it from the repository root after ``jupyter-book build .``::
 
-    python -m linattn_edu.sitecheck _build/html [--screenshots DIR]
+    python -m tools.sitecheck _build/html [--screenshots DIR]
 
 It serves ``_build/html`` over a local ``http.server`` (127.0.0.1, a free port) and opens every
-page of ``_toc.yml`` in Debian's Chromium, headless, driven through the Chrome DevTools Protocol
-over ``--remote-debugging-pipe``: no browser download, no port to discover, no PyPI dependency.
-It checks that
+page of ``_toc.yml`` in Debian's Chromium, headless, driven by Playwright for Python
+(https://playwright.dev/python/) through ``executable_path``: Playwright's own browser download
+(``playwright install``) is never used. It checks that
 
 - every toc page exists and loads without console errors, uncaught exceptions or failed requests
   for the site's own files;
@@ -19,30 +19,29 @@ It checks that
 - every notebook chapter links to Colab at ``.../blob/<branch>/<path>.ipynb`` (from
   ``_config.yml``), and every Colab link on the site names a notebook that exists.
 
-The check is hermetic: every host other than 127.0.0.1 resolves to nothing, so resources from
-CDNs (MathJax, require.js) fail the same way on- and offline. They are listed in the report as
-external requests, not counted as problems. The exit status is 1 when there is a problem.
+The check is hermetic: every request to another host than the local server is aborted (and every
+other host resolves to nothing), so resources from CDNs (MathJax, require.js) fail the same way
+on- and offline. They are listed in the report as external requests, not counted as problems.
+The exit status is 1 when there is a problem.
+
+It needs ``playwright`` and ``PyYAML`` (both in the ``[test]`` extra) and Debian's ``chromium``
+(``apt-get install chromium``; :func:`ensure_chromium` installs it when run as root). It lives in
+``tools/``, outside the ``linattn_edu`` package: readers of the book never need it.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import fcntl
 import functools
-import json
 import os
 import posixpath
 import re
-import select
 import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -55,10 +54,12 @@ import yaml
 
 __all__ = [
     "EXPECTED_WIDGETS",
+    "PageEvents",
     "Problem",
     "SiteReport",
     "check_site",
     "ensure_chromium",
+    "launch_browser",
     "main",
 ]
 
@@ -74,21 +75,13 @@ EXTRA_PAGES: tuple[str, ...] = ("index.html", "genindex.html", "search.html")
 VIEWPORT: tuple[int, int] = (1280, 900)
 #: Seconds a page may take to fire its load event (2 shared cores, MathJax-heavy pages).
 PAGE_TIMEOUT = 60.0
-#: Seconds without network activity after which a loaded page counts as settled.
-NETWORK_IDLE = 0.5
-#: Flags that work as root on an offline machine. The resolver rule makes the check hermetic:
-#: every external host fails at once, instead of after a DNS timeout or depending on a CDN.
+#: Extra flags for Chromium (Playwright adds the headless ones and, as root, ``--no-sandbox``).
+#: The resolver rule backs up the request routing: every external host fails at once, instead
+#: of after a DNS timeout or depending on a CDN.
 CHROMIUM_FLAGS: tuple[str, ...] = (
-    "--headless",
-    "--no-sandbox",
     "--disable-gpu",
     "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
     "--hide-scrollbars",
-    "--mute-audio",
     "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
 )
 #: Colab's address when ``launch_buttons.colab_url`` is not set.
@@ -99,6 +92,9 @@ IMPLICIT_REQUESTS: tuple[str, ...] = ("favicon.ico",)
 
 #: What a problem is about; the report groups them by page.
 KINDS = ("page", "console", "exception", "request", "image", "widget", "link", "colab")
+#: Console messages Chromium writes for a failed request: the request itself is reported (a
+#: local file) or listed as external, so these are not counted twice.
+_NETWORK_CONSOLE = re.compile(r"^Failed to load resource: ")
 
 
 # --------------------------------------------------------------------------------------------
@@ -347,7 +343,7 @@ def check_colab_links(
 
 
 # --------------------------------------------------------------------------------------------
-# Chromium: finding it, and a minimal DevTools Protocol client over a pipe
+# Chromium: finding it, installing it
 # --------------------------------------------------------------------------------------------
 
 
@@ -382,180 +378,50 @@ def ensure_chromium() -> str:
     return found
 
 
-class DevToolsError(RuntimeError):
-    """The browser failed, answered with an error, or did not answer in time."""
+# --------------------------------------------------------------------------------------------
+# Chromium under Playwright
+# --------------------------------------------------------------------------------------------
 
 
-def _high_fd(fd: int) -> int:
-    """``fd`` moved to a number above 4, so that mapping pipes onto fds 3 and 4 cannot clash."""
-    moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 5)
-    os.close(fd)
-    return moved
+def _playwright() -> Any:
+    """``playwright.sync_api``, or a ``RuntimeError`` saying how to install it."""
+    try:
+        from playwright import sync_api
+    except ImportError as exc:
+        raise RuntimeError(
+            "the site check needs Playwright for Python: `python -m pip install playwright` (it is in "
+            "the [test] extra). Its browser download (`playwright install`) is not needed: the check "
+            "drives Debian's chromium."
+        ) from exc
+    return sync_api
 
 
-class Chromium:
-    """A headless Chromium driven over ``--remote-debugging-pipe``.
-
-    Chromium reads NUL-terminated JSON commands on fd 3 and writes replies and events on fd 4.
-    ``posix_spawn`` maps our pipes onto those numbers without running Python in the child
-    (safe while the HTTP server thread runs). Events are kept per session id.
-    """
-
-    def __init__(self, executable: str, *, timeout: float = PAGE_TIMEOUT) -> None:
-        self.timeout = timeout
-        self._profile = tempfile.TemporaryDirectory(prefix="sitecheck-chromium-")
-        self._log_path = Path(self._profile.name) / "chromium.log"
-        to_child, self._cmd = map(_high_fd, os.pipe())
-        self._reply, from_child = map(_high_fd, os.pipe())
-        profile_dir = Path(self._profile.name) / "profile"
-        argv = [
-            executable, *CHROMIUM_FLAGS, f"--user-data-dir={profile_dir}",
-            f"--window-size={VIEWPORT[0]},{VIEWPORT[1]}", "--remote-debugging-pipe", "about:blank",
-        ]
-        with open(self._log_path, "wb") as log:
-            # In this order: the log file may itself be fd 3 or 4 here, the pipes are above 4.
-            actions = [
-                (os.POSIX_SPAWN_DUP2, log.fileno(), 1),
-                (os.POSIX_SPAWN_DUP2, log.fileno(), 2),
-                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-                (os.POSIX_SPAWN_DUP2, to_child, 3),
-                (os.POSIX_SPAWN_DUP2, from_child, 4),
-            ]
-            # Its own process group: closing can end the renderers with the browser.
-            self.pid = os.posix_spawn(executable, argv, dict(os.environ), file_actions=actions, setpgroup=0)
-        os.close(to_child)
-        os.close(from_child)
-        self._buffer = b""
-        self._next_id = 0
-        self._replies: dict[int, dict] = {}
-        self.events: dict[str | None, list[dict]] = {}
-        self._closed = False
-
-    def __enter__(self) -> Chromium:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    # -- protocol ----------------------------------------------------------------------------
-
-    def _log_tail(self) -> str:
-        try:
-            return self._log_path.read_text(errors="replace")[-2000:]
-        except OSError:
-            return ""
-
-    def _pump(self, deadline: float) -> None:
-        """Read what the browser sent (waiting until ``deadline`` at most) and file it."""
-        ready, _, _ = select.select([self._reply], [], [], max(0.0, deadline - time.monotonic()))
-        if not ready:
-            return
-        data = os.read(self._reply, 1 << 20)
-        if not data:
-            raise DevToolsError(f"Chromium closed the DevTools pipe; its log:\n{self._log_tail()}")
-        self._buffer += data
-        *messages, self._buffer = self._buffer.split(b"\0")
-        for raw in messages:
-            message = json.loads(raw)
-            if "id" in message:
-                self._replies[message["id"]] = message
-            else:
-                self.events.setdefault(message.get("sessionId"), []).append(message)
-
-    def call(
-        self, method: str, params: dict | None = None, *, session: str | None = None,
-        timeout: float | None = None,
-    ) -> dict:
-        """Send one command and return its result; ``DevToolsError`` on an error reply."""
-        self._next_id += 1
-        message: dict[str, Any] = {"id": self._next_id, "method": method, "params": params or {}}
-        if session:
-            message["sessionId"] = session
-        data = json.dumps(message).encode() + b"\0"
-        try:
-            while data:
-                data = data[os.write(self._cmd, data):]
-        except BrokenPipeError as exc:
-            raise DevToolsError(f"Chromium is gone; its log:\n{self._log_tail()}") from exc
-        deadline = time.monotonic() + (timeout or self.timeout)
-        while self._next_id not in self._replies:
-            if time.monotonic() >= deadline:
-                raise DevToolsError(f"{method}: no reply within {timeout or self.timeout:.0f}s")
-            self._pump(deadline)
-        reply = self._replies.pop(message["id"])
-        if "error" in reply:
-            raise DevToolsError(f"{method}: {reply['error'].get('message', reply['error'])}")
-        return reply.get("result", {})
-
-    def wait_for(self, session: str, done: Callable[[list[dict]], bool], timeout: float) -> bool:
-        """Pump events until ``done(events of session)``; False if ``timeout`` passes first."""
-        deadline = time.monotonic() + timeout
-        while not done(self.events.get(session, [])):
-            if time.monotonic() >= deadline:
-                return False
-            self._pump(min(deadline, time.monotonic() + 0.1))
-        return True
-
-    def evaluate(self, session: str, expression: str, *, timeout: float | None = None) -> Any:
-        """The JSON value of a JavaScript expression (promises awaited) in the page."""
-        result = self.call(
-            "Runtime.evaluate",
-            {"expression": expression, "awaitPromise": True, "returnByValue": True},
-            session=session, timeout=timeout,
+@contextmanager
+def launch_browser(executable: str) -> Iterator[Any]:
+    """The Chromium at ``executable``, headless, under Playwright; yields a Playwright ``Browser``."""
+    api = _playwright()
+    with api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=executable, headless=True, args=list(CHROMIUM_FLAGS)
         )
-        if "exceptionDetails" in result:
-            details = result["exceptionDetails"]
-            text = details.get("exception", {}).get("description") or details.get("text")
-            raise DevToolsError(f"script failed in the page: {text}")
-        return result.get("result", {}).get("value")
-
-    @contextmanager
-    def tab(self) -> Iterator[str]:
-        """A fresh page of ``VIEWPORT`` size with events on; yields its session id."""
-        target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
-        session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         try:
-            for domain in ("Page", "Runtime", "Log", "Network"):
-                self.call(f"{domain}.enable", session=session)
-            width, height = VIEWPORT
-            self.call(
-                "Emulation.setDeviceMetricsOverride",
-                {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
-                session=session,
-            )
-            yield session
+            yield browser
         finally:
-            self.events.pop(session, None)
-            if not self._closed:
-                try:
-                    self.call("Target.closeTarget", {"targetId": target}, timeout=10)
-                except DevToolsError:
-                    pass  # the browser is going away anyway
+            browser.close()
 
-    def close(self) -> None:
-        """Close the browser (politely, then by signal) and remove its profile."""
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            self._next_id += 1
-            os.write(self._cmd, json.dumps({"id": self._next_id, "method": "Browser.close"}).encode() + b"\0")
-        except OSError:
-            pass
-        os.close(self._cmd)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and os.waitpid(self.pid, os.WNOHANG) == (0, 0):
-            time.sleep(0.05)
-        try:
-            os.killpg(self.pid, signal.SIGKILL)  # its own group: renderers left behind, if any
-        except ProcessLookupError:
-            pass
-        try:
-            os.waitpid(self.pid, 0)
-        except ChildProcessError:
-            pass  # already reaped above
-        os.close(self._reply)
-        self._profile.cleanup()
+
+@contextmanager
+def site_context(browser: Any, base_url: str) -> Iterator[Any]:
+    """A browser context of :data:`VIEWPORT` size that aborts every request not to ``base_url``."""
+    width, height = VIEWPORT
+    context = browser.new_context(
+        viewport={"width": width, "height": height}, device_scale_factor=1, service_workers="block"
+    )
+    context.route(lambda url: not url.startswith(base_url), lambda route: route.abort("blockedbyclient"))
+    try:
+        yield context
+    finally:
+        context.close()
 
 
 # --------------------------------------------------------------------------------------------
@@ -652,68 +518,50 @@ def _is_network(url: str) -> bool:
     return urlsplit(url).scheme in ("http", "https", "ws", "wss")
 
 
-def event_problems(label: str, events: list[dict], base_url: str) -> tuple[list[Problem], set[str]]:
+@dataclass
+class PageEvents:
+    """What one page did while it was checked, recorded from Playwright's page events."""
+
+    #: ``(type, text)`` of every console message (``"error"``, ``"log"``, ...).
+    console: list[tuple[str, str]] = field(default_factory=list)
+    #: Uncaught exceptions (their stack, or name and message).
+    errors: list[str] = field(default_factory=list)
+    #: Every URL the page asked for.
+    requests: list[str] = field(default_factory=list)
+    #: ``(url, error text)`` of every request that failed in the network.
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    #: ``(url, HTTP status)`` of every response.
+    responses: list[tuple[str, int]] = field(default_factory=list)
+
+    def listen(self, page: Any) -> None:
+        """Record the events of a Playwright ``Page`` from now on."""
+        page.on("console", lambda message: self.console.append((message.type, message.text)))
+        page.on("pageerror", lambda error: self.errors.append(error.stack or f"{error.name}: {error.message}"))
+        page.on("request", lambda request: self.requests.append(request.url))
+        page.on("requestfailed", lambda request: self.failed.append((request.url, request.failure or "failed")))
+        page.on("response", lambda response: self.responses.append((response.url, response.status)))
+
+
+def event_problems(label: str, events: PageEvents, base_url: str) -> tuple[list[Problem], set[str]]:
     """Console errors, uncaught exceptions and failed local requests among a page's events.
 
     Returns the problems and the external network URLs the page asked for.
     """
     problems: list[Problem] = []
-    external: set[str] = set()
-    urls: dict[str, str] = {}
-    for event in events:
-        method, params = event.get("method"), event.get("params", {})
-        if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
-            text = " ".join(str(a.get("value", a.get("description", ""))) for a in params.get("args", []))
-            problems.append(Problem(label, "console", f"console.{params['type']}: {text}"))
-        elif method == "Runtime.exceptionThrown":
-            details = params.get("exceptionDetails", {})
-            text = details.get("exception", {}).get("description") or details.get("text", "")
-            where = details.get("url", "").removeprefix(base_url)  # no random port in the report
-            if where:
-                text += f" (at {where}, line {details.get('lineNumber', -1) + 1})"
-            problems.append(Problem(label, "exception", text))
-        elif method == "Log.entryAdded":
-            entry = params.get("entry", {})
-            # Network entries repeat what the Network events below already say.
-            if entry.get("level") == "error" and entry.get("source") != "network":
-                problems.append(Problem(label, "console", f"{entry.get('source')}: {entry.get('text')}"))
-        elif method == "Network.requestWillBeSent":
-            url = params.get("request", {}).get("url", "")
-            urls[params.get("requestId", "")] = url
-            if _is_network(url) and not url.startswith(base_url):
-                external.add(url)
-        elif method == "Network.loadingFailed":
-            url = urls.get(params.get("requestId", ""), "?")
-            if _is_site_file(url, base_url) and not params.get("canceled"):
-                error = params.get("errorText")
-                problems.append(Problem(label, "request", f"{url[len(base_url):]}: {error}"))
-        elif method == "Network.responseReceived":
-            response = params.get("response", {})
-            url, status = response.get("url", ""), int(response.get("status", 0))
-            if _is_site_file(url, base_url) and status >= 400:
-                problems.append(Problem(label, "request", f"{url[len(base_url):]}: HTTP {status}"))
+    for kind, text in events.console:
+        if kind in ("error", "assert") and not _NETWORK_CONSOLE.match(text):
+            problems.append(Problem(label, "console", f"console.{kind}: {text}"))
+    for text in events.errors:
+        problems.append(Problem(label, "exception", text.replace(base_url, "")))  # no random port
+    for url, error in events.failed:
+        # net::ERR_ABORTED: a request the page itself cancelled (e.g. by navigating on).
+        if _is_site_file(url, base_url) and error != "net::ERR_ABORTED":
+            problems.append(Problem(label, "request", f"{url[len(base_url):]}: {error}"))
+    for url, status in events.responses:
+        if _is_site_file(url, base_url) and status >= 400:
+            problems.append(Problem(label, "request", f"{url[len(base_url):]}: HTTP {status}"))
+    external = {url for url in events.requests if _is_network(url) and not url.startswith(base_url)}
     return problems, external
-
-
-def _network_idle(idle: float) -> Callable[[list[dict]], bool]:
-    """A ``wait_for`` condition: no request in flight and no network event for ``idle`` seconds."""
-    state = {"count": -1, "since": time.monotonic()}
-
-    def done(events: list[dict]) -> bool:
-        if len(events) != state["count"]:
-            state["count"], state["since"] = len(events), time.monotonic()
-            return False
-        started = {e["params"]["requestId"] for e in events if e.get("method") == "Network.requestWillBeSent"}
-        finished = ("Network.loadingFinished", "Network.loadingFailed")
-        ended = {e["params"]["requestId"] for e in events if e.get("method") in finished}
-        return not (started - ended) and time.monotonic() - state["since"] >= idle
-
-    return done
-
-
-def _load_fired(events: list[dict]) -> bool:
-    """A ``wait_for`` condition: the page fired its load event."""
-    return any(e.get("method") == "Page.loadEventFired" for e in events)
 
 
 def widget_problems(label: str, widgets: list[dict], known: Sequence[str]) -> list[Problem]:
@@ -740,6 +588,7 @@ def widget_problems(label: str, widgets: list[dict], known: Sequence[str]) -> li
     return [Problem(label, "widget", message) for message in messages]
 
 
+
 @dataclass
 class _PageResult:
     problems: list[Problem]
@@ -748,32 +597,40 @@ class _PageResult:
 
 
 def _check_in_browser(
-    browser: Chromium, base_url: str, page: str, label: str, screenshot: Path | None
+    context: Any, base_url: str, page: str, label: str, screenshot: Path | None, timeout: float
 ) -> _PageResult:
     """Load one page and check what only a browser can see; optionally save its first screen."""
+    api = _playwright()
     problems: list[Problem] = []
-    with browser.tab() as session:
-        navigation = browser.call("Page.navigate", {"url": base_url + page}, session=session)
-        if navigation.get("errorText"):
-            failed = Problem(label, "page", f"navigation failed: {navigation['errorText']}")
+    events = PageEvents()
+    tab = context.new_page()
+    events.listen(tab)
+    try:
+        try:
+            tab.goto(base_url + page, wait_until="load", timeout=timeout * 1000)
+        except api.TimeoutError:
+            problems.append(Problem(label, "page", f"no load event within {timeout:.0f}s"))
+        except api.Error as exc:
+            failed = Problem(label, "page", f"navigation failed: {str(exc).splitlines()[0]}")
             return _PageResult([failed], set(), [])
-        loaded = browser.wait_for(session, _load_fired, browser.timeout)
-        if not loaded:
-            problems.append(Problem(label, "page", f"no load event within {browser.timeout:.0f}s"))
-        browser.wait_for(session, _network_idle(NETWORK_IDLE), browser.timeout)
-        for image in browser.evaluate(session, _IMAGES_JS) or []:
+        try:  # settled: no request for 500 ms
+            tab.wait_for_load_state("networkidle", timeout=timeout * 1000)
+        except api.TimeoutError:
+            pass  # whatever is still loading is judged below
+        for image in tab.evaluate(_IMAGES_JS) or []:
             if image["width"] <= 0:
                 message = f"{image['src'][:120]!r} did not load in the browser (naturalWidth 0)"
                 problems.append(Problem(label, "image", message))
         if screenshot is not None:
             # Before the widgets are touched: the first screen as a reader sees it.
-            data = browser.call("Page.captureScreenshot", {"format": "png"}, session=session)["data"]
             screenshot.parent.mkdir(parents=True, exist_ok=True)
-            screenshot.write_bytes(base64.b64decode(data))
-        widgets = browser.evaluate(session, _WIDGETS_JS) or []
+            tab.screenshot(path=str(screenshot), full_page=False)
+        widgets = tab.evaluate(_WIDGETS_JS) or []
         # Handlers run by the slider may log errors too: read the events last.
-        browser.wait_for(session, _network_idle(0.1), 5)
-        found, external = event_problems(label, browser.events.get(session, []), base_url)
+        tab.wait_for_timeout(100)
+    finally:
+        tab.close()
+    found, external = event_problems(label, events, base_url)
     return _PageResult(found + problems, external, widgets)
 
 
@@ -885,29 +742,31 @@ def _browser_pass(
     widgets: Mapping[str, str],
 ) -> dict[str, list[str]]:
     """Open every built toc page in Chromium, adding to ``report``; returns widget name -> pages."""
+    api = _playwright()
     seen_widgets: dict[str, list[str]] = {}
-    with serve(report.html_dir) as base_url, Chromium(executable, timeout=timeout) as browser:
-        for entry in present:
-            shot = shots / f"{entry}.png" if shots is not None else None
-            try:
-                result = _check_in_browser(browser, base_url, f"{entry}.html", entry, shot)
-            except DevToolsError as exc:  # one page's failure must not hide the others'
-                report.problems.append(Problem(entry, "page", f"browser: {exc}"))
-                continue
-            report.problems += result.problems + widget_problems(entry, result.widgets, list(widgets))
-            for url in result.external:
-                report.external.setdefault(url, []).append(entry)
-            for name in {w.get("name", "") for w in result.widgets}:
-                seen_widgets.setdefault(name, []).append(entry)
-            if shot is not None:
-                report.screenshots.append(shot)
+    with serve(report.html_dir) as base_url, launch_browser(executable) as browser:
+        with site_context(browser, base_url) as context:
+            for entry in present:
+                shot = shots / f"{entry}.png" if shots is not None else None
+                try:
+                    result = _check_in_browser(context, base_url, f"{entry}.html", entry, shot, timeout)
+                except api.Error as exc:  # one page's failure must not hide the others'
+                    report.problems.append(Problem(entry, "page", f"browser: {str(exc).splitlines()[0]}"))
+                    continue
+                report.problems += result.problems + widget_problems(entry, result.widgets, list(widgets))
+                for url in result.external:
+                    report.external.setdefault(url, []).append(entry)
+                for name in {w.get("name", "") for w in result.widgets}:
+                    seen_widgets.setdefault(name, []).append(entry)
+                if shot is not None:
+                    report.screenshots.append(shot)
     return seen_widgets
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: check a built site, print the report, return 1 if there is a problem."""
     parser = argparse.ArgumentParser(
-        prog="python -m linattn_edu.sitecheck",
+        prog="python -m tools.sitecheck",
         description="Check the built book in headless Chromium: pages, images, widgets, links, Colab links.",
     )
     parser.add_argument("html_dir", type=Path, help="the built site, e.g. _build/html")
