@@ -1,4 +1,4 @@
-"""The chapters' "Run time" lines come from the stored chapter timings (scripts/time_chapters.py)."""
+"""The chapters' "Run time" lines come from the stored chapter timings (tools/time_chapters.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("time_chapters", ROOT / "scripts" / "time_chapters.py")
+    spec = importlib.util.spec_from_file_location("time_chapters", ROOT / "tools" / "time_chapters.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -27,19 +27,19 @@ def test_run_time_line_round_trip(tmp_path):
     line = tc.run_time_line(row, "CPU (AMD EPYC)", "2026-12-03T08:00:00Z")
     source = "# T\n\n**Run time:** CPU 348 s, about 6 minutes (old) · GPU not measured yet."
     new = tc.RUN_TIME_LINE.sub(line, source, count=1)
-    assert "CPU 42 s (executed by `scripts/time_chapters.py` on CPU (AMD EPYC), 2026-12-03; slowest cell 12 s) · GPU" in new
+    assert "CPU 42 s (executed by `tools/time_chapters.py` on CPU (AMD EPYC), 2026-12-03; slowest cell 12 s) · GPU" in new
     assert re.search(r"^\*\*Run time:\*\* CPU \d+ s.*· GPU \S", new, re.MULTILINE)
 
 
 def test_chapters_agree_with_the_stored_timings():
     record = bench.load_results("chapter_times")
     if record is None or record["config"].get("mode") != "cpu":
-        pytest.skip("no cpu-mode chapter timings stored yet (python scripts/time_chapters.py)")
+        pytest.skip("no cpu-mode chapter timings stored yet (python tools/time_chapters.py)")
     tc = _script()
     rows = {r["chapter"]: r for r in record["rows"]}
     for path in tc.toc_notebooks():
         if path.stem in rows:
             first = nbformat.read(path, as_version=4).cells[0].source
             assert f"**Run time:** CPU {round(rows[path.stem]['wall_seconds'])} s" in first, (
-                f"{path.name}: run `python scripts/time_chapters.py --update-notebooks`"
+                f"{path.name}: run `python tools/time_chapters.py --update-notebooks`"
             )

@@ -1,8 +1,8 @@
 """Execute every chapter as the book build does and store how long each one takes.
 
-    python scripts/time_chapters.py                      # cpu mode, every chapter of _toc.yml
-    python scripts/time_chapters.py --only 05_based      # one chapter (rows of the others are kept)
-    python scripts/time_chapters.py --update-notebooks   # then rewrite each chapter's "Run time" line
+    python tools/time_chapters.py                      # cpu mode, every chapter of _toc.yml
+    python tools/time_chapters.py --only 05_based      # one chapter (rows of the others are kept)
+    python tools/time_chapters.py --update-notebooks   # then rewrite each chapter's "Run time" line
 
 Writes ``linattn_edu/results/chapter_times.json`` (:func:`linattn_edu.bench.save_results`: device,
 date, versions, git commit, this command): one row per chapter with its wall time (kernel start
@@ -72,7 +72,7 @@ def time_notebook(path: Path, timeout: int) -> dict:
 
 def run_time_line(row: dict, device: str, date: str) -> str:
     """The chapter's ``**Run time:**`` line for ``row`` (its GPU part is kept as it is)."""
-    return (f"**Run time:** CPU {round(row['wall_seconds'])} s (executed by `scripts/time_chapters.py` on "
+    return (f"**Run time:** CPU {round(row['wall_seconds'])} s (executed by `tools/time_chapters.py` on "
             f"{device}, {date[:10]}; slowest cell {round(row['slowest_cell_seconds'])} s) ·")
 
 
