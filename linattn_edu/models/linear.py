@@ -251,7 +251,8 @@ ZOOLOGY_COMMON: dict[str, Any] = {"conv_form": "zoology", "mlp": "identity", "no
 #: Based(feature_name="taylor_exp")])``, 2 layers, no MLP, no window; the paper sweeps
 #: ``feature_dim`` over 8, 16, 24); ``"linear_taylor"`` is the same model (the book's family name);
 #: ``"attention"`` (``MHA``), ``"sliding_window"`` (``SlidingAttn``) and ``"linear_elu"`` put
-#: the other mixers after the same BaseConv. ``window`` of ``"attention"`` is the sequence length.
+#: the other mixers after the same BaseConv. ``window`` of ``"attention"`` is the sequence length;
+#: ``"sliding_window"`` defaults to Zoology's ``block_size=64``, i.e. ``window=65``.
 ZOOLOGY_MQAR_MODELS: dict[str, dict[str, Any]] = {
     "based": {"configs": ("conv", "linear"), "options": {"feature_map": "taylor", "feature_dim": 16}},
     "linear_taylor": {"configs": ("conv", "linear"), "options": {"feature_map": "taylor", "feature_dim": 16}},
@@ -271,9 +272,12 @@ def zoology_mqar_options(name: str, *, n_layers: int = 2, seq_len: int | None = 
     ``mlp="identity"``), LayerNorm, no window. Zoology runs these with one head (``n_heads=1``).
 
     Differences that remain (this package's mixers, not Zoology's): the attention mixers' q/k/v
-    and output projections have no bias (Zoology's ``MHA``/``SlidingAttn`` have one), and there is
-    no dropout inside attention. The Zoology ``Based`` mixer itself matches ``"linear"`` with the
-    Taylor map.
+    and output projections have no bias (Zoology's ``MHA``/``SlidingAttn`` have one), there is
+    no dropout inside attention, and the initialization is this package's (GPT-2 style, std
+    0.02; Zoology's differs only in which output projections it rescales). The BaseConv layers,
+    the Zoology ``Based`` mixer (``"linear"`` with the Taylor map and ``eps=1e-12``), the blocks
+    and the final norm match Zoology's forward at identical weights (checked in
+    ``tests/test_official_based_zoology.py``).
 
     Args:
         name: a key of :data:`ZOOLOGY_MQAR_MODELS`.
