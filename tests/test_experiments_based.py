@@ -85,8 +85,8 @@ def test_fast_sweep_rows_cover_every_family(fast_sweep):
         assert math.isfinite(r["accuracy"]) and 0.0 <= r["accuracy"] <= 1.0
         assert isinstance(r["state_bytes"], int) and r["state_bytes"] > 0
         assert r["n_params"] > 0 and r["train_seconds"] >= 0
-        # the fast preset runs Zoology's stack: one mixer per layer, BaseConv first, identity "MLP"
-        assert r["options"]["kind"] == "based" and r["options"]["mlp"] == "identity"
+        # the fast preset runs Zoology's stack: one mixer per layer, BaseConv first, no MLP
+        assert r["options"]["kind"] == "based" and r["options"]["mlp"] == "none"
         assert r["options"]["conv_form"] == "zoology" and r["options"]["layer_pattern"][0] == "conv"
     assert fast_sweep["config"]["stack"] == "zoology"
     assert fast_sweep["config"]["bytes_per_element"] == 4
@@ -150,7 +150,7 @@ def test_zoology_stack_is_one_mixer_per_layer_and_the_book_stack_is_named():
     assert paper["layer_pattern"] == ["conv", "linear"] and "window" not in paper and paper["feature_map"] == "taylor"
     assert zoo["based d=2 w=8"]["layer_pattern"] == ["conv", "linear+window"]  # the book's variant with a window
     for opts in zoo.values():
-        assert opts["conv_form"] == "zoology" and opts["mlp"] == "identity" and opts["norm"] == "layernorm"
+        assert opts["conv_form"] == "zoology" and opts["mlp"] == "none" and opts["norm"] == "layernorm"
     assert [v["options"]["layer_pattern"] for v in model_variants(32, families=("linear_elu",), feature_dims=[2],
                                                                   stack="zoology", n_layers=3)] == [
         ["conv", "linear", "conv"]]

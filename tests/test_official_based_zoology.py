@@ -293,7 +293,7 @@ def test_zoology_mqar_model_equals_the_official_stack(n_layers: int) -> None:
     vocab, c, fdim = 40, 16, 4
     official = _randomize(OfficialZoologyMQARModel(vocab, c, n_layers, fdim).double(), 6)
     ours = build_model("based", vocab_size=vocab, d_model=c, n_layers=n_layers, n_heads=1,
-                       **zoology_mqar_options("based", n_layers=n_layers, feature_dim=fdim)).double().eval()
+                       **zoology_mqar_options("based", n_layers=n_layers, feature_dim=fdim, mlp="identity")).double().eval()
     assert ours.config.layer_pattern == (["conv", "linear"] * 2)[:n_layers]
     _copy_zoology_weights(ours, official)
     tokens = torch.randint(0, vocab, (2, 17), generator=torch.Generator().manual_seed(7))
@@ -348,10 +348,13 @@ def test_based_lm_decode_equals_prefill_and_state_bytes_count_the_conv(conv_form
     assert model_state_bytes(model, seq_len=14) == cache_bytes(cache1)
 
 
-def test_zoology_mqar_models_by_name_decode_and_count_their_state() -> None:
+@pytest.mark.parametrize("mlp", ["none", "identity"])
+def test_zoology_mqar_models_by_name_decode_and_count_their_state(mlp: str) -> None:
     for name in ZOOLOGY_MQAR_MODELS:
-        opts = zoology_mqar_options(name, seq_len=12, feature_dim=2, **({"window": 5} if name == "sliding_window" else {}))
-        assert opts["layer_pattern"][0] == "conv" and opts["mlp"] == "identity" and opts["conv_form"] == "zoology"
+        opts = zoology_mqar_options(name, seq_len=12, feature_dim=2, mlp=mlp,
+                                    **({"window": 5} if name == "sliding_window" else {}))
+        assert opts["layer_pattern"][0] == "conv" and opts["mlp"] == mlp and opts["conv_form"] == "zoology"
+        assert zoology_mqar_options(name, seq_len=12)["mlp"] == "none"  # the book's default: no MLP
         model = _randomize(build_model("based", vocab_size=24, d_model=8, n_layers=2, n_heads=1, **opts), 12)
         model = model.double().eval()
         tokens = torch.randint(0, 24, (1, 12), generator=torch.Generator().manual_seed(13))

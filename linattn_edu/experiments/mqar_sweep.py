@@ -17,9 +17,11 @@ families differ *only* in their sequence mixer.
 mixer, layer ``i`` taking ``configs[i % len(configs)]`` of a ``Hybrid`` list
 (:func:`~linattn_edu.models.linear.zoology_layer_pattern`); with ``configs = [BaseConv, X]`` and
 2 layers, layer 0 is Zoology's BaseConv (``conv(u) ⊙ proj(u) + u``, 3 taps,
-:class:`~linattn_edu.models.linear.ZoologyBaseConv`) and layer 1 the mixer ``X`` under test. The
-blocks are Zoology's (LayerNorm, ``state_mixer=Identity``: ``mlp="identity"``), attention has no
-position encoding (``window_pos="none"``), as there. Options:
+:class:`~linattn_edu.models.linear.ZoologyBaseConv`) and layer 1 the mixer ``X`` under test. No
+MLP, LayerNorm, attention without position encoding (``window_pos="none"``), as there. (Zoology's
+code runs ``state_mixer=Identity``, which adds ``Norm(x)`` after each layer; that is
+``mlp="identity"``, not used here: at this book's CPU budget it kept the Taylor model on the
+plateau, see :data:`~linattn_edu.models.linear.ZOOLOGY_COMMON`.) Options:
 :func:`~linattn_edu.models.linear.zoology_mqar_options`.
 
 ===================  ==========================================  ==================================

@@ -240,9 +240,14 @@ def zoology_layer_pattern(configs: list[str] | tuple[str, ...], n_layers: int) -
     return [configs[i % len(configs)] for i in range(n_layers)]
 
 
-#: Options every Zoology-style MQAR model shares: Zoology's BaseConv, its ``TransformerBlock``
-#: (LayerNorm, ``state_mixer=Identity``), attention without position encoding, ``eps=1e-12``.
-ZOOLOGY_COMMON: dict[str, Any] = {"conv_form": "zoology", "mlp": "identity", "norm": "layernorm",
+#: Options every Zoology-style MQAR model shares: Zoology's BaseConv, LayerNorm, no MLP, attention
+#: without position encoding, ``eps=1e-12``. Zoology's code literally runs ``state_mixer=Identity``,
+#: whose block adds ``Norm(x)`` to the stream; ``mlp="identity"`` reproduces that exactly (checked
+#: against a transcription), but the book's default is ``mlp="none"`` (the paper's "no MLP"):
+#: measured on this book's CPU budget (MQAR L=64, 8 pairs, 800 steps of 32, d_model 64, 2 heads,
+#: 2026-12-03), the identity sublayer kept the Taylor d=4 model at 0.14 accuracy, against 0.81
+#: with ``mlp="none"``. Pass ``mlp="identity"`` for Zoology's exact forward.
+ZOOLOGY_COMMON: dict[str, Any] = {"conv_form": "zoology", "mlp": "none", "norm": "layernorm",
                                    "conv_kernel_size": 3, "window_pos": "none", "eps": 1e-12}
 
 #: Zoology-style MQAR models by name: the ``configs`` cycled over the layers
@@ -268,16 +273,17 @@ def zoology_mqar_options(name: str, *, n_layers: int = 2, seq_len: int | None = 
     ``build_model("based", vocab_size=V, d_model=C, n_layers=2, n_heads=1,
     **zoology_mqar_options("based", feature_dim=16))`` is the Based paper's MQAR model: one mixer
     per layer (``layer_pattern = ["conv", "linear"]``), Zoology's BaseConv
-    (``conv_form="zoology"``), Taylor linear attention, no MLP (Zoology's identity state mixer,
-    ``mlp="identity"``), LayerNorm, no window. Zoology runs these with one head (``n_heads=1``).
+    (``conv_form="zoology"``), Taylor linear attention, no MLP (``mlp="none"``; add
+    ``mlp="identity"`` for Zoology's identity state mixer, see :data:`ZOOLOGY_COMMON`), LayerNorm,
+    no window. Zoology runs these with one head (``n_heads=1``).
 
     Differences that remain (this package's mixers, not Zoology's): the attention mixers' q/k/v
     and output projections have no bias (Zoology's ``MHA``/``SlidingAttn`` have one), there is
     no dropout inside attention, and the initialization is this package's (GPT-2 style, std
-    0.02; Zoology's differs only in which output projections it rescales). The BaseConv layers,
-    the Zoology ``Based`` mixer (``"linear"`` with the Taylor map and ``eps=1e-12``), the blocks
-    and the final norm match Zoology's forward at identical weights (checked in
-    ``tests/test_official_based_zoology.py``).
+    0.02; Zoology's differs only in which output projections it rescales). With
+    ``mlp="identity"``, the BaseConv layers, the Zoology ``Based`` mixer (``"linear"`` with the
+    Taylor map and ``eps=1e-12``), the blocks and the final norm match Zoology's forward at
+    identical weights (checked in ``tests/test_official_based_zoology.py``).
 
     Args:
         name: a key of :data:`ZOOLOGY_MQAR_MODELS`.
