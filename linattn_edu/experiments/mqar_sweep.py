@@ -453,7 +453,8 @@ def init_qk_(model: torch.nn.Module) -> torch.nn.Module:
     ``1/n_pairs``). With std ``1/√d_model`` (LeCun's scale, close to PyTorch's default for
     ``nn.Linear``), each q and k coordinate starts with variance ~1 after the pre-norm, the
     feature maps see non-trivial dot products, and the same models leave the plateau within a few
-    hundred steps (measured at d_model 64: Taylor d=4 from 26% to 97% accuracy in 500 steps).
+    hundred steps (measured at d_model 64 in the conv-prefixed stack: Taylor d=4 from 26% to 97% accuracy
+    in 500 steps).
 
     Returns:
         ``model``.
