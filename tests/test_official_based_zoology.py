@@ -178,7 +178,8 @@ class OfficialZoologyMQARModel(nn.Module):
     def __init__(self, vocab_size: int, d_model: int, n_layers: int, feature_dim: int, kernel_size: int = 3) -> None:
         super().__init__()
         self.word_embeddings = nn.Embedding(vocab_size, d_model)
-        configs = [lambda: OfficialZoologyBaseConv(d_model, kernel_size), lambda: OfficialZoologyBased(d_model, feature_dim)]
+        configs = [lambda: OfficialZoologyBaseConv(d_model, kernel_size),
+                   lambda: OfficialZoologyBased(d_model, feature_dim)]
         self.mixers = nn.ModuleList(configs[i % len(configs)]() for i in range(n_layers))
         self.norm1 = nn.ModuleList(nn.LayerNorm(d_model) for _ in range(n_layers))
         self.norm2 = nn.ModuleList(nn.LayerNorm(d_model) for _ in range(n_layers))
@@ -283,7 +284,8 @@ def _copy_zoology_weights(ours: nn.Module, official: OfficialZoologyMQARModel) -
                 sd[f"blocks.{i}.mixers.conv.projection.{name}"] = getattr(mixer.projection, name)
                 sd[f"blocks.{i}.mixers.conv.conv.{name}"] = getattr(mixer.conv.conv, name)
         else:
-            for theirs, mine in (("proj_q", "q_proj"), ("proj_k", "k_proj"), ("proj_v", "v_proj"), ("proj_o", "out_proj")):
+            pairs = (("proj_q", "q_proj"), ("proj_k", "k_proj"), ("proj_v", "v_proj"), ("proj_o", "out_proj"))
+            for theirs, mine in pairs:
                 sd[f"blocks.{i}.mixers.linear.{mine}.weight"] = getattr(mixer, theirs).weight
     ours.load_state_dict(sd, strict=True)
 
@@ -292,8 +294,8 @@ def _copy_zoology_weights(ours: nn.Module, official: OfficialZoologyMQARModel) -
 def test_zoology_mqar_model_equals_the_official_stack(n_layers: int) -> None:
     vocab, c, fdim = 40, 16, 4
     official = _randomize(OfficialZoologyMQARModel(vocab, c, n_layers, fdim).double(), 6)
-    ours = build_model("based", vocab_size=vocab, d_model=c, n_layers=n_layers, n_heads=1,
-                       **zoology_mqar_options("based", n_layers=n_layers, feature_dim=fdim, mlp="identity")).double().eval()
+    options = zoology_mqar_options("based", n_layers=n_layers, feature_dim=fdim, mlp="identity")
+    ours = build_model("based", vocab_size=vocab, d_model=c, n_layers=n_layers, n_heads=1, **options).double().eval()
     assert ours.config.layer_pattern == (["conv", "linear"] * 2)[:n_layers]
     _copy_zoology_weights(ours, official)
     tokens = torch.randint(0, vocab, (2, 17), generator=torch.Generator().manual_seed(7))

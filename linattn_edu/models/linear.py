@@ -267,7 +267,9 @@ ZOOLOGY_MQAR_MODELS: dict[str, dict[str, Any]] = {
 }
 
 
-def zoology_mqar_options(name: str, *, n_layers: int = 2, seq_len: int | None = None, **overrides: Any) -> dict[str, Any]:
+def zoology_mqar_options(
+    name: str, *, n_layers: int = 2, seq_len: int | None = None, **overrides: Any
+) -> dict[str, Any]:
     """Options for ``build_model("based", ...)`` that build the Zoology-style MQAR model ``name``.
 
     ``build_model("based", vocab_size=V, d_model=C, n_layers=2, n_heads=1,
