@@ -24,16 +24,16 @@ code runs ``state_mixer=Identity``, which adds ``Norm(x)`` after each layer; tha
 plateau, see :data:`~linattn_edu.models.linear.ZOOLOGY_COMMON`.) Options:
 :func:`~linattn_edu.models.linear.zoology_mqar_options`.
 
-===================  ==========================================  ==================================
-family               layers (2): configs cycled                  decode state
-===================  ==========================================  ==================================
-``attention``        ``conv``, ``window`` (``window = seq_len``)  conv + KV cache of all ``T`` tokens
-``sliding_window``   ``conv``, ``window`` (``window = w``)        conv + KV cache of the last ``w``
-``linear_elu``       ``conv``, ``linear`` (``"elu"``)             conv + ``S (F×D)``, ``z (F)``, ``F = d``
-``linear_taylor``    ``conv``, ``linear`` (``"taylor"``)          same, ``F = 1 + d + d²``
-``based``            ``conv``, ``linear+window`` (``w``), or      Taylor state + window ``w`` cache;
-                     with ``window=None``: ``conv``, ``linear``   the paper's model: Taylor state
-===================  ==========================================  ==================================
+===================  ============================================  ========================================
+family               layers (2): configs cycled                    decode state
+===================  ============================================  ========================================
+``attention``        ``conv``, ``window`` (``window = seq_len``)   conv + KV cache of all ``T`` tokens
+``sliding_window``   ``conv``, ``window`` (``window = w``)         conv + KV cache of the last ``w``
+``linear_elu``       ``conv``, ``linear`` (``"elu"``)              conv + ``S (F×D)``, ``z (F)``, ``F = d``
+``linear_taylor``    ``conv``, ``linear`` (``"taylor"``)           same, ``F = 1 + d + d²``
+``based``            ``conv``, ``linear+window`` (``w``), or       Taylor state + window ``w`` cache;
+                     with ``window=None``: ``conv``, ``linear``    the paper's model: Taylor state
+===================  ============================================  ========================================
 
 With ``window=None`` a ``based`` variant is **the Based paper's MQAR model** (BaseConv in layer 0,
 Taylor linear attention in layer 1, no MLP, no window; by name:
