@@ -7,14 +7,17 @@ Usage (from the repository root)::
     python scripts/mqar_sweep.py --preset large-cpu       # the stored result (<= 20 min, 2 cores)
     python scripts/mqar_sweep.py --preset gpu             # the paper's settings, on a CUDA GPU
     python scripts/mqar_sweep.py --preset cpu --out-dir /tmp/results --threads 1
+    python scripts/mqar_sweep.py --preset large-cpu --stack zoology   # the stored sizes, Zoology's models
 
 What it does
     :func:`linattn_edu.experiments.mqar_sweep.run_mqar_sweep` with the sizes of
     :data:`~linattn_edu.experiments.mqar_sweep.MQAR_PRESETS` ``[preset]``: for every
     ``(seq_len, n_pairs)`` setting, 2-layer models of five families (attention, sliding window,
-    elu and Taylor linear attention, Based; each with a short convolution in front of its mixer and
-    no MLP, as in Zoology) trained on the same MQAR examples, scored on held-out ones, and their
-    decode-state bytes at ``seq_len``.
+    elu and Taylor linear attention, Based) trained on the same MQAR examples, scored on held-out
+    ones, and their decode-state bytes at ``seq_len``. The preset picks the stack (``--stack``
+    overrides it): ``zoology`` is Zoology's MQAR models (a BaseConv layer, then the mixer's layer,
+    no MLP), ``conv_prefixed`` this book's variant (a short convolution in front of the mixer in
+    every layer), with which the stored ``large-cpu`` result was made.
 
 Output
     A table on stdout, then ``linattn_edu/results/mqar_sweep.json`` (or ``--out-dir``) written by
@@ -47,6 +50,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: torch's choice); 1 is steadier on a shared machine")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+    parser.add_argument("--stack", choices=("zoology", "conv_prefixed"), default=None,
+                        help="model stack (default: the preset's; see linattn_edu.experiments.mqar_sweep)")
     return parser.parse_args(argv)
 
 
@@ -85,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --preset gpu needs a CUDA GPU; use --preset cpu or large-cpu", file=sys.stderr)
         return 2
     cfg = mqar_sweep_config(preset)
+    if args.stack is not None:
+        cfg["stack"] = args.stack
     device = runtime.device()
     print(f"preset {preset}: {cfg}")
     print(f"device: {bench.device_name(device)} | torch {torch.__version__} | threads {torch.get_num_threads()}")

@@ -38,7 +38,7 @@ from linattn_edu.models import build_model, model_state_bytes  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 ROW_KEYS = {"family", "label", "seq_len", "n_pairs", "state_bytes", "accuracy", "n_params", "train_seconds", "options"}
 CONFIG_KEYS = {"settings", "vocab_size", "d_model", "n_layers", "n_heads", "steps", "batch_size", "lr", "n_train",
-               "n_test", "seed", "windows", "feature_dims", "based"}
+               "n_test", "seed", "windows", "feature_dims", "based", "stack"}
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,10 @@ def test_fast_sweep_rows_cover_every_family(fast_sweep):
         assert math.isfinite(r["accuracy"]) and 0.0 <= r["accuracy"] <= 1.0
         assert isinstance(r["state_bytes"], int) and r["state_bytes"] > 0
         assert r["n_params"] > 0 and r["train_seconds"] >= 0
+        # the fast preset runs Zoology's stack: one mixer per layer, BaseConv first, no MLP
         assert r["options"]["kind"] == "based" and r["options"]["mlp"] == "none"
+        assert r["options"]["conv_form"] == "zoology" and r["options"]["layer_pattern"][0] == "conv"
+    assert fast_sweep["config"]["stack"] == "zoology"
     assert fast_sweep["config"]["bytes_per_element"] == 4
     assert isinstance(fast_sweep["device"], str)
     json.dumps(fast_sweep["rows"])  # storable as is
@@ -133,6 +136,38 @@ def test_state_bytes_window_and_linear():
         assert state(label, 16) == state(label, 64) == state(label, 1024)  # fixed-size state
     assert state("based d=2 w=8", 64) == state("based d=2 w=8", 1024)  # bounded once the window is full
     assert state("taylor d=4 (F=21)", 64) > state("elu d=4", 64)  # F = 1 + d + d² vs d
+
+
+def test_zoology_stack_is_one_mixer_per_layer_and_the_book_stack_is_named():
+    zoo = {v["label"]: v["options"] for v in model_variants(
+        64, windows=[8], feature_dims=[4], based=[{"feature_dim": 2, "window": 8}, {"feature_dim": 2, "window": None}],
+        stack="zoology")}
+    # Zoology's Hybrid: configs [BaseConv, X] cycled over 2 layers; no layer holds a conv and another mixer
+    assert zoo["attention"]["layer_pattern"] == ["conv", "window"] and zoo["attention"]["window"] == 64
+    assert zoo["window 8"]["layer_pattern"] == ["conv", "window"] and zoo["window 8"]["window_pos"] == "none"
+    assert zoo["elu d=4"]["layer_pattern"] == zoo["taylor d=4 (F=21)"]["layer_pattern"] == ["conv", "linear"]
+    paper = zoo["based d=2 (paper MQAR)"]  # the Based paper's MQAR model: no MLP, no window
+    assert paper["layer_pattern"] == ["conv", "linear"] and "window" not in paper and paper["feature_map"] == "taylor"
+    assert zoo["based d=2 w=8"]["layer_pattern"] == ["conv", "linear+window"]  # the book's variant with a window
+    for opts in zoo.values():
+        assert opts["conv_form"] == "zoology" and opts["mlp"] == "none" and opts["norm"] == "layernorm"
+    assert [v["options"]["layer_pattern"] for v in model_variants(32, families=("linear_elu",), feature_dims=[2],
+                                                                  stack="zoology", n_layers=3)] == [
+        ["conv", "linear", "conv"]]
+    no_conv = model_variants(32, families=("attention",), stack="zoology", conv=False)[0]["options"]
+    assert no_conv["layer_pattern"] == ["window", "window"]
+    book = {v["label"]: v["options"] for v in model_variants(64, windows=[8], feature_dims=[4], based=[
+        {"feature_dim": 2, "window": 8}], stack="conv_prefixed")}
+    assert book["attention"]["layer_pattern"] == ["conv+window", "conv+window"]
+    assert all(o["conv_form"] == "book" and o["mlp"] == "none" for o in book.values())
+    with pytest.raises(ValueError, match="stack"):
+        model_variants(64, stack="hybrid")
+    with pytest.raises(ValueError, match="stack='zoology'"):
+        model_variants(64, families=("based",), based=[{"feature_dim": 2, "window": None}], stack="conv_prefixed")
+    # both stacks build, decode state counted with the conv state
+    for opts in (*zoo.values(), *book.values()):
+        model = build_model("based", vocab_size=80, d_model=16, n_layers=2, n_heads=2, **opts)
+        assert model_state_bytes(model, seq_len=64, bytes_per_element=4) > 0
 
 
 def test_init_qk_rescales_only_query_key_projections():
@@ -290,5 +325,19 @@ def test_stored_mqar_sweep_has_provenance_and_all_families():
     assert {r["family"] for r in record["rows"]} == set(MODEL_FAMILIES)
     for r in record["rows"]:
         assert ROW_KEYS <= set(r) and 0.0 <= r["accuracy"] <= 1.0 and r["state_bytes"] > 0
+    # its rows rebuild from their options the models it trained: the conv-prefixed stack, ShortConv
+    stack = record["config"]["stack"]
+    assert stack == MQAR_PRESETS[record["config"]["preset"]]["stack"] == "conv_prefixed"
+    cfg = record["config"]
+    for (seq_len, _) in cfg["settings"]:
+        variants = model_variants(seq_len, windows=cfg["windows"], feature_dims=cfg["feature_dims"],
+                                  based=cfg["based"], families=cfg["families"], stack=stack)
+        rows = {r["label"]: r for r in record["rows"] if r["seq_len"] == seq_len}
+        assert {v["label"] for v in variants} == set(rows)
+        for v in variants:
+            assert {"kind": v["kind"], **v["options"]} == rows[v["label"]]["options"], v["label"]
+            model = build_model(v["kind"], vocab_size=cfg["vocab_size"], d_model=cfg["d_model"],
+                                n_layers=cfg["n_layers"], n_heads=cfg["n_heads"], **v["options"])
+            assert model_state_bytes(model, seq_len=seq_len, bytes_per_element=4) == rows[v["label"]]["state_bytes"]
     ax = plot_recall_vs_state(None, stored=record)
     plt.close(ax.figure)

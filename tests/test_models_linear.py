@@ -312,7 +312,7 @@ def test_config_rebuilds_the_same_architecture():
         ("based", {"layer_pattern": "conv+linear"}, "layer_pattern must be a list"),
         ("based", {"window": 0}, "window"),
         ("based", {"conv_kernel_size": 0}, "conv_kernel_size"),
-        ("based", {"mlp": "relu"}, r"mlp must be one of \['gelu', 'swiglu', 'none'\]"),
+        ("based", {"mlp": "relu"}, r"mlp must be one of \['gelu', 'swiglu', 'none', 'identity'\]"),
         ("linear", {"feature_dim": 0}, "feature_dim"),
         ("linear", {"chunk_size": 2.0}, "chunk_size"),
         ("linear", {"d_model": 30}, "d_model=30 must be divisible by n_heads=4"),
@@ -322,7 +322,8 @@ def test_config_rebuilds_the_same_architecture():
         ("linear", {"normalize": 1}, "normalize"),
         ("linear", {"dropout": 1.0}, "dropout"),
         ("based", {"d_model": 30, "n_heads": 6}, "even head dim"),
-        ("based", {"window_pos": "learned"}, r"window_pos must be one of \['rope', 'alibi'\]"),
+        ("based", {"window_pos": "learned"}, r"window_pos must be one of \['rope', 'alibi', 'none'\]"),
+        ("based", {"conv_form": "hyena"}, r"conv_form must be one of \['based', 'zoology', 'book'\]"),
     ],
 )
 def test_build_errors_name_the_argument(kind, kwargs, match):

@@ -7,8 +7,9 @@ results dict, measure them with the same sizes, data, seeds and budget:
 
 1. **Recall against state** (:func:`run_comparison_mqar`): MQAR accuracy against the bytes of
    decode state, through :func:`~linattn_edu.experiments.mqar_sweep.run_mqar_sweep` with one
-   family per mechanism (a short convolution in front of the mixers that have none of their own,
-   as in Chapter 5).
+   family per mechanism, in Zoology's MQAR stack (``stack="zoology"``: a BaseConv layer, then a
+   layer with the mechanism's mixer; Hawk, Griffin and the linearized block as built, with
+   their own convolutions), as in Chapter 5.
 2. **Language modelling** (:func:`run_comparison_lm`): byte-level LMs trained on the ``stdlib``
    corpus at ``train_len`` tokens and scored at ``train_len`` and ``eval_factor · train_len``
    (Chapter 3's recipe and helpers).
@@ -111,12 +112,14 @@ COMPARISON_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "speed": dict(context_lens=(256, 1024, 4096), d_model=128, n_layers=2, n_heads=4, batch_size=1, steps=16,
                       repeat=3, window=64, feature_dim=8, prefill_chunk=256),
     },
-    # A CUDA GPU: bigger models, longer contexts (not run yet; expect tens of minutes).
+    # A CUDA GPU: bigger models, longer contexts (not run yet; expect tens of minutes). Windows follow
+    # the papers where they fit: the official Based LM's window_size 256 (128 previous keys + the
+    # current one) is window=129 here, for MQAR and the LM; the speed part keeps Griffin's 1024.
     "gpu": {
         "mqar": dict(seq_len=256, n_pairs=32, vocab_size=8192, d_model=128, n_heads=2, steps=3000, batch_size=128,
-                     lr=3e-3, n_train=100_000, n_test=3000, window=64, feature_dim=16, elu_dim=64),
+                     lr=3e-3, n_train=100_000, n_test=3000, window=129, feature_dim=16, elu_dim=64),
         "lm": dict(train_len=256, eval_factor=4, d_model=256, n_layers=4, n_heads=8, steps=2000, batch_size=32,
-                   lr=1e-3, window=64, feature_dim=16, eval_max_windows=32, max_bytes=None),
+                   lr=1e-3, window=129, feature_dim=16, eval_max_windows=32, max_bytes=None),
         "speed": dict(context_lens=(1024, 4096, 16384), d_model=1024, n_layers=8, n_heads=16, batch_size=8,
                       steps=32, repeat=3, window=1024, feature_dim=16, prefill_chunk=2048),
     },
@@ -218,6 +221,7 @@ def run_comparison_mqar(
     feature_dim: int,
     elu_dim: int,
     seed: int = 0,
+    stack: str = "zoology",
     device: torch.device | str | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -234,6 +238,8 @@ def run_comparison_mqar(
         seq_len, n_pairs, vocab_size: the MQAR task (``4·n_pairs <= seq_len < vocab_size``).
         d_model, n_heads, steps, batch_size, lr, n_train, n_test, seed: as in ``run_mqar_sweep``.
         window, feature_dim, elu_dim: the state budgets above.
+        stack: ``"zoology"`` (Zoology's MQAR models, default) or ``"conv_prefixed"`` (this book's
+            variant); see :mod:`~linattn_edu.experiments.mqar_sweep`.
         device: default :func:`linattn_edu.runtime.device`.
         progress: a tqdm bar.
 
@@ -251,7 +257,7 @@ def run_comparison_mqar(
         steps=steps, batch_size=batch_size, lr=lr, n_train=n_train, n_test=n_test, seed=seed, windows=[window],
         feature_dims={"linear_elu": [elu_dim], "linear_taylor": [feature_dim]},
         based=[{"feature_dim": feature_dim, "window": window}], families=families,
-        griffin_windows=[window], device=device, progress=progress)
+        griffin_windows=[window], stack=stack, device=device, progress=progress)
     by_family = {MECHANISMS[m]["mqar"]: m for m in names}
     for row in res["rows"]:
         row["mechanism"] = by_family[row["family"]]

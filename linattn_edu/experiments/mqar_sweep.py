@@ -8,21 +8,48 @@ a small sliding window) reaches the best recall for its state: it sits on the Pa
 :func:`run_mqar_sweep` repeats that experiment with five *families* of sequence mixers
 (:data:`MODEL_FAMILIES`), several sizes each.
 
-**The architecture (Zoology's MQAR models).** Every model is ``build_model("based", ...)`` with
-``mlp="none"`` and a ``layer_pattern`` that puts a short gated convolution (BaseConv, 3 taps) in
-front of the sequence mixer under test in every layer, exactly like the Zoology code that ran the
-paper's MQAR sweeps (its "Hybrid" mixer of BaseConv + X, no MLP). So the families differ *only*
-in their mixer:
+**The architecture: two stacks** (``stack=``, :data:`STACKS`). Every family except the recurrent
+and linearized ones is ``build_model("based", ...)`` with a ``layer_pattern`` and no MLP, so the
+families differ *only* in their sequence mixer.
 
-===================  ==========================================  ==================================
-family               layer pattern (2 layers)                    decode state per layer
-===================  ==========================================  ==================================
-``attention``        ``conv+window``, ``window = seq_len``        KV cache of all ``T`` tokens
-``sliding_window``   ``conv+window``, ``window = w < seq_len``   KV cache of the last ``w`` tokens
-``linear_elu``       ``conv+linear``, ``feature_map="elu"``      ``S (F×D)`` and ``z (F)``, ``F = d``
-``linear_taylor``    ``conv+linear``, ``feature_map="taylor"``   same, ``F = 1 + d + d²``
-``based``            ``conv+linear``, ``conv+window``            Taylor state + window ``w`` cache
-===================  ==========================================  ==================================
+``stack="zoology"``: Zoology's MQAR models, the code that ran the Based paper's MQAR sweeps
+(``zoology/experiments/arxiv24_based_figure2/configs.py``). Zoology gives each layer **one**
+mixer, layer ``i`` taking ``configs[i % len(configs)]`` of a ``Hybrid`` list
+(:func:`~linattn_edu.models.linear.zoology_layer_pattern`); with ``configs = [BaseConv, X]`` and
+2 layers, layer 0 is Zoology's BaseConv (``conv(u) ⊙ proj(u) + u``, 3 taps,
+:class:`~linattn_edu.models.linear.ZoologyBaseConv`) and layer 1 the mixer ``X`` under test. No
+MLP, LayerNorm, attention without position encoding (``window_pos="none"``), as there. (Zoology's
+code runs ``state_mixer=Identity``, which adds ``Norm(x)`` after each layer; that is
+``mlp="identity"``, not used here: at this book's CPU budget it kept the Taylor model on the
+plateau, see :data:`~linattn_edu.models.linear.ZOOLOGY_COMMON`.) Options:
+:func:`~linattn_edu.models.linear.zoology_mqar_options`.
+
+===================  ============================================  ========================================
+family               layers (2): configs cycled                    decode state
+===================  ============================================  ========================================
+``attention``        ``conv``, ``window`` (``window = seq_len``)   conv + KV cache of all ``T`` tokens
+``sliding_window``   ``conv``, ``window`` (``window = w``)         conv + KV cache of the last ``w``
+``linear_elu``       ``conv``, ``linear`` (``"elu"``)              conv + ``S (F×D)``, ``z (F)``, ``F = d``
+``linear_taylor``    ``conv``, ``linear`` (``"taylor"``)           same, ``F = 1 + d + d²``
+``based``            ``conv``, ``linear+window`` (``w``), or       Taylor state + window ``w`` cache;
+                     with ``window=None``: ``conv``, ``linear``    the paper's model: Taylor state
+===================  ============================================  ========================================
+
+With ``window=None`` a ``based`` variant is **the Based paper's MQAR model** (BaseConv in layer 0,
+Taylor linear attention in layer 1, no MLP, no window; by name:
+``zoology_mqar_options("based")``), which is the same model as ``linear_taylor``. With a window
+it is this book's variant: the paper's model with Based's sliding window added beside the linear
+attention in layer 1 (one pre-norm residual sublayer each), so that the window's effect on recall
+can be measured at 2 layers.
+
+``stack="conv_prefixed"``: **this book's own variant** (an earlier version of the book, and the
+stored result ``linattn_edu/results/mqar_sweep.json``): a short convolution *in front of the
+mixer in every layer* (``layer_pattern = ["conv+X"] * n_layers``), this book's
+:class:`~linattn_edu.models.linear.ShortConv` (``conv_form="book"``), ``mlp="none"``, RoPE in
+attention; ``based`` is the 2-layer default pattern ``["conv+linear", "conv+window"]``. It is not
+Zoology's architecture (Zoology never stacks a convolution and another mixer in one layer). It
+stays the default of :func:`model_variants` and :func:`run_mqar_sweep` so the stored rows can be
+rebuilt from their options; the presets choose their stack (:data:`MQAR_PRESETS`).
 
 Two more families, :data:`RECURRENT_FAMILIES` (the Griffin chapter; not in the default sweep, so
 the stored result stays what it is), are run by naming them in ``families=``:
@@ -60,12 +87,10 @@ attention layer of ``griffin`` has no convolution in front of it; the recurrent 
 already mixes neighbouring tokens. Griffin windows come from ``griffin_windows`` (a window
 ``>= seq_len`` is kept: it makes the attention layer full causal attention).
 
-(plus ``d_model · 2`` numbers of conv state per layer for everyone). A window as long as the
-sequence *is* full causal softmax attention (query ``i`` sees every ``j <= i``), with RoPE.
-``based`` is the zoo's 2-layer Based (one Taylor linear-attention layer, one sliding-window
-layer, :func:`~linattn_edu.models.default_layer_pattern`). Note that the models Zoology labels
-"Based" in its MQAR sweeps are conv + Taylor linear attention in *both* layers, i.e. our
-``linear_taylor`` family.
+Every conv layer adds ``d_model · 2`` numbers of conv state (its last two inputs). A window as
+long as the sequence *is* full causal softmax attention (query ``i`` sees every ``j <= i``).
+**Windows:** ``window = w`` counts the current key; Zoology's ``SlidingAttn(block_size=b)`` is
+``w = b + 1`` and the official Based LM's ``window_size: 256`` is ``w = 129``.
 The short convolution matters at this scale: it lets the value token see its key, so recall only
 needs one lookup. Without it (``conv=False``), a 2-layer softmax model must first learn a
 previous-token head and compose it with a lookup head (an induction circuit); at our CPU budget
@@ -98,10 +123,12 @@ logic is the same. The paper trains for dozens of epochs over 100k examples; the
 trains each model for 800 steps of 32 examples, so which models leave the plateau, and when, is
 part of what is measured: read single points as one seed's outcome.
 
-What the ``"cpu"`` preset shows (``(L, pairs) = (64, 8)``, measured on a 2-core CPU): attention
-recalls ~98% with the largest state; windows of 8 and 16 tokens, shorter than most key-query
-distances, fail; Taylor linear attention beats elu at equal or smaller state by a wide margin;
-and Taylor-based models (``linear_taylor`` and ``based``) make up the frontier below attention.
+What the ``"cpu"`` sizes showed in the conv-prefixed stack (``(L, pairs) = (64, 8)``, measured on
+a 2-core CPU before the presets moved to the Zoology stack; not re-measured since): attention
+recalled ~98% with the largest state; windows of 8 and 16 tokens, shorter than most key-query
+distances, failed; Taylor linear attention beat elu at equal or smaller state by a wide margin;
+and Taylor-based models (``linear_taylor`` and ``based``) made up the frontier below attention.
+Chapter 5 prints what the live run of the Zoology stack shows.
 """
 
 from __future__ import annotations
@@ -117,6 +144,7 @@ import torch.nn.functional as F
 from .. import bench, runtime
 from ._args import check_int as _int, check_positive as _positive, resolve_device as _device
 from ..models import build_model, count_parameters, model_state_bytes
+from ..models.linear import ZOOLOGY_COMMON, zoology_layer_pattern
 from ..reference.linear import feature_map_dim
 from ..tasks.mqar import IGNORE_INDEX, make_mqar, mqar_accuracy
 from ..train import cosine_lr
@@ -125,6 +153,7 @@ __all__ = [
     "MODEL_FAMILIES",
     "RECURRENT_FAMILIES",
     "COMPARISON_FAMILIES",
+    "STACKS",
     "MQAR_PRESETS",
     "mqar_sweep_config",
     "model_variants",
@@ -144,6 +173,8 @@ RECURRENT_FAMILIES = ("hawk", "griffin")
 #: Chapter 8's two extra families (ALiBi attention, the linearized LLM block), run only when named.
 COMPARISON_FAMILIES = ("alibi", "linearized")
 _ALL_FAMILIES = MODEL_FAMILIES + RECURRENT_FAMILIES + COMPARISON_FAMILIES
+#: Values of ``stack=``: Zoology's one-mixer-per-layer models, or this book's conv-prefixed variant.
+STACKS = ("zoology", "conv_prefixed")
 
 #: Sizes per preset. ``"fast"``, ``"cpu"`` and ``"gpu"`` follow :func:`linattn_edu.runtime.mode`;
 #: ``"large-cpu"`` is the longer CPU run whose stored result ships with the package.
@@ -154,30 +185,36 @@ MQAR_PRESETS: dict[str, dict[str, Any]] = {
     "fast": dict(
         settings=[(16, 2)], vocab_size=32, d_model=16, n_layers=2, n_heads=2, steps=6, batch_size=8, lr=3e-3,
         n_train=64, n_test=32, seed=0, windows=[4], feature_dims={"linear_elu": [4], "linear_taylor": [2]},
-        based=[{"feature_dim": 2, "window": 4}],
+        based=[{"feature_dim": 2, "window": 4}], stack="zoology",
     ),
-    # The book on a 2-core CPU: 9 models, ~30 s each (measured 2026-12-01 in Chapter 5: 305 s with 2 torch
-    # threads on an otherwise idle 2-core AMD EPYC; see the module docstring for what it shows).
+    # The book on a 2-core CPU: 9 models, ~30 s each (measured 2026-12-01 in Chapter 5, conv-prefixed stack:
+    # 305 s with 2 torch threads on an otherwise idle 2-core AMD EPYC; the Zoology stack has one conv
+    # layer instead of two, so expect about the same; see the module docstring).
     "cpu": dict(
         settings=[(64, 8)], vocab_size=128, d_model=64, n_layers=2, n_heads=2, steps=800, batch_size=32,
         lr=3e-3, n_train=16_000, n_test=1000, seed=0, windows=[8, 16],
         feature_dims={"linear_elu": [16, 64], "linear_taylor": [2, 4]},
-        based=[{"feature_dim": 2, "window": 8}, {"feature_dim": 4, "window": 8}],
+        based=[{"feature_dim": 2, "window": 8}, {"feature_dim": 4, "window": 8}], stack="zoology",
     ),
     # A longer CPU run (~15 min with 1 thread on 2 cores): scripts/mqar_sweep.py --preset large-cpu --threads 1.
+    # The stored result was made with it, in this book's conv-prefixed stack (kept so it can be rebuilt).
     "large-cpu": dict(
         settings=[(64, 8), (128, 8)], vocab_size=256, d_model=64, n_layers=2, n_heads=2, steps=1500,
         batch_size=32, lr=3e-3, n_train=48_000, n_test=1000, seed=0, windows=[8, 32],
         feature_dims={"linear_elu": [16, 64], "linear_taylor": [2, 4]},
-        based=[{"feature_dim": 2, "window": 8}, {"feature_dim": 4, "window": 16}],
+        based=[{"feature_dim": 2, "window": 8}, {"feature_dim": 4, "window": 16}], stack="conv_prefixed",
     ),
-    # A CUDA GPU: the paper's settings and vocabulary.
+    # A CUDA GPU: the paper's settings and vocabulary, Zoology's models (one head; the Based paper's
+    # MQAR model with feature dims 8, 16, 24; sliding windows of Zoology block sizes 8..128, i.e.
+    # window = block + 1; and the book's Based variant with the official LM window 256 -> 129).
     # Not run yet: 67 small models, thousands of steps each (expect an hour or more on one GPU).
     "gpu": dict(
         settings=[(64, 4), (128, 8), (256, 16), (256, 32), (256, 64)], vocab_size=8192, d_model=128, n_layers=2,
-        n_heads=2, steps=3000, batch_size=128, lr=3e-3, n_train=100_000, n_test=3000, seed=0,
-        windows=[16, 32, 64, 128], feature_dims={"linear_elu": [16, 64, 256], "linear_taylor": [4, 8, 16]},
-        based=[{"feature_dim": 4, "window": 16}, {"feature_dim": 8, "window": 32}, {"feature_dim": 16, "window": 64}],
+        n_heads=1, steps=3000, batch_size=128, lr=3e-3, n_train=100_000, n_test=3000, seed=0,
+        windows=[9, 17, 33, 65, 129], feature_dims={"linear_elu": [16, 64, 256], "linear_taylor": [4]},
+        based=[{"feature_dim": 8, "window": None}, {"feature_dim": 16, "window": None},
+               {"feature_dim": 24, "window": None}, {"feature_dim": 16, "window": 129}],
+        stack="zoology",
     ),
 }
 
@@ -192,9 +229,10 @@ def mqar_sweep_config(preset: str | None = None) -> dict[str, Any]:
     Returns:
         A new dict (deep enough to edit freely) with keys ``settings`` (list of ``(seq_len,
         n_pairs)``), ``vocab_size``, ``d_model``, ``n_layers``, ``n_heads``, ``steps``,
-        ``batch_size``, ``lr``, ``n_train``, ``n_test``, ``seed`` and the variants: ``windows``
-        (list of ints), ``feature_dims`` (``{"linear_elu": [...], "linear_taylor": [...]}``) and
-        ``based`` (list of ``{"feature_dim", "window"}``).
+        ``batch_size``, ``lr``, ``n_train``, ``n_test``, ``seed``, ``stack`` (one of
+        :data:`STACKS`) and the variants: ``windows`` (list of ints), ``feature_dims``
+        (``{"linear_elu": [...], "linear_taylor": [...]}``) and ``based`` (list of
+        ``{"feature_dim", "window"}``, ``window`` None for the Based paper's MQAR model).
 
     Raises:
         ValueError: unknown ``preset``.
@@ -275,14 +313,22 @@ def _check_based(based: Any) -> list[dict[str, int]]:
     try:
         items = list(based)
     except TypeError:
-        raise ValueError(f"based must be a list of {{'feature_dim', 'window'}} dicts, got {based!r}") from None
+        raise ValueError(f"based must be a list of {{'feature_dim', 'window'}} dicts (window: int or None), "
+                         f"got {based!r}") from None
     out = []
     for item in items:
         if not isinstance(item, dict) or set(item) != {"feature_dim", "window"}:
             raise ValueError(f"based must be a list of {{'feature_dim', 'window'}} dicts, got {item!r}")
+        window = item["window"]
         out.append({"feature_dim": _int(item["feature_dim"], "based feature_dim"),
-                    "window": _int(item["window"], "based window")})
+                    "window": None if window is None else _int(window, "based window")})
     return out
+
+
+def _check_stack(stack: Any) -> str:
+    if not isinstance(stack, str) or stack not in STACKS:
+        raise ValueError(f"stack must be one of {list(STACKS)}, got {stack!r}")
+    return stack
 
 
 # ----------------------------------------------------------------------------------------------
@@ -300,14 +346,18 @@ def model_variants(
     families: Sequence[str] = MODEL_FAMILIES,
     conv: bool = True,
     griffin_windows: Iterable[int] = (16,),
+    stack: str = "conv_prefixed",
 ) -> list[dict[str, Any]]:
     """The models of one setting: ``[{"family", "label", "kind", "options"}, ...]``.
 
     ``build_model(v["kind"], vocab_size=..., d_model=..., n_layers=..., n_heads=..., **v["options"])``
-    builds each. See the module docstring for the families; ``conv=False`` drops the short
-    convolution in front of each mixer (``based`` keeps its default pattern either way, which has
-    it; ``hawk`` and ``griffin`` have theirs inside the recurrent block). Windows ``>= seq_len``
-    are skipped for ``sliding_window`` (they would be full attention). ``families`` may also name
+    builds each. See the module docstring for the families and the two stacks: ``stack="zoology"``
+    (Zoology's MQAR models, one mixer per layer) or ``"conv_prefixed"`` (this book's variant, the
+    default so that the stored sweep's rows can be rebuilt). ``conv=False`` drops the short
+    convolution (``"zoology"``: the ``conv`` layer leaves the cycled configs; ``"conv_prefixed"``:
+    the ``conv+`` prefix; ``based`` keeps its default pattern there, which has it; ``hawk`` and
+    ``griffin`` have theirs inside the recurrent block). Windows ``>= seq_len`` are skipped for
+    ``sliding_window`` (they would be full attention). ``families`` may also name
     :data:`RECURRENT_FAMILIES`: ``"hawk"`` is one model (``kind="hawk"``, default options),
     ``"griffin"`` one per window of ``griffin_windows`` (``kind="griffin"``, ``window=w``, the
     default layer pattern: ``recurrent, attention`` for 2 layers).
@@ -322,31 +372,30 @@ def model_variants(
     dims = _check_feature_dims(feature_dims)
     based_list = _check_based(based)
     g_wins = _int_list(griffin_windows, "griffin_windows")
+    stack = _check_stack(stack)
     if not isinstance(conv, bool):
         raise ValueError(f"conv must be a bool, got {conv!r}")
-    prefix = "conv+" if conv else ""
-    common = {"mlp": "none"}
+    mixer_options = _zoology_options if stack == "zoology" else _conv_prefixed_options
     out: list[dict[str, Any]] = []
     for fam in families:
         if fam == "attention":
-            out.append({"family": fam, "label": "attention", "kind": "based", "options": {
-                **common, "layer_pattern": [prefix + "window"] * n_layers, "window": seq_len}})
+            out.append({"family": fam, "label": "attention", "kind": "based",
+                        "options": mixer_options("window", n_layers, conv, window=seq_len)})
         elif fam == "sliding_window":
             for w in wins:
                 if w < seq_len:
-                    out.append({"family": fam, "label": f"window {w}", "kind": "based", "options": {
-                        **common, "layer_pattern": [prefix + "window"] * n_layers, "window": w}})
+                    out.append({"family": fam, "label": f"window {w}", "kind": "based",
+                                "options": mixer_options("window", n_layers, conv, window=w)})
         elif fam in ("linear_elu", "linear_taylor"):
             fmap = "elu" if fam == "linear_elu" else "taylor"
             for d in dims[fam]:
                 f = feature_map_dim(fmap, d)
                 label = f"{fmap} d={d}" + (f" (F={f})" if f != d else "")
-                out.append({"family": fam, "label": label, "kind": "based", "options": {
-                    **common, "layer_pattern": [prefix + "linear"] * n_layers, "feature_map": fmap,
-                    "feature_dim": d}})
+                out.append({"family": fam, "label": label, "kind": "based",
+                            "options": mixer_options("linear", n_layers, conv, feature_map=fmap, feature_dim=d)})
         elif fam == "alibi":
-            out.append({"family": fam, "label": "alibi", "kind": "based", "options": {
-                **common, "layer_pattern": [prefix + "window"] * n_layers, "window": seq_len, "window_pos": "alibi"}})
+            out.append({"family": fam, "label": "alibi", "kind": "based",
+                        "options": mixer_options("window", n_layers, conv, window=seq_len, window_pos="alibi")})
         elif fam == "linearized":
             out.append({"family": fam, "label": "linearized", "kind": "linearized", "options": {}})
         elif fam == "hawk":
@@ -356,10 +405,34 @@ def model_variants(
                 out.append({"family": fam, "label": f"griffin w={w}", "kind": "griffin", "options": {"window": w}})
         else:  # based
             for b in based_list:
-                out.append({"family": fam, "label": f"based d={b['feature_dim']} w={b['window']}", "kind": "based",
-                            "options": {**common, "feature_map": "taylor", "feature_dim": b["feature_dim"],
-                                        "window": b["window"]}})
+                d, w = b["feature_dim"], b["window"]
+                if stack == "zoology":
+                    entry = "linear" if w is None else "linear+window"
+                    extra = {} if w is None else {"window": w}
+                    options = _zoology_options(entry, n_layers, conv, feature_map="taylor", feature_dim=d, **extra)
+                    label = f"based d={d} (paper MQAR)" if w is None else f"based d={d} w={w}"
+                else:
+                    if w is None:
+                        raise ValueError("based: window=None (the Based paper's MQAR model) needs stack='zoology'")
+                    options = {**_CONV_PREFIXED, "feature_map": "taylor", "feature_dim": d, "window": w}
+                    label = f"based d={d} w={w}"
+                out.append({"family": fam, "label": label, "kind": "based", "options": options})
     return out
+
+
+#: Options every model of the ``"conv_prefixed"`` stack shares (this book's variant).
+_CONV_PREFIXED: dict[str, Any] = {"mlp": "none", "conv_form": "book"}
+
+
+def _conv_prefixed_options(mixer: str, n_layers: int, conv: bool, **options: Any) -> dict[str, Any]:
+    """This book's variant: ``conv+<mixer>`` in every layer (``<mixer>`` alone without ``conv``)."""
+    return {**_CONV_PREFIXED, "layer_pattern": [("conv+" if conv else "") + mixer] * n_layers, **options}
+
+
+def _zoology_options(mixer: str, n_layers: int, conv: bool, **options: Any) -> dict[str, Any]:
+    """Zoology's stack: the configs ``[conv, <mixer>]`` cycled over the layers (``[<mixer>]`` without ``conv``)."""
+    configs = ["conv", mixer] if conv else [mixer]
+    return {**ZOOLOGY_COMMON, "layer_pattern": zoology_layer_pattern(configs, n_layers), **options}
 
 
 #: Values of ``run_mqar_sweep(qk_init=...)``.
@@ -380,7 +453,8 @@ def init_qk_(model: torch.nn.Module) -> torch.nn.Module:
     ``1/n_pairs``). With std ``1/√d_model`` (LeCun's scale, close to PyTorch's default for
     ``nn.Linear``), each q and k coordinate starts with variance ~1 after the pre-norm, the
     feature maps see non-trivial dot products, and the same models leave the plateau within a few
-    hundred steps (measured at d_model 64: Taylor d=4 from 26% to 97% accuracy in 500 steps).
+    hundred steps (measured at d_model 64 in the conv-prefixed stack: Taylor d=4 from 26% to 97% accuracy
+    in 500 steps).
 
     Returns:
         ``model``.
@@ -562,6 +636,7 @@ def run_mqar_sweep(
     families: Sequence[str] = MODEL_FAMILIES,
     conv: bool = True,
     griffin_windows: Iterable[int] = (16,),
+    stack: str = "conv_prefixed",
     qk_init: str = "lecun",
     bytes_per_element: int = 4,
     device: torch.device | str | None = None,
@@ -585,9 +660,13 @@ def run_mqar_sweep(
         windows: ``sliding_window`` sizes (those ``>= seq_len`` are skipped).
         feature_dims: ``{"linear_elu": [...], "linear_taylor": [...]}`` projected q/k dims ``d``
             (or one list for both); Taylor has ``F = 1 + d + d²`` features, elu ``F = d``.
-        based: ``[{"feature_dim": d, "window": w}, ...]`` Based variants.
+        based: ``[{"feature_dim": d, "window": w}, ...]`` Based variants (``w`` None: the Based
+            paper's MQAR model, ``stack="zoology"`` only).
         families: which of :data:`MODEL_FAMILIES` (and :data:`RECURRENT_FAMILIES`) to run.
-        conv: a short convolution before each mixer (Zoology's MQAR models); see the module docstring.
+        conv: keep the short convolution (a BaseConv layer in the Zoology stack, a ``conv+``
+            prefix in the conv-prefixed one); see the module docstring.
+        stack: ``"zoology"`` (Zoology's MQAR models) or ``"conv_prefixed"`` (this book's variant,
+            the default, which the stored sweep used); see the module docstring.
         griffin_windows: local-attention windows of the ``griffin`` family (one model each).
         qk_init: ``"lecun"`` re-initializes the query/key projections (:func:`init_qk_`);
             ``"zoo"`` keeps the zoo's GPT-2 initialization (std 0.02) everywhere.
@@ -627,7 +706,7 @@ def run_mqar_sweep(
     dev = _device(device)
     plan = [(s, v) for s in settings_ for v in model_variants(
         s[0], n_layers=n_layers, windows=windows, feature_dims=feature_dims, based=based, families=families,
-        conv=conv, griffin_windows=griffin_windows)]
+        conv=conv, griffin_windows=griffin_windows, stack=stack)]
 
     from tqdm.auto import tqdm
 
@@ -662,7 +741,7 @@ def run_mqar_sweep(
         "settings": [list(s) for s in settings_], "vocab_size": vocab_size, "d_model": d_model, "n_layers": n_layers,
         "n_heads": n_heads, "steps": steps, "batch_size": batch_size, "lr": lr, "n_train": n_train, "n_test": n_test,
         "seed": seed, "windows": _int_list(windows, "windows"), "feature_dims": _check_feature_dims(feature_dims),
-        "based": _check_based(based), "families": list(families), "conv": conv, "qk_init": qk_init,
+        "based": _check_based(based), "families": list(families), "conv": conv, "stack": stack, "qk_init": qk_init,
         "griffin_windows": _int_list(griffin_windows, "griffin_windows"),
         "bytes_per_element": bpe,
         "optimizer": "AdamW(betas=(0.9, 0.98), weight_decay=0.1), warmup steps//10 + cosine to 0.1*lr, clip 1.0",

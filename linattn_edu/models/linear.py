@@ -38,33 +38,52 @@ The three mixers, each a map ``(B, T, C) -> (B, T, C)`` with a decode state:
     Multi-head attention in which query ``i`` sees the ``window`` keys ``i - window < j <= i``
     (itself included), through :func:`~linattn_edu.kernels.flash_attention` with ``window=``.
     RoPE on q and k (base ``rope_base``) as in the official Based code. Decode state: the last
-    ``window`` keys and values, ``(B, H, min(T, window), D)`` each: bounded.
-``"conv"`` — short gated convolution, BaseConv-style (:class:`ShortConv`)
-    ``OutProj(Linear(x) ⊙ conv(Linear(x)))`` with a causal depthwise convolution of
-    ``conv_kernel_size`` taps (3). Decode state: the last ``kernel_size - 1`` conv inputs
-    ``(B, C, kernel_size - 1)`` (zeros before the sequence starts), constant.
+    ``window`` keys and values, ``(B, H, min(T, window), D)`` each: bounded. **Window
+    conventions:** ``window=w`` counts the current key. The official Based config's
+    ``window_size: 256`` means 128 previous keys plus the current one: ``window=129`` here;
+    Zoology's ``SlidingAttn(block_size=b)`` sees ``b`` previous keys plus the current one:
+    ``window=b + 1``.
+``"conv"`` — short gated convolution (``conv_form=`` picks the module)
+    ``"based"`` (default): the official Based LM's BaseConv (:class:`BaseConv`,
+    ``based/models/mixers/convolution.py``): ``OutProj(silu(conv(u1)) ⊙ u2)`` with
+    ``[u1, u2] = InProj(x)`` (``C -> 2C``, split in halves) and a causal depthwise convolution of
+    ``conv_kernel_size`` taps (3) **without bias**. ``"zoology"``: Zoology's BaseConv
+    (:class:`ZoologyBaseConv`, ``zoology/mixers/base_conv.py``): ``conv(x) ⊙ Proj(x) + x``, the
+    conv with a bias. ``"book"``: this book's own :class:`ShortConv` (``OutProj(Gate(x) ⊙
+    conv(In(x)))``, no SiLU, conv with bias), kept as a named variant; it is not an official
+    form. Decode state of each: the last ``kernel_size - 1`` conv inputs ``(B, C, kernel_size -
+    1)`` (zeros before the sequence starts), constant.
 
 **The layer pattern** (``layer_pattern=``, one entry per layer, each mixer names joined by
 ``"+"``). The official 360M Based model repeats a period of five layers ``conv, linear, window,
 conv, conv`` (linear attention at layers 1, 6, 11, …, sliding window at 2, 7, 12, …, BaseConv
-elsewhere). That period needs at least three layers; the MQAR experiments of the Based paper
-(run with Zoology) use 2-layer models in which *every* layer has a BaseConv in front of its
-attention-like mixer. The default follows both:
+elsewhere): one mixer per layer. That period needs at least three layers; for smaller models
+the default is this book's choice:
 
-- ``n_layers = 1``: ``["conv+linear"]``;
-- ``n_layers = 2``: ``["conv+linear", "conv+window"]``: a short convolution before each of one
-  linear-attention and one sliding-window mixer, so a 2-layer model has all three ingredients
-  (the convolution gives each token a view of its neighbours, which linear attention needs to
-  bind a value to the key before it);
+- ``n_layers = 1``: ``["conv+linear"]`` (the book's: two mixers in one layer);
+- ``n_layers = 2``: ``["conv+linear", "conv+window"]`` (the book's: a short convolution before
+  each of one linear-attention and one sliding-window mixer, so a 2-layer model has all three
+  ingredients);
 - ``n_layers >= 3``: the official period, ``layer_pattern[i] = ("conv", "linear", "window",
   "conv", "conv")[i % 5]``.
+
+**Zoology's MQAR models** (the Based paper's recall experiments were run with the Zoology code)
+have one mixer per layer, layer ``i`` taking ``configs[i % len(configs)]``
+(:func:`zoology_layer_pattern`); the paper's 2-layer MQAR model is Zoology's BaseConv in layer 0
+and Taylor linear attention in layer 1, no MLP, no window. :data:`ZOOLOGY_MQAR_MODELS` and
+:func:`zoology_mqar_options` name it and the other MQAR families in that form::
+
+    build_model("based", vocab_size=8192, d_model=64, n_layers=2, n_heads=1,
+                **zoology_mqar_options("based", feature_dim=16))
 
 Note that a window at least as long as the sequence makes the window mixer full softmax
 attention: for recall-vs-state experiments keep ``window`` well below ``seq_len``.
 
 **MLP** (``mlp=``): ``"gelu"`` (the zoo's :class:`~linattn_edu.models.common.MLP`), ``"swiglu"``
 (:class:`GatedMLP`, as in the official Based code; ``mlp_ratio · d_model`` projected units split
-into value and gate halves) or ``"none"`` (no MLP at all, as in Zoology's MQAR models).
+into value and gate halves), ``"none"`` (no second sublayer) or ``"identity"`` (what Zoology's
+MQAR models run: ``state_mixer=torch.nn.Identity`` in its ``TransformerBlock``, so the second
+sublayer adds ``Norm(x)`` to the residual stream; no parameters besides the norm).
 
 **Backends.** ``attn_backend=None`` uses the PyTorch paths of both kernels on a CPU (the Triton
 interpreter is far too slow inside a model) and lets the kernels choose on a GPU; float64 always
@@ -95,8 +114,14 @@ __all__ = [
     "MLP_KINDS",
     "ATTN_BACKENDS",
     "feature_map_torch",
+    "CONV_FORMS",
     "default_layer_pattern",
+    "zoology_layer_pattern",
+    "ZOOLOGY_MQAR_MODELS",
+    "zoology_mqar_options",
     "GatedMLP",
+    "BaseConv",
+    "ZoologyBaseConv",
     "ShortConv",
     "LinearAttention",
     "WindowAttention",
@@ -111,10 +136,13 @@ __all__ = [
 LINEAR_FEATURE_MAPS = ("elu", "relu", "identity", "taylor", "taylor_compact")
 #: Sequence mixers a ``layer_pattern`` entry may name (joined with ``"+"``).
 MIXERS = ("conv", "linear", "window")
-#: Values of the ``window_pos=`` option (position encoding of the ``"window"`` mixer).
-WINDOW_POSITIONS = ("rope", "alibi")
-#: Values of the ``mlp=`` option.
-MLP_KINDS = ("gelu", "swiglu", "none")
+#: Values of the ``window_pos=`` option (position encoding of the ``"window"`` mixer); ``"none"``
+#: is Zoology's attention, which has no position encoding (the convolution supplies order).
+WINDOW_POSITIONS = ("rope", "alibi", "none")
+#: Values of the ``mlp=`` option; ``"identity"`` is Zoology's ``state_mixer=torch.nn.Identity``.
+MLP_KINDS = ("gelu", "swiglu", "none", "identity")
+#: Values of the ``conv_form=`` option: the module behind every ``"conv"`` mixer.
+CONV_FORMS = ("based", "zoology", "book")
 #: Values of the ``attn_backend=`` option (None: per device, see the module docstring).
 ATTN_BACKENDS = (None, "triton", "interpreter", "torch")
 
@@ -172,8 +200,9 @@ def feature_map_torch(x: torch.Tensor, feature_map: str) -> torch.Tensor:
 def default_layer_pattern(n_layers: int) -> list[str]:
     """The default ``layer_pattern`` of ``"based"`` (see the module docstring).
 
-    ``["conv+linear"]`` for 1 layer, ``["conv+linear", "conv+window"]`` for 2, and the official
-    period ``conv, linear, window, conv, conv`` repeated for 3 or more.
+    ``["conv+linear"]`` for 1 layer and ``["conv+linear", "conv+window"]`` for 2 (this book's
+    choice: the official period does not fit), and the official period ``conv, linear, window,
+    conv, conv`` repeated for 3 or more (one mixer per layer).
 
     Raises:
         ValueError: ``n_layers`` is not a positive int.
@@ -185,6 +214,103 @@ def default_layer_pattern(n_layers: int) -> list[str]:
     if n_layers == 2:
         return ["conv+linear", "conv+window"]
     return [_BASED_PERIOD[i % len(_BASED_PERIOD)] for i in range(n_layers)]
+
+
+def zoology_layer_pattern(configs: list[str] | tuple[str, ...], n_layers: int) -> list[str]:
+    """A ``layer_pattern`` with one mixer entry per layer, picked as Zoology's ``Hybrid`` picks it.
+
+    Zoology (``zoology/mixers/hybrid.py``, class ``Hybrid``) gives layer ``i`` the mixer
+    ``configs[i % len(configs)]``; with ``configs=["conv", "linear"]`` and 2 layers that is the
+    Based paper's MQAR model: BaseConv in layer 0, linear attention in layer 1.
+
+    Args:
+        configs: mixer entries (each a name of :data:`MIXERS`, or several joined with ``"+"``).
+        n_layers: number of layers.
+
+    Returns:
+        ``[configs[i % len(configs)] for i in range(n_layers)]``.
+
+    Raises:
+        ValueError: ``configs`` empty or not strings, ``n_layers`` not a positive int.
+    """
+    _positive_int(n_layers, "n_layers")
+    if isinstance(configs, str) or not isinstance(configs, (list, tuple)) or not configs \
+            or not all(isinstance(c, str) for c in configs):
+        raise ValueError(f"configs must be a non-empty list of mixer entries from {list(MIXERS)}, got {configs!r}")
+    return [configs[i % len(configs)] for i in range(n_layers)]
+
+
+#: Options every Zoology-style MQAR model shares: Zoology's BaseConv, LayerNorm, no MLP, attention
+#: without position encoding, ``eps=1e-12``. Zoology's code literally runs ``state_mixer=Identity``,
+#: whose block adds ``Norm(x)`` to the stream; ``mlp="identity"`` reproduces that exactly (checked
+#: against a transcription), but the book's default is ``mlp="none"`` (the paper's "no MLP"):
+#: measured on this book's CPU budget (MQAR L=64, 8 pairs, 800 steps of 32, d_model 64, 2 heads,
+#: 2026-12-03), the identity sublayer kept the Taylor d=4 model at 0.14 accuracy, against 0.81
+#: with ``mlp="none"``. Pass ``mlp="identity"`` for Zoology's exact forward.
+ZOOLOGY_COMMON: dict[str, Any] = {"conv_form": "zoology", "mlp": "none", "norm": "layernorm",
+                                   "conv_kernel_size": 3, "window_pos": "none", "eps": 1e-12}
+
+#: Zoology-style MQAR models by name: the ``configs`` cycled over the layers
+#: (:func:`zoology_layer_pattern`) and their own options. ``"based"`` is the Based paper's MQAR model
+#: (``zoology/experiments/arxiv24_based_figure2/configs.py``: ``Hybrid([BaseConv(kernel_size=3),
+#: Based(feature_name="taylor_exp")])``, 2 layers, no MLP, no window; the paper sweeps
+#: ``feature_dim`` over 8, 16, 24); ``"linear_taylor"`` is the same model (the book's family name);
+#: ``"attention"`` (``MHA``), ``"sliding_window"`` (``SlidingAttn``) and ``"linear_elu"`` put
+#: the other mixers after the same BaseConv. ``window`` of ``"attention"`` is the sequence length;
+#: ``"sliding_window"`` defaults to Zoology's ``block_size=64``, i.e. ``window=65``.
+ZOOLOGY_MQAR_MODELS: dict[str, dict[str, Any]] = {
+    "based": {"configs": ("conv", "linear"), "options": {"feature_map": "taylor", "feature_dim": 16}},
+    "linear_taylor": {"configs": ("conv", "linear"), "options": {"feature_map": "taylor", "feature_dim": 16}},
+    "linear_elu": {"configs": ("conv", "linear"), "options": {"feature_map": "elu", "feature_dim": 16}},
+    "attention": {"configs": ("conv", "window"), "options": {}},
+    "sliding_window": {"configs": ("conv", "window"), "options": {"window": 65}},
+}
+
+
+def zoology_mqar_options(
+    name: str, *, n_layers: int = 2, seq_len: int | None = None, **overrides: Any
+) -> dict[str, Any]:
+    """Options for ``build_model("based", ...)`` that build the Zoology-style MQAR model ``name``.
+
+    ``build_model("based", vocab_size=V, d_model=C, n_layers=2, n_heads=1,
+    **zoology_mqar_options("based", feature_dim=16))`` is the Based paper's MQAR model: one mixer
+    per layer (``layer_pattern = ["conv", "linear"]``), Zoology's BaseConv
+    (``conv_form="zoology"``), Taylor linear attention, no MLP (``mlp="none"``; add
+    ``mlp="identity"`` for Zoology's identity state mixer, see :data:`ZOOLOGY_COMMON`), LayerNorm,
+    no window. Zoology runs these with one head (``n_heads=1``).
+
+    Differences that remain (this package's mixers, not Zoology's): the attention mixers' q/k/v
+    and output projections have no bias (Zoology's ``MHA``/``SlidingAttn`` have one), there is
+    no dropout inside attention, and the initialization is this package's (GPT-2 style, std
+    0.02; Zoology's differs only in which output projections it rescales). With
+    ``mlp="identity"``, the BaseConv layers, the Zoology ``Based`` mixer (``"linear"`` with the
+    Taylor map and ``eps=1e-12``), the blocks and the final norm match Zoology's forward at
+    identical weights (checked in ``tests/test_official_based_zoology.py``).
+
+    Args:
+        name: a key of :data:`ZOOLOGY_MQAR_MODELS`.
+        n_layers: layers of the model (Zoology's ``Hybrid`` cycles the configs over them).
+        seq_len: needed for ``"attention"``: its window is ``seq_len`` (full causal attention).
+        **overrides: any other ``"based"`` option (e.g. ``feature_dim``, ``window``).
+
+    Returns:
+        A new dict of options, including ``layer_pattern``.
+
+    Raises:
+        ValueError: unknown ``name``; ``"attention"`` without ``seq_len``.
+    """
+    if not isinstance(name, str) or name not in ZOOLOGY_MQAR_MODELS:
+        raise ValueError(f"name must be one of {list(ZOOLOGY_MQAR_MODELS)}, got {name!r}")
+    spec = ZOOLOGY_MQAR_MODELS[name]
+    options = {**ZOOLOGY_COMMON, **spec["options"]}
+    if name == "attention":
+        if seq_len is None:
+            raise ValueError("seq_len must be given for 'attention' (its window is the whole sequence)")
+        _positive_int(seq_len, "seq_len")
+        options["window"] = seq_len
+    options["layer_pattern"] = zoology_layer_pattern(list(spec["configs"]), n_layers)
+    options.update(overrides)
+    return options
 
 
 # ----------------------------------------------------------------------------------------------
@@ -303,13 +429,22 @@ class BasedConfig(LinearConfig):
             (each of :data:`MIXERS` at most once per layer), e.g. ``["conv+linear",
             "conv+window"]``. None means :func:`default_layer_pattern` (stored resolved).
         window: sliding-window size ``w`` of the ``"window"`` mixer: query ``i`` sees keys
-            ``i - w < j <= i``.
+            ``i - w < j <= i``, i.e. ``w`` keys *including the current one* (the book's
+            convention). The official Based config's ``window_size: 256`` means 128 previous keys
+            plus the current one, so it is ``window=129`` here; Zoology's ``SlidingAttn(block_size=b)``
+            sees ``b`` previous keys plus the current one: ``window=b + 1``.
         conv_kernel_size: taps of the short causal convolution.
         rope_base: RoPE frequency base of the ``"window"`` mixer.
         window_pos: position encoding of the ``"window"`` mixer: ``"rope"`` (Based's, the
             default) or ``"alibi"`` (no rotation; ALiBi's per-head linear distance bias, with
             :func:`~linattn_edu.reference.alibi_slopes`, added inside the kernel). Chapter 8 uses
             ``"alibi"`` to put ALiBi attention on the same MQAR footing as the other mixers.
+            ``"none"``: no position encoding at all, as Zoology's ``MHA`` and ``SlidingAttn``.
+        conv_form: the module of every ``"conv"`` mixer: ``"based"`` (default) the official
+            Based LM's :class:`BaseConv` (``silu(conv(u1)) ⊙ u2``, conv without bias);
+            ``"zoology"`` Zoology's :class:`ZoologyBaseConv` (``conv(u) ⊙ proj(u) + u``, used in
+            the MQAR models); ``"book"`` this book's own :class:`ShortConv` (an earlier version's
+            convolution, kept as a named variant: not an official form).
     """
 
     feature_map: str = "taylor"
@@ -320,6 +455,7 @@ class BasedConfig(LinearConfig):
     conv_kernel_size: int = 3
     rope_base: float = 10000.0
     window_pos: str = "rope"
+    conv_form: str = "based"
 
     def __post_init__(self) -> None:
         if self.layer_pattern is None and isinstance(self.n_layers, int) and not isinstance(self.n_layers, bool) \
@@ -341,6 +477,8 @@ class BasedConfig(LinearConfig):
             raise ValueError(f"rope_base must be a number > 1, got {self.rope_base!r}")
         if self.window_pos not in WINDOW_POSITIONS:
             raise ValueError(f"window_pos must be one of {list(WINDOW_POSITIONS)}, got {self.window_pos!r}")
+        if self.conv_form not in CONV_FORMS:
+            raise ValueError(f"conv_form must be one of {list(CONV_FORMS)}, got {self.conv_form!r}")
         pattern = self.layer_pattern
         if not isinstance(pattern, (list, tuple)) or not all(isinstance(e, str) for e in pattern):
             raise ValueError(
@@ -399,12 +537,97 @@ class GatedMLP(nn.Module):
         return self.dropout(self.fc_out(F.silu(gate) * value))
 
 
-class ShortConv(nn.Module):
-    """BaseConv-style gated short convolution: ``OutProj(Gate(x) ⊙ conv(In(x)))``.
+def _causal_depthwise_conv(
+    u: torch.Tensor, state: torch.Tensor | None, weight: torch.Tensor, bias: torch.Tensor | None, keep_state: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Causal depthwise convolution of ``u`` ``(B, C, T)`` after ``state`` ``(B, C, K-1)`` (None: zeros).
 
-    ``conv`` is causal and depthwise (one ``kernel_size``-tap filter per channel, with a bias):
-    ``conv(u)_t = b + Σ_{s<K} w_s u_{t-s}``. ``(B, T, C) -> (B, T, C)``; the decode state is the
-    last ``K - 1`` conv inputs ``(B, C, K - 1)``, zeros before the first token.
+    ``y_t = bias + Σ_{s<K} weight[:, 0, K-1-s] · u_{t-s}`` (PyTorch's cross-correlation, as an
+    ``nn.Conv1d(C, C, K, groups=C, padding=K-1)`` truncated to the first ``T`` outputs computes).
+    Returns ``(y (B, C, T), the last K-1 inputs (B, C, K-1) or None)``.
+    """
+    b, c, _ = u.shape
+    k = weight.shape[-1]
+    if state is None:
+        state = u.new_zeros(b, c, k - 1)
+    full = torch.cat([state.to(u.dtype), u], dim=2)  # (B, C, K-1+T): the past, then this call
+    y = F.conv1d(full, weight, bias, groups=c)  # (B, C, T)
+    new_state = full[:, :, full.shape[2] - (k - 1):] if keep_state else None
+    return y, new_state
+
+
+class BaseConv(nn.Module):
+    """The short gated convolution of the official Based language model; ``(B, T, C) -> (B, T, C)``.
+
+    Follows ``BaseConv`` in HazyResearch/based, ``based/models/mixers/convolution.py`` (with its
+    ``ShortConvolution``, ``conv_bias=False``, the PyTorch path, ``expand_proj=2``,
+    ``use_bias=True``)::
+
+        [u1, u2] = InProj(x)                 # Linear(C -> 2C, bias), split into two halves of C
+        y = OutProj(silu(conv(u1)) ⊙ u2)     # OutProj: Linear(C -> C, bias)
+
+    ``conv`` is causal and depthwise, ``kernel_size`` taps per channel, **without a bias**.
+    The decode state is the last ``K - 1`` values of ``u1`` ``(B, C, K - 1)``, zeros before the
+    first token (``d_model · (K - 1)`` numbers, as for every conv form here). This is the
+    default ``"conv"`` mixer of ``build_model("based")`` (``conv_form="based"``).
+    """
+
+    def __init__(self, dim: int, kernel_size: int = 3) -> None:
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.in_proj = nn.Linear(dim, 2 * dim)
+        self.conv = nn.Conv1d(dim, dim, kernel_size, groups=dim, bias=False)
+        self.out_proj = nn.Linear(dim, dim)
+
+    def forward(
+        self, x: torch.Tensor, state: torch.Tensor | None = None, *, position: int = 0, keep_state: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """x ``(B, T, C)``; state ``(B, C, K-1)`` or None. Returns ``(y (B, T, C), state or None)``."""
+        u1, u2 = self.in_proj(x).chunk(2, dim=-1)
+        conv, new_state = _causal_depthwise_conv(u1.transpose(1, 2), state, self.conv.weight, None, keep_state)
+        return self.out_proj(F.silu(conv.transpose(1, 2)) * u2), new_state
+
+
+class ZoologyBaseConv(nn.Module):
+    """Zoology's BaseConv, the mixer of layer 0 in the Based paper's MQAR models; ``(B, T, C) -> (B, T, C)``.
+
+    Follows ``BaseConv`` in HazyResearch/zoology, ``zoology/mixers/base_conv.py`` (a short
+    ``kernel_size``, ``use_act=False``; its ``ShortConvolution`` in ``zoology/mixers/convolution.py``
+    is an ``nn.Conv1d`` with the default bias)::
+
+        y = conv(u) ⊙ Projection(u) + u      # Projection: Linear(C -> C, bias); no output projection
+
+    ``conv`` is causal and depthwise, ``kernel_size`` taps per channel, **with a bias**. Note the
+    ``+ u``: the mixer carries its own skip connection, on top of the block's residual. The
+    decode state is the last ``K - 1`` inputs ``(B, C, K - 1)``. Selected with
+    ``conv_form="zoology"``.
+    """
+
+    def __init__(self, dim: int, kernel_size: int = 3) -> None:
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.projection = nn.Linear(dim, dim)
+        self.conv = nn.Conv1d(dim, dim, kernel_size, groups=dim, bias=True)
+
+    def forward(
+        self, x: torch.Tensor, state: torch.Tensor | None = None, *, position: int = 0, keep_state: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """x ``(B, T, C)``; state ``(B, C, K-1)`` or None. Returns ``(y (B, T, C), state or None)``."""
+        conv, new_state = _causal_depthwise_conv(x.transpose(1, 2), state, self.conv.weight, self.conv.bias,
+                                                 keep_state)
+        return conv.transpose(1, 2) * self.projection(x) + x, new_state
+
+
+class ShortConv(nn.Module):
+    """This book's own gated short convolution (not an official form): ``OutProj(Gate(x) ⊙ conv(In(x)))``.
+
+    An earlier version of the book used it as Based's convolution; it differs from the official
+    :class:`BaseConv` (no SiLU, the conv has a bias, two separate ``C -> C`` input projections)
+    and from :class:`ZoologyBaseConv` (an output projection, no ``+ u``). It stays available as
+    ``conv_form="book"``. ``conv`` is causal and depthwise (one ``kernel_size``-tap filter per
+    channel, with a bias): ``conv(u)_t = b + Σ_{s<K} w_s u_{t-s}``. ``(B, T, C) -> (B, T, C)``;
+    the decode state is the last ``K - 1`` conv inputs ``(B, C, K - 1)``, zeros before the first
+    token.
     """
 
     def __init__(self, dim: int, kernel_size: int = 3) -> None:
@@ -419,15 +642,9 @@ class ShortConv(nn.Module):
         self, x: torch.Tensor, state: torch.Tensor | None = None, *, position: int = 0, keep_state: bool = True
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x ``(B, T, C)``; state ``(B, C, K-1)`` or None. Returns ``(y (B, T, C), state or None)``."""
-        b, t, c = x.shape
         u = self.in_proj(x).transpose(1, 2)  # (B, C, T)
-        if state is None:
-            state = u.new_zeros(b, c, self.kernel_size - 1)
-        full = torch.cat([state.to(u.dtype), u], dim=2)  # (B, C, K-1+T): the past, then this call
-        conv = F.conv1d(full, self.conv.weight, self.conv.bias, groups=c)  # (B, C, T)
-        y = self.out_proj(self.gate_proj(x) * conv.transpose(1, 2))
-        new_state = full[:, :, full.shape[2] - (self.kernel_size - 1):] if keep_state else None
-        return y, new_state
+        conv, new_state = _causal_depthwise_conv(u, state, self.conv.weight, self.conv.bias, keep_state)
+        return self.out_proj(self.gate_proj(x) * conv.transpose(1, 2)), new_state
 
 
 class LinearAttention(nn.Module):
@@ -510,9 +727,13 @@ class WindowAttention(nn.Module):
     """Sliding-window causal softmax attention with RoPE (or ALiBi); ``(B, T, C) -> (B, T, C)``.
 
     Query ``i`` sees keys ``i - window < j <= i``, through
-    :func:`~linattn_edu.kernels.flash_attention` (``window=``). The decode state is
-    ``(K, V)``, each ``(B, H, min(T, window), D)`` (keys after RoPE). With
-    ``cfg.window_pos == "alibi"`` there is no rotation and the kernel adds ALiBi's bias instead.
+    :func:`~linattn_edu.kernels.flash_attention` (``window=``): ``window`` keys *including the
+    current one*. Official conventions map onto it as follows: Based's ``window_size: 256``
+    (``(128, 0)``: 128 previous keys plus the current one) is ``window=129``; Zoology's
+    ``SlidingAttn(block_size=b)`` (keys ``i - b <= j <= i``) is ``window=b + 1``. The decode
+    state is ``(K, V)``, each ``(B, H, min(T, window), D)`` (keys after RoPE). With
+    ``cfg.window_pos == "alibi"`` there is no rotation and the kernel adds ALiBi's bias instead;
+    with ``"none"`` there is neither (Zoology's attention has no position encoding).
     """
 
     def __init__(self, cfg: BasedConfig) -> None:
@@ -532,7 +753,7 @@ class WindowAttention(nn.Module):
         cfg = self.cfg
         b, t, _ = x.shape
         q, k, v = self.qkv_proj(x).view(b, t, 3, cfg.n_heads, cfg.head_dim).permute(2, 0, 3, 1, 4)
-        if self.alibi_slopes is None:  # RoPE; ALiBi's bias needs no rotation (the kernel adds it)
+        if cfg.window_pos == "rope":  # ALiBi's bias needs no rotation (the kernel adds it); "none": neither
             cos, sin = rope_cos_sin(
                 torch.arange(position, position + t, device=x.device), cfg.head_dim, base=cfg.rope_base,
                 dtype=x.dtype,
@@ -548,12 +769,16 @@ class WindowAttention(nn.Module):
         return self.out_proj(o), new_state
 
 
+#: ``conv_form`` -> the module class of the ``"conv"`` mixer.
+CONV_CLASSES: dict[str, type[nn.Module]] = {"based": BaseConv, "zoology": ZoologyBaseConv, "book": ShortConv}
+
+
 def _make_mixer(name: str, cfg: LinearConfig) -> nn.Module:
     if name == "linear":
         return LinearAttention(cfg)
     if name == "window":
         return WindowAttention(cfg)  # type: ignore[arg-type]
-    return ShortConv(cfg.d_model, cfg.conv_kernel_size)  # type: ignore[attr-defined]
+    return CONV_CLASSES[cfg.conv_form](cfg.d_model, cfg.conv_kernel_size)  # type: ignore[attr-defined]
 
 
 def _make_mlp(cfg: LinearConfig) -> nn.Module | None:
@@ -561,11 +786,18 @@ def _make_mlp(cfg: LinearConfig) -> nn.Module | None:
         return MLP(cfg.d_model, cfg.mlp_ratio, cfg.dropout)
     if cfg.mlp == "swiglu":
         return GatedMLP(cfg.d_model, cfg.mlp_ratio, cfg.dropout)
+    if cfg.mlp == "identity":  # Zoology's state_mixer=Identity: the sublayer adds Norm(x) to the stream
+        return nn.Identity()
     return None
 
 
 class _Block(nn.Module):
-    """One layer: ``x + Mixer(Norm(x))`` for each of its mixers, then ``x + MLP(Norm(x))``."""
+    """One layer: ``x + Mixer(Norm(x))`` for each of its mixers, then ``x + MLP(Norm(x))``.
+
+    With ``mlp="identity"`` the second sublayer is ``x + Norm(x)``: what Zoology's
+    ``TransformerBlock`` computes with ``state_mixer=torch.nn.Identity`` (its ``norm2`` output is
+    added to the residual stream by the next block, or before the final norm).
+    """
 
     def __init__(self, cfg: LinearConfig, mixers: tuple[str, ...]) -> None:
         super().__init__()
@@ -604,7 +836,8 @@ class MixerCache:
     Attributes:
         layers: one dict per layer, mixer name -> its state: ``"linear"``:
             ``LinearAttentionState(S (B, H, F, D), z (B, H, F))``; ``"window"``: ``(K, V)`` each
-            ``(B, H, min(T, window), D)``; ``"conv"``: ``(B, C, kernel_size - 1)``.
+            ``(B, H, min(T, window), D)``; ``"conv"``: ``(B, C, kernel_size - 1)`` (the last
+            inputs of the convolution, for every ``conv_form``).
         position: tokens consumed so far (the next token's absolute position).
 
     Not modified in place: ``model.step`` returns a new cache.
@@ -653,8 +886,8 @@ class _MixerLM(nn.Module):
         self.apply(self._init_weights)
         n_residual = sum(len(m) + (cfg.mlp != "none") for m in cfg.pattern)
         for block in self.blocks:  # GPT-2: shrink the residual branches' last layers with depth
-            outs = [mixer.out_proj for mixer in block.mixers.values()]
-            if block.mlp is not None:
+            outs = [mixer.out_proj for mixer in block.mixers.values() if hasattr(mixer, "out_proj")]
+            if block.mlp is not None and hasattr(block.mlp, "fc_out"):
                 outs.append(block.mlp.fc_out)
             for lin in outs:
                 nn.init.normal_(lin.weight, std=0.02 / math.sqrt(n_residual))
