@@ -66,9 +66,23 @@ from .linear import (
     default_layer_pattern,
     feature_map_torch,
 )
+from .linear import (
+    CONV_FORMS,
+    ZOOLOGY_MQAR_MODELS,
+    BaseConv,
+    ZoologyBaseConv,
+    zoology_layer_pattern,
+    zoology_mqar_options,
+)
 from .state import STATE_KINDS, model_state_bytes, state_bytes
 
 __all__ += [
+    "CONV_FORMS",
+    "ZOOLOGY_MQAR_MODELS",
+    "BaseConv",
+    "ZoologyBaseConv",
+    "zoology_layer_pattern",
+    "zoology_mqar_options",
     "LINEAR_FEATURE_MAPS",
     "MIXERS",
     "MLP_KINDS",
