@@ -13,12 +13,13 @@ how a KV cache grows with the context while a recurrent state stays constant.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ..checks import check_float, check_int
 
 __all__ = [
     "RMSNorm",
@@ -221,6 +222,7 @@ def check_tokens(tokens: Any, vocab_size: int, *, name: str = "tokens", ndim: in
         ValueError: wrong number of dims, empty, or an id out of range; the message names ``name``.
     """
     shape_doc = "(B, T)" if ndim == 2 else "(B,)"
+    vocab_size = check_int(vocab_size, "vocab_size", minimum=1)
     if not isinstance(tokens, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor {shape_doc} of int64 ids, got {type(tokens).__name__}")
     if tokens.dtype.is_floating_point or tokens.dtype.is_complex or tokens.dtype == torch.bool:
@@ -257,12 +259,10 @@ def generate(
     Works with every zoo model (anything with ``prefill`` and ``step``).
 
     Raises:
-        ValueError: a negative ``max_new_tokens`` or ``temperature``.
+        ValueError: a negative ``max_new_tokens``, a negative or non-finite ``temperature``.
     """
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be a non-negative int, got {max_new_tokens!r}")
-    if not isinstance(temperature, (int, float)) or temperature < 0 or math.isnan(temperature):
-        raise ValueError(f"temperature must be a float >= 0, got {temperature!r}")
+    max_new_tokens = check_int(max_new_tokens, "max_new_tokens", minimum=0)
+    temperature = check_float(temperature, "temperature", minimum=0.0)
     was_training = model.training
     model.eval()
     try:
