@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -104,8 +105,9 @@ def sinusoidal_positions(positions: torch.Tensor, dim: int, *, base: float = 100
     Raises:
         ValueError: ``dim`` is not a positive even int.
     """
-    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 2 or dim % 2:
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 2 or dim % 2:
         raise ValueError(f"dim must be a positive even int for sinusoidal positions, got {dim!r}")
+    dim = int(dim)
     inv_freq = base ** (-torch.arange(0, dim, 2, dtype=torch.float64, device=positions.device) / dim)
     angles = positions.to(torch.float64)[:, None] * inv_freq[None, :]  # (T, dim/2)
     return torch.stack([angles.sin(), angles.cos()], dim=-1).reshape(positions.shape[0], dim)
@@ -124,8 +126,9 @@ def rope_cos_sin(
     Raises:
         ValueError: ``head_dim`` is not a positive even int.
     """
-    if isinstance(head_dim, bool) or not isinstance(head_dim, int) or head_dim < 2 or head_dim % 2:
+    if isinstance(head_dim, bool) or not isinstance(head_dim, (int, np.integer)) or head_dim < 2 or head_dim % 2:
         raise ValueError(f"head_dim must be a positive even int for RoPE, got {head_dim!r}")
+    head_dim = int(head_dim)
     inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float64, device=positions.device) / head_dim)
     angles = positions.to(torch.float64)[:, None] * inv_freq[None, :]  # (T, D/2)
     angles = torch.cat([angles, angles], dim=-1)  # (T, D): channel k and k + D/2 share an angle
