@@ -24,10 +24,6 @@ from .checks import check_float, check_int
 __all__ = ["as_token_tensor", "cosine_lr", "sample_batch", "train_lm", "evaluate_perplexity"]
 
 
-def _check_int(value: Any, name: str, *, minimum: int = 1) -> int:
-    return check_int(value, name, minimum=minimum)
-
-
 def as_token_tensor(tokens: Any, name: str = "tokens") -> torch.Tensor:
     """A 1-D int64 CPU tensor from a tensor, NumPy array or list of token ids.
 
@@ -203,11 +199,11 @@ def train_lm(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    seq_len = _check_int(seq_len, "seq_len")
-    batch_size = _check_int(batch_size, "batch_size")
-    steps = _check_int(steps, "steps")
-    seed = _check_int(seed, "seed", minimum=0)
-    warmup = min(100, steps // 10) if warmup is None else _check_int(warmup, "warmup", minimum=0)
+    seq_len = check_int(seq_len, "seq_len", minimum=1)
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
+    steps = check_int(steps, "steps", minimum=1)
+    seed = check_int(seed, "seed", minimum=0)
+    warmup = min(100, steps // 10) if warmup is None else check_int(warmup, "warmup", minimum=0)
     lr = check_float(lr, "lr", minimum=0.0, strict=True)
     weight_decay = check_float(weight_decay, "weight_decay", minimum=0.0)
     if grad_clip is not None:
@@ -219,7 +215,7 @@ def train_lm(
             f"train_tokens has {tokens.numel()} tokens: it needs at least seq_len + 1 = {seq_len + 1}"
         )
     if eval_every is not None:
-        eval_every = _check_int(eval_every, "eval_every")
+        eval_every = check_int(eval_every, "eval_every", minimum=1)
         if eval_tokens is None:
             raise ValueError("eval_every needs eval_tokens")
     if eval_tokens is not None:
@@ -331,10 +327,10 @@ def evaluate_perplexity(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    context_len = _check_int(context_len, "context_len")
-    batch_size = _check_int(batch_size, "batch_size")
+    context_len = check_int(context_len, "context_len", minimum=1)
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
     if max_windows is not None:
-        max_windows = _check_int(max_windows, "max_windows")
+        max_windows = check_int(max_windows, "max_windows", minimum=1)
     stream = as_token_tensor(tokens, "tokens")
     n_windows = (stream.numel() - 1) // context_len
     if n_windows < 1:

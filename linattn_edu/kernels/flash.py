@@ -515,6 +515,10 @@ def flash_attention(
     Returns:
         ``(B, H, Tq, D)`` in q's dtype; accumulation is in float32. Under the interpreter,
         bfloat16 inputs are computed in float32 (the interpreter has no bfloat16) and cast back.
+        A NaN/Inf in a key or value at position ``j`` can also reach queries that may not see
+        ``j`` (masked probability ``0 · NaN = NaN``), within ``j``'s key tile on the Triton path
+        and in every row on the PyTorch path; PyTorch's ``scaled_dot_product_attention`` does the
+        same. :func:`linattn_edu.reference.softmax_attention` reads only visible keys.
 
     Raises:
         TypeError: non-tensor or non-float inputs, mixed dtypes.

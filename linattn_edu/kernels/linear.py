@@ -433,6 +433,9 @@ def chunked_linear_attention(
     Returns:
         ``(B, H, T, Dv)`` in q's dtype; float32 accumulation and state. Under the interpreter,
         bfloat16 inputs are computed in float32 and cast back. Differentiable in q, k and v.
+        A NaN/Inf in a key or value can reach earlier rows of its own chunk (masked weight
+        ``0 · NaN``), not earlier chunks; :func:`linattn_edu.reference.linear_attention` never
+        reads masked positions.
 
     Raises:
         TypeError: non-tensor or non-float inputs, mixed dtypes, a non-bool ``normalize``.

@@ -276,6 +276,8 @@ def linear_attention(
 
     Returns:
         ``(..., T, Dv)`` float64; the three forms agree to float64 rounding.
+        Row ``i`` reads only positions ``j <= i``: a NaN/Inf in a later key or value never
+        reaches it (the parallel and chunked forms do not multiply masked weights by values).
 
     Raises:
         ValueError: bad shapes, an unknown ``feature_map`` or ``form`` name, ``chunk_size < 1``,

@@ -55,10 +55,6 @@ IGNORE_INDEX = -100
 _MAX_BLOCK_ELEMENTS = 1 << 22
 
 
-def _check_int(value: Any, name: str, *, minimum: int) -> int:
-    return check_int(value, name, minimum=minimum)
-
-
 def _check_alpha(alpha: Any) -> float:
     """``alpha`` as a finite float > 0 (``inf`` would make every weight ``(g + 1)^inf``)."""
     return check_float(alpha, "alpha", minimum=0.0, strict=True)
@@ -102,9 +98,9 @@ def mqar_query_slots(
         ValueError: ``n_queries > n_slots``, non-positive sizes, ``alpha`` not finite and > 0.
         TypeError: ``rng`` is not a ``numpy.random.Generator``.
     """
-    n_examples = _check_int(n_examples, "n_examples", minimum=0)
-    n_slots = _check_int(n_slots, "n_slots", minimum=1)
-    n_queries = _check_int(n_queries, "n_queries", minimum=1)
+    n_examples = check_int(n_examples, "n_examples", minimum=0)
+    n_slots = check_int(n_slots, "n_slots", minimum=1)
+    n_queries = check_int(n_queries, "n_queries", minimum=1)
     if n_queries > n_slots:
         raise ValueError(f"n_queries={n_queries} must be <= n_slots={n_slots}")
     alpha = _check_alpha(alpha)
@@ -154,11 +150,11 @@ def make_mqar(
             ``n_pairs < 1``, a non-int size or seed, ``alpha`` not finite and > 0, a non-bool
             ``random_non_queries``; each names the argument.
     """
-    n_examples = _check_int(n_examples, "n_examples", minimum=1)
-    seq_len = _check_int(seq_len, "seq_len", minimum=2)
-    n_pairs = _check_int(n_pairs, "n_pairs", minimum=1)
-    vocab_size = _check_int(vocab_size, "vocab_size", minimum=2)
-    seed = _check_int(seed, "seed", minimum=0)
+    n_examples = check_int(n_examples, "n_examples", minimum=1)
+    seq_len = check_int(seq_len, "seq_len", minimum=2)
+    n_pairs = check_int(n_pairs, "n_pairs", minimum=1)
+    vocab_size = check_int(vocab_size, "vocab_size", minimum=2)
+    seed = check_int(seed, "seed", minimum=0)
     if seq_len % 2:
         raise ValueError(f"seq_len must be even, got {seq_len}")
     if vocab_size <= seq_len:
