@@ -201,17 +201,24 @@ def softmax_attention(
 
 
 def masked_matmul(p: np.ndarray, v: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """``p @ v`` that reads, for query row ``i``, only the keys ``j`` with ``mask[i, j]``.
+    """``p @ v`` where query row ``i`` reads only the keys ``j`` with ``mask[i, j]``.
 
     ``p``: ``(..., Tq, Tk)``; ``v``: ``(..., Tk, Dv)``; ``mask``: ``(Tq, Tk)`` bool. Equal to
-    ``(p * mask) @ v`` for finite ``v``, but a NaN/Inf in a masked value cannot reach row ``i``
-    through ``0 · NaN``. One small product per query row: readable, not fast.
+    ``(p * mask) @ v`` for finite inputs, but a NaN/Inf in a masked entry of ``p`` or in a masked
+    value cannot reach row ``i`` through ``0 · NaN``. One matrix product with masked entries and
+    non-finite values set to 0, then the (rare) rows that do see a non-finite value are recomputed
+    from their visible keys only, so they get the NaN/Inf they should.
     """
-    lead = np.broadcast_shapes(p.shape[:-2], v.shape[:-2])
-    out = np.zeros(lead + (p.shape[-2], v.shape[-1]))
-    for i in range(p.shape[-2]):
-        js = np.flatnonzero(mask[i])
-        out[..., i, :] = np.einsum("...j,...jd->...d", p[..., i, js], v[..., js, :])
+    p = np.where(mask, p, 0.0)
+    finite = np.isfinite(v)
+    out = np.einsum("...ij,...jd->...id", p, np.where(finite, v, 0.0))
+    bad_key = ~finite.all(axis=-1)  # (..., Tk): keys whose value has a NaN/Inf
+    if bad_key.any():
+        sees_bad = np.einsum("ij,...j->...i", mask.astype(np.float64), bad_key.astype(np.float64)) > 0
+        for i in np.flatnonzero(sees_bad.reshape(-1, sees_bad.shape[-1]).any(axis=0)):
+            js = np.flatnonzero(mask[i])
+            exact = np.einsum("...j,...jd->...d", p[..., i, js], v[..., js, :])
+            out[..., i, :] = np.where(sees_bad[..., i, None], exact, out[..., i, :])
     return out
 
 

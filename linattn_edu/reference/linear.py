@@ -34,7 +34,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ..checks import check_bool, check_float, check_int
-from .attention import _as_float64
+from .attention import _as_float64, masked_matmul
 
 __all__ = [
     "identity_feature_map",
@@ -188,18 +188,13 @@ def _normalize(num: np.ndarray, den: np.ndarray, eps: float) -> np.ndarray:
 def _causal_rows(weights: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``Σ_{j≤i} w_ij v_j`` and ``Σ_{j≤i} w_ij`` for every row ``i`` of ``weights`` ``(..., n, n)``.
 
-    Row ``i`` reads only columns ``j <= i``, so a NaN in a later key or value never reaches it
-    (``weights * tril @ v`` would spread it through ``0 · NaN``).
+    Row ``i`` reads only columns ``j <= i`` (:func:`~linattn_edu.reference.attention.masked_matmul`),
+    so a NaN in a later key or value never reaches it (``weights * tril @ v`` would spread it
+    through ``0 · NaN``).
     """
     n = weights.shape[-1]
-    lead = np.broadcast_shapes(weights.shape[:-2], v.shape[:-2])
-    num = np.zeros(lead + (n, v.shape[-1]))
-    den = np.zeros(lead + (n,))
-    for i in range(n):
-        row = weights[..., i, : i + 1]
-        num[..., i, :] = np.einsum("...j,...jd->...d", row, v[..., : i + 1, :])
-        den[..., i] = row.sum(axis=-1)
-    return num, den
+    tril = np.tril(np.ones((n, n), dtype=bool))
+    return masked_matmul(weights, v, tril), np.where(tril, weights, 0.0).sum(axis=-1)
 
 
 def _parallel(fq: np.ndarray, fk: np.ndarray, v: np.ndarray, normalize: bool, eps: float) -> np.ndarray:
