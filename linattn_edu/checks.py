@@ -1,18 +1,108 @@
-"""Comparing results the way the book does: one line per check, the max error always printed.
+"""Comparing results the way the book does, and checking arguments the way the package does.
 
 ``check(actual, expected)`` is the book's equivalent of Triton-Puzzles' checker: it prints
 ``✓ name: max |err| = ...`` and returns the error, or raises ``AssertionError`` with the worst
 position. Tolerances are stated per dtype in :data:`TOLERANCES`.
+
+:func:`check_int`, :func:`check_float` and :func:`check_bool` are the one place where the package
+validates scalar arguments (references, kernels, models, training, tasks): NumPy scalars are
+accepted wherever Python ones are, ``bool`` is never taken for a number, and every error is a
+``ValueError`` (a bad value) or :class:`ArgumentTypeError` (a wrong type; both a
+``TypeError`` and a ``ValueError``) whose message names the argument.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["TOLERANCES", "tolerance", "to_numpy", "max_abs_error", "check"]
+__all__ = [
+    "TOLERANCES",
+    "tolerance",
+    "to_numpy",
+    "max_abs_error",
+    "check",
+    "check_int",
+    "check_float",
+    "check_bool",
+    "ArgumentTypeError",
+]
+
+
+class ArgumentTypeError(TypeError, ValueError):
+    """A scalar argument of the wrong type (``"4"`` for an int, ``True`` for a float, ...).
+
+    Both a ``TypeError`` and a ``ValueError``: older checks in the package raised ``ValueError``
+    for these, so ``except ValueError`` and ``except TypeError`` both keep catching them.
+    """
+
+
+def _describe(value: Any) -> str:
+    return f"{value!r} ({type(value).__name__})"
+
+
+def check_int(value: Any, name: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    """``value`` as a Python ``int``, or an error naming ``name``.
+
+    Accepts Python ints and NumPy integer scalars (``np.int64(5)``); rejects ``bool`` (``True`` is
+    not a size), floats (even ``2.0``), strings and ``None`` with :class:`ArgumentTypeError`, and
+    values out of ``[minimum, maximum]`` (inclusive) with ``ValueError``.
+    """
+    if minimum == 1:
+        kind = "a positive int"
+    elif minimum == 0:
+        kind = "a non-negative int"
+    else:
+        kind = "an int" + (f" >= {minimum}" if minimum is not None else "")
+    if maximum is not None:
+        kind += f" <= {maximum}"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ArgumentTypeError(f"{name} must be {kind}, got {_describe(value)}")
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise ValueError(f"{name} must be {kind}, got {value!r}")
+    return int(value)
+
+
+def check_float(
+    value: Any,
+    name: str,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    strict: bool = False,
+    finite: bool = True,
+) -> float:
+    """``value`` as a Python ``float``, or an error naming ``name``.
+
+    Accepts Python and NumPy real scalars (``np.float32(0.5)``, ``np.int64(2)``); rejects ``bool``,
+    strings, arrays and tensors (:class:`ArgumentTypeError`). ``ValueError`` for NaN (always) and
+    ``±inf`` (unless ``finite=False``), and for values out of range.
+    ``minimum`` is exclusive with ``strict=True`` (``lr > 0``), else inclusive (``eps >= 0``);
+    ``maximum`` is inclusive.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ArgumentTypeError(f"{name} must be a float (a real number), got {_describe(value)}")
+    value = float(value)
+    if math.isnan(value) or (finite and math.isinf(value)):
+        raise ValueError(f"{name} must be a finite number, got {value}")
+    if minimum is not None and (value <= minimum if strict else value < minimum):
+        raise ValueError(f"{name} must be {'>' if strict else '>='} {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value}")
+    return value
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """``value`` as a Python ``bool`` (NumPy ``np.bool_`` accepted), else :class:`ArgumentTypeError`.
+
+    ``causal="no"`` or ``causal=None`` would otherwise be truthy or falsy by accident.
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise ArgumentTypeError(f"{name} must be a bool, got {_describe(value)}")
+    return bool(value)
 
 #: ``(atol, rtol)`` used when comparing a result computed in this dtype against a float64
 #: reference. fp16/bf16 outputs carry 11/8 significant bits; accumulations are in fp32.

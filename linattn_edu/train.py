@@ -19,14 +19,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import runtime
+from .checks import check_float, check_int
 
 __all__ = ["as_token_tensor", "cosine_lr", "sample_batch", "train_lm", "evaluate_perplexity"]
-
-
-def _check_int(value: Any, name: str, *, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def as_token_tensor(tokens: Any, name: str = "tokens") -> torch.Tensor:
@@ -59,7 +54,16 @@ def cosine_lr(step: int, *, steps: int, lr: float, warmup: int, min_lr_ratio: fl
     Warmup: ``lr · (step + 1) / warmup`` for ``step < warmup``. Then
     ``lr_min + (lr - lr_min) · (1 + cos(pi · progress)) / 2`` with ``progress`` going from 0 at
     ``step = warmup`` to 1 at the last step ``steps - 1``.
+
+    Raises:
+        ValueError: a negative ``step`` or ``warmup``, ``steps < 1``, ``lr`` not finite and > 0,
+            ``min_lr_ratio`` outside ``[0, 1]``; each names the argument.
     """
+    step = check_int(step, "step", minimum=0)
+    steps = check_int(steps, "steps", minimum=1)
+    warmup = check_int(warmup, "warmup", minimum=0)
+    lr = check_float(lr, "lr", minimum=0.0, strict=True)
+    min_lr_ratio = check_float(min_lr_ratio, "min_lr_ratio", minimum=0.0, maximum=1.0)
     if step < warmup:
         return lr * (step + 1) / warmup
     decay_steps = max(1, steps - 1 - warmup)
@@ -83,12 +87,42 @@ def sample_batch(
 
 
 def _resolve_device(device: Any) -> torch.device:
+    """``device`` as a ``torch.device`` that works here, or ``ValueError`` naming ``device``.
+
+    ``"cuda"`` on a machine without CUDA (or a GPU index that does not exist) fails here, with a
+    message saying so, rather than later inside ``model.to``.
+    """
     if device is None:
         return runtime.device()
     try:
-        return torch.device(device)
+        dev = torch.device(device)
     except (TypeError, RuntimeError) as err:
         raise ValueError(f"device must be None, a torch.device or a string like 'cpu', got {device!r}") from err
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} but CUDA is not available here (use 'cpu' or None)")
+    try:
+        torch.empty(0, device=dev)  # e.g. cuda:7 on a 1-GPU machine, or mps without Metal
+    except (RuntimeError, AssertionError) as err:
+        raise ValueError(f"device={device!r} cannot be used here: {err}") from err
+    return dev
+
+
+def _vocab_size(model: nn.Module) -> int | None:
+    """The model's vocabulary size from ``model.config.vocab_size`` or ``model.vocab_size``, if any."""
+    for owner in (getattr(model, "config", None), model):
+        value = getattr(owner, "vocab_size", None)
+        if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+            return int(value)
+    return None
+
+
+def _check_vocab(tokens: torch.Tensor, vocab_size: int, name: str) -> None:
+    """``ValueError`` naming ``name`` unless every id (inputs *and* targets) is below ``vocab_size``."""
+    if tokens.numel() and int(tokens.max()) >= vocab_size:
+        raise ValueError(
+            f"{name} holds id {int(tokens.max())}, outside the model's vocabulary [0, vocab_size={vocab_size}) "
+            "(ids that appear only as next-token targets must fit too)"
+        )
 
 
 def _sync(device: torch.device) -> None:
@@ -159,36 +193,40 @@ def train_lm(
         ``{"step", "perplexity"}``), ``device`` and ``config`` (the arguments).
 
     Raises:
-        ValueError / TypeError: bad arguments, naming them (e.g. a stream shorter than ``seq_len + 1``).
+        ValueError / TypeError: bad arguments, naming them (e.g. a stream shorter than ``seq_len + 1``,
+            an id outside the model's vocabulary even if it only appears as a target, a
+            non-finite ``lr``/``weight_decay``/``grad_clip``, or ``device="cuda"`` without CUDA).
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    seq_len = _check_int(seq_len, "seq_len")
-    batch_size = _check_int(batch_size, "batch_size")
-    steps = _check_int(steps, "steps")
-    seed = _check_int(seed, "seed", minimum=0)
-    warmup = min(100, steps // 10) if warmup is None else _check_int(warmup, "warmup", minimum=0)
-    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0:
-        raise ValueError(f"lr must be a positive number, got {lr!r}")
-    if not isinstance(weight_decay, (int, float)) or weight_decay < 0:
-        raise ValueError(f"weight_decay must be a number >= 0, got {weight_decay!r}")
-    if grad_clip is not None and (not isinstance(grad_clip, (int, float)) or not grad_clip > 0):
-        raise ValueError(f"grad_clip must be a positive number or None, got {grad_clip!r}")
-    if not isinstance(min_lr_ratio, (int, float)) or not 0 <= min_lr_ratio <= 1:
-        raise ValueError(f"min_lr_ratio must be in [0, 1], got {min_lr_ratio!r}")
+    seq_len = check_int(seq_len, "seq_len", minimum=1)
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
+    steps = check_int(steps, "steps", minimum=1)
+    seed = check_int(seed, "seed", minimum=0)
+    warmup = min(100, steps // 10) if warmup is None else check_int(warmup, "warmup", minimum=0)
+    lr = check_float(lr, "lr", minimum=0.0, strict=True)
+    weight_decay = check_float(weight_decay, "weight_decay", minimum=0.0)
+    if grad_clip is not None:
+        grad_clip = check_float(grad_clip, "grad_clip", minimum=0.0, strict=True)
+    min_lr_ratio = check_float(min_lr_ratio, "min_lr_ratio", minimum=0.0, maximum=1.0)
     tokens = as_token_tensor(train_tokens, "train_tokens")
     if tokens.numel() < seq_len + 1:
         raise ValueError(
             f"train_tokens has {tokens.numel()} tokens: it needs at least seq_len + 1 = {seq_len + 1}"
         )
     if eval_every is not None:
-        eval_every = _check_int(eval_every, "eval_every")
+        eval_every = check_int(eval_every, "eval_every", minimum=1)
         if eval_tokens is None:
             raise ValueError("eval_every needs eval_tokens")
     if eval_tokens is not None:
         eval_tokens = as_token_tensor(eval_tokens, "eval_tokens")
         if eval_tokens.numel() < seq_len + 1:
             raise ValueError(f"eval_tokens has {eval_tokens.numel()} tokens: it needs at least seq_len + 1 = {seq_len + 1}")
+    vocab_size = _vocab_size(model)
+    if vocab_size is not None:
+        _check_vocab(tokens, vocab_size, "train_tokens")
+        if eval_tokens is not None:
+            _check_vocab(eval_tokens, vocab_size, "eval_tokens")
     dev = _resolve_device(device)
     if amp is None:
         amp = dev.type == "cuda" and torch.cuda.is_bf16_supported()
@@ -221,6 +259,11 @@ def train_lm(
         t0 = time.perf_counter()
         with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=amp):
             logits = model(x)
+        if vocab_size is None:  # a model without a vocab_size attribute: its logits say it
+            vocab_size = int(logits.shape[-1])
+            _check_vocab(tokens, vocab_size, "train_tokens")
+            if eval_tokens is not None:
+                _check_vocab(eval_tokens, vocab_size, "eval_tokens")
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -284,10 +327,10 @@ def evaluate_perplexity(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    context_len = _check_int(context_len, "context_len")
-    batch_size = _check_int(batch_size, "batch_size")
+    context_len = check_int(context_len, "context_len", minimum=1)
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
     if max_windows is not None:
-        max_windows = _check_int(max_windows, "max_windows")
+        max_windows = check_int(max_windows, "max_windows", minimum=1)
     stream = as_token_tensor(tokens, "tokens")
     n_windows = (stream.numel() - 1) // context_len
     if n_windows < 1:
@@ -297,6 +340,9 @@ def evaluate_perplexity(
     starts = np.arange(n_windows) * context_len
     if max_windows is not None and max_windows < n_windows:
         starts = starts[np.unique(np.linspace(0, n_windows - 1, max_windows).round().astype(np.int64))]
+    vocab_size = _vocab_size(model)
+    if vocab_size is not None:
+        _check_vocab(stream, vocab_size, "tokens")
     dev = _resolve_device(device)
     was_training = model.training
     model.to(dev)
@@ -308,6 +354,9 @@ def evaluate_perplexity(
             idx = torch.as_tensor(starts[i : i + batch_size])[:, None] + offsets[None, :]
             window = stream[idx].to(dev)
             logits = model(window[:, :-1])
+            if vocab_size is None:
+                vocab_size = int(logits.shape[-1])
+                _check_vocab(stream, vocab_size, "tokens")
             nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).double(), window[:, 1:].reshape(-1),
                                   reduction="sum")
             total_nll += float(nll)

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from .. import runtime
+from ..checks import check_bool, check_float, check_int
 
 try:  # Triton is optional: without it every kernel call takes its PyTorch path.
     import triton
@@ -18,7 +19,19 @@ except ImportError:  # pragma: no cover - exercised only where Triton is missing
     tl = None  # type: ignore[assignment]
     HAS_TRITON = False
 
-__all__ = ["HAS_TRITON", "triton", "tl", "jit", "is_interpreted", "choose_backend", "require_tensor"]
+__all__ = [
+    "HAS_TRITON",
+    "triton",
+    "tl",
+    "jit",
+    "is_interpreted",
+    "choose_backend",
+    "require_tensor",
+    "check_int",
+    "check_float",
+    "check_bool",
+    "safe_divide",
+]
 
 
 def jit(fn: Any) -> Any:
@@ -64,3 +77,15 @@ def require_tensor(x: Any, name: str, *, ndim: int | None = None, shape_doc: str
     if ndim is not None and x.ndim != ndim:
         raise ValueError(f"{name} must have {ndim} dims {shape_doc}, got shape {tuple(x.shape)}")
     return x
+
+
+def safe_divide(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
+    """``num / den`` with 0 where ``den == 0`` (broadcasting), and finite gradients there.
+
+    The normalization of linear attention divides by ``q·z + eps``; with ``eps = 0`` a row whose
+    weights are all 0 has ``0 / 0``. Its limit as ``eps → 0`` is 0, which is what this returns
+    (the same rule as :mod:`linattn_edu.reference.linear`). The inner ``where`` keeps the
+    backward pass free of ``0 · inf``.
+    """
+    zero = den == 0
+    return torch.where(zero, torch.zeros((), dtype=num.dtype, device=num.device), num / torch.where(zero, torch.ones_like(den), den))

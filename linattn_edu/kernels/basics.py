@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from ._common import choose_backend, jit, require_tensor, tl
+from ._common import check_int, choose_backend, jit, require_tensor, tl
 
 __all__ = ["vector_add", "row_softmax", "MAX_SOFTMAX_COLS", "next_power_of_2", "cdiv"]
 
@@ -90,13 +90,13 @@ def vector_add(
         raise ValueError(f"y must have x's dtype {x.dtype}, got {y.dtype}")
     if y.device != x.device:
         raise ValueError(f"y must be on x's device {x.device}, got {y.device}")
-    if (
-        not isinstance(block_size, int)
-        or isinstance(block_size, bool)
-        or not 16 <= block_size <= 65536
-        or block_size & (block_size - 1)
-    ):
-        raise ValueError(f"block_size must be a power of two in [16, 65536], got {block_size!r}")
+    expected = f"block_size must be a power of two in [16, 65536], got {block_size!r}"
+    try:
+        block_size = check_int(block_size, "block_size", minimum=16, maximum=65536)  # NumPy ints too
+    except ValueError as err:  # ArgumentTypeError for a non-int, ValueError out of range
+        raise type(err)(expected) from None
+    if block_size & (block_size - 1):
+        raise ValueError(expected)
 
     chosen = choose_backend(_vector_add_kernel, x, backend)
     if chosen == "torch" or x.numel() == 0:

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from ._common import choose_backend, jit, require_tensor, tl, triton
+from ._common import check_bool, check_float, check_int, choose_backend, jit, require_tensor, tl, triton
 
 __all__ = [
     "SUPPORTED_HEAD_DIMS",
@@ -381,15 +381,19 @@ def _validate(q, k, v, causal, scale, alibi_slopes, window) -> None:
         raise ValueError(f"k has {k.shape[1]} heads: the {h} query heads of q must be a multiple of it")
     if tq < 1 or k.shape[2] < 1:
         raise ValueError(f"q and k need at least one position, got Tq={tq}, Tk={k.shape[2]}")
+    if d < 1:
+        raise ValueError(f"q must have a head dim D >= 1, got shape {tuple(q.shape)}")
+    check_bool(causal, "causal")
     if causal and tq > k.shape[2]:
         raise ValueError(f"causal attention needs Tq <= Tk (queries are the last keys), got q {tuple(q.shape)}, k {tuple(k.shape)}")
     if window is not None:
         if not causal:
             raise ValueError("window requires causal=True (it is a causal sliding window)")
-        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-            raise ValueError(f"window must be a positive int or None, got {window!r}")
-    if scale is not None and not isinstance(scale, (int, float)):
-        raise TypeError(f"scale must be a float or None, got {type(scale).__name__}")
+        check_int(window, "window", minimum=1)
+    if scale is not None:
+        if isinstance(scale, torch.Tensor):
+            raise TypeError("scale must be a float or None, got a tensor (use float(scale))")
+        check_float(scale, "scale")
     if alibi_slopes is not None:
         require_tensor(alibi_slopes, "alibi_slopes", ndim=1, shape_doc=f"(H={h},)")
         if alibi_slopes.shape[0] != h:
@@ -498,7 +502,9 @@ def flash_attention(
             last ``Tq`` positions (decoding with a KV cache). Needs ``Tq <= Tk``.
         scale: score scale, default ``1 / sqrt(D)``.
         alibi_slopes: ``(H,)`` ALiBi slopes ``m_h``; the bias ``-m_h * (i - j)`` is computed inside
-            the kernel from positions (no ``T x T`` tensor). Not differentiated.
+            the kernel from positions (no ``T x T`` tensor). The kernels do not differentiate
+            them: slopes that require grad raise ``ValueError`` on a Triton backend while grad
+            is enabled (pass ``alibi_slopes.detach()``, or ``backend="torch"`` for their gradient).
         window: causal sliding window ``w``: query ``i`` sees keys ``i - w < j <= i``.
         backend: None picks from the tensors' device (compiled Triton on a CUDA GPU with
             compute capability >= 8.0, the Triton interpreter for CPU tensors when
@@ -509,6 +515,10 @@ def flash_attention(
     Returns:
         ``(B, H, Tq, D)`` in q's dtype; accumulation is in float32. Under the interpreter,
         bfloat16 inputs are computed in float32 (the interpreter has no bfloat16) and cast back.
+        A NaN/Inf in a key or value at position ``j`` can also reach queries that may not see
+        ``j`` (masked probability ``0 · NaN = NaN``), within ``j``'s key tile on the Triton path
+        and in every row on the PyTorch path; PyTorch's ``scaled_dot_product_attention`` does the
+        same. :func:`linattn_edu.reference.softmax_attention` reads only visible keys.
 
     Raises:
         TypeError: non-tensor or non-float inputs, mixed dtypes.
@@ -518,6 +528,7 @@ def flash_attention(
     _validate(q, k, v, causal, scale, alibi_slopes, window)
     d = q.shape[-1]
     scale = 1.0 / math.sqrt(d) if scale is None else float(scale)
+    window = None if window is None else int(window)  # NumPy ints accepted, plain int for the kernel
     if backend == "torch" or (backend is None and q.dtype == torch.float64):
         return flash_attention_torch(q, k, v, causal=causal, scale=scale, alibi_slopes=alibi_slopes, window=window)
     if d not in SUPPORTED_HEAD_DIMS:
@@ -532,6 +543,11 @@ def flash_attention(
     chosen = choose_backend(_flash_fwd_kernel, q, backend)
     if chosen == "torch":
         return flash_attention_torch(q, k, v, causal=causal, scale=scale, alibi_slopes=alibi_slopes, window=window)
+    if alibi_slopes is not None and alibi_slopes.requires_grad and torch.is_grad_enabled():
+        raise ValueError(
+            "alibi_slopes requires grad, but the Triton kernels do not differentiate the slopes "
+            "(they would silently get no gradient): pass alibi_slopes.detach(), or use backend='torch'"
+        )
     upcast = chosen == "interpreter" and q.dtype == torch.bfloat16
-    return _FlashAttentionFn.apply(q, k, v, alibi_slopes, causal, scale, window, upcast)
+    return _FlashAttentionFn.apply(q, k, v, alibi_slopes, bool(causal), scale, window, upcast)
 

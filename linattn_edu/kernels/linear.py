@@ -51,7 +51,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from ._common import choose_backend, jit, require_tensor, tl, triton
+from ._common import check_bool, check_float, check_int, choose_backend, jit, require_tensor, safe_divide, tl, triton
 
 __all__ = [
     "KERNEL_CHUNK_SIZES",
@@ -352,6 +352,7 @@ def chunked_linear_attention_torch(
     instead carries one state through a loop.
     """
     _validate(q, k, v, chunk_size, normalize, eps)
+    chunk_size, normalize, eps = int(chunk_size), bool(normalize), float(eps)
     compute = torch.float64 if q.dtype == torch.float64 else torch.float32
     b, h, t, f = q.shape
     q_, k_, v_ = q.to(compute), k.to(compute), v.to(compute)
@@ -372,7 +373,7 @@ def chunked_linear_attention_torch(
     before = torch.cumsum(chunk_states, dim=2) - chunk_states  # S_{c-1}: states of earlier chunks
     out = (intra + qc @ before).reshape(b, h, n * c, -1)[:, :, :t]
     if normalize:
-        out = out[..., :-1] / (out[..., -1:] + eps)
+        out = safe_divide(out[..., :-1], out[..., -1:] + eps)  # 0 where 0 / 0 (eps = 0)
     return out.to(q.dtype)
 
 
@@ -395,14 +396,9 @@ def _validate(q, k, v, chunk_size, normalize, eps) -> None:
         raise ValueError(f"k must have the same shape as q {tuple(q.shape)}, got {tuple(k.shape)}")
     if v.shape[:3] != q.shape[:3] or v.shape[3] < 1:
         raise ValueError(f"v must have shape (B, H, T, Dv) = {tuple(q.shape[:3])} + (Dv,), got {tuple(v.shape)}")
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
-    if not isinstance(normalize, bool):
-        raise TypeError(f"normalize must be a bool, got {type(normalize).__name__}")
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)):
-        raise TypeError(f"eps must be a float, got {type(eps).__name__}")
-    if not eps >= 0:
-        raise ValueError(f"eps must be >= 0, got {eps!r}")
+    check_int(chunk_size, "chunk_size", minimum=1)
+    check_bool(normalize, "normalize")
+    check_float(eps, "eps", minimum=0.0)
 
 
 def chunked_linear_attention(
@@ -427,7 +423,8 @@ def chunked_linear_attention(
         chunk_size: tokens per chunk; for the Triton kernels one of :data:`KERNEL_CHUNK_SIZES`
             (16, 32, 64, 128), any positive int for ``backend="torch"``. Does not change the result.
         normalize: divide by ``q_i·z_i + eps`` (computed as linear attention with values 1).
-        eps: added to the denominator, >= 0.
+        eps: added to the denominator, finite and >= 0. With ``eps = 0`` a row whose denominator
+            is exactly 0 (all its weights 0) outputs 0, the limit as ``eps → 0``.
         backend: None picks from the tensors' device (compiled Triton on a CUDA GPU with compute
             capability >= 8.0, the Triton interpreter for CPU tensors when ``TRITON_INTERPRET=1``
             was set before import, PyTorch otherwise) or force ``"torch"``. float64 inputs take
@@ -436,6 +433,9 @@ def chunked_linear_attention(
     Returns:
         ``(B, H, T, Dv)`` in q's dtype; float32 accumulation and state. Under the interpreter,
         bfloat16 inputs are computed in float32 and cast back. Differentiable in q, k and v.
+        A NaN/Inf in a key or value can reach earlier rows of its own chunk (masked weight
+        ``0 · NaN``), not earlier chunks; :func:`linattn_edu.reference.linear_attention` never
+        reads masked positions.
 
     Raises:
         TypeError: non-tensor or non-float inputs, mixed dtypes, a non-bool ``normalize``.
@@ -443,6 +443,7 @@ def chunked_linear_attention(
             ``eps``, or a Triton backend requested where it cannot run; each names the argument.
     """
     _validate(q, k, v, chunk_size, normalize, eps)
+    chunk_size, normalize, eps = int(chunk_size), bool(normalize), float(eps)  # NumPy scalars accepted
     if backend == "torch" or (backend is None and q.dtype == torch.float64):
         return chunked_linear_attention_torch(q, k, v, chunk_size=chunk_size, normalize=normalize, eps=eps)
     chosen = choose_backend(_linear_fwd_kernel, q, backend)
@@ -461,7 +462,7 @@ def chunked_linear_attention(
         return num.to(q.dtype)
     ones = torch.ones(*q.shape[:3], 1, dtype=q.dtype, device=q.device)
     den = _ChunkedLinearAttentionFn.apply(q, k, ones, chunk_size, upcast)  # q_i·z_i, float32
-    return (num / (den + eps)).to(q.dtype)
+    return safe_divide(num, den + eps).to(q.dtype)  # 0 where 0 / 0 (eps = 0)
 
 
 class LinearAttentionState(NamedTuple):
@@ -514,12 +515,8 @@ def linear_attention_step(
         raise ValueError(f"k_t must have the same shape as q_t {tuple(q_t.shape)}, got {tuple(k_t.shape)}")
     if v_t.shape[:2] != q_t.shape[:2]:
         raise ValueError(f"v_t must have shape (B, H, Dv) = {tuple(q_t.shape[:2])} + (Dv,), got {tuple(v_t.shape)}")
-    if not isinstance(normalize, bool):
-        raise TypeError(f"normalize must be a bool, got {type(normalize).__name__}")
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)):
-        raise TypeError(f"eps must be a float, got {type(eps).__name__}")
-    if not eps >= 0:
-        raise ValueError(f"eps must be >= 0, got {eps!r}")
+    normalize = check_bool(normalize, "normalize")
+    eps = check_float(eps, "eps", minimum=0.0)
     compute = torch.float64 if q_t.dtype == torch.float64 else torch.float32
     b, h, f = q_t.shape
     dv = v_t.shape[-1]
@@ -544,5 +541,5 @@ def linear_attention_step(
     z_new = z_prev + k_
     out = torch.einsum("bhf,bhfd->bhd", q_, s_new)
     if normalize:
-        out = out / ((q_ * z_new).sum(-1, keepdim=True) + eps)
+        out = safe_divide(out, (q_ * z_new).sum(-1, keepdim=True) + eps)  # 0 where 0 / 0 (eps = 0)
     return out.to(q_t.dtype), LinearAttentionState(s_new, z_new)

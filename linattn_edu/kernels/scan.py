@@ -506,6 +506,26 @@ def _validate_filter(weight: Any, bias: Any, x: torch.Tensor, x_name: str) -> No
             raise ValueError(f"bias must be on {x_name}'s device {x.device}, got {bias.device}")
 
 
+def _check_decay_domain(a: torch.Tensor) -> None:
+    """``ValueError`` naming ``a`` unless ``|a| <= 1`` everywhere (NaN passes: it propagates anyway).
+
+    The blocked scan composes up to ``BLOCK_T`` steps into products ``a_{t0}···a_t`` before it
+    applies them to the carried state. For ``|a| <= 1`` those products cannot overflow; for
+    ``|a| >> 1`` they reach ``inf`` and ``inf · 0`` turns exact zeros into NaN where the plain
+    loop of :func:`linear_scan_torch` gives 0. One reduction over ``a`` (and a host sync); skipped
+    while ``torch.compile`` traces.
+    """
+    if torch.compiler.is_compiling():
+        return
+    if bool((a.abs() > 1).any()):
+        worst = float(a.abs().nan_to_num(0.0).max())
+        raise ValueError(
+            f"a must satisfy |a| <= 1 on the Triton backends (a stable decay; got max |a| = {worst:g}): "
+            "the blocked scan multiplies up to BLOCK_T decays together, which overflows for |a| >> 1; "
+            "use backend='torch' (the sequential loop) for |a| > 1"
+        )
+
+
 def _kernel_backend(kernel: Any, x: torch.Tensor, backend: str | None) -> str:
     """``"torch"``, ``"triton"`` or ``"interpreter"``; float64 goes to torch unless a kernel is forced."""
     if backend == "torch" or (backend is None and x.dtype == torch.float64):
@@ -555,7 +575,8 @@ def linear_scan(
     """The linear recurrence ``h_t = a_t·h_{t-1} + b_t`` over time, per batch row and channel.
 
     Args:
-        a: ``(B, T, C)`` decay (the RG-LRU's ``a_t``; 0 resets the state).
+        a: ``(B, T, C)`` decay (the RG-LRU's ``a_t``; 0 resets the state). On the Triton backends
+            ``|a| <= 1`` (checked: ``ValueError`` otherwise); ``backend="torch"`` takes any real.
         b: ``(B, T, C)`` input, the same shape and dtype as ``a``.
         h0: ``(B, C)`` state before the first step, or None for zeros. Its dtype is a's or the
             state dtype (float32; float64 for float64 inputs), so a previous call's ``h_last``
@@ -574,13 +595,14 @@ def linear_scan(
     Raises:
         TypeError: non-tensor or non-float inputs, ``a`` and ``b`` of different dtypes, an ``h0``
             of another dtype, or float64 forced onto a Triton backend.
-        ValueError: shapes that do not fit together, mixed devices, or a Triton backend requested
-            where it cannot run; each names the argument and the expected shape.
+        ValueError: shapes that do not fit together, mixed devices, ``|a| > 1`` on a Triton
+            backend, or a Triton backend requested where it cannot run; each names the argument.
     """
     _validate_scan(a, b, h0)
     chosen = _kernel_backend(_linear_scan_fwd_kernel, a, backend)
     if chosen == "torch":
         return linear_scan_torch(a, b, h0)
+    _check_decay_domain(a)
     upcast = chosen == "interpreter" and a.dtype == torch.bfloat16
     return _LinearScanFn.apply(a, b, h0, upcast)
 

@@ -13,12 +13,14 @@ how a KV cache grows with the context while a recurrent state stays constant.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ..checks import check_float, check_int
 
 __all__ = [
     "RMSNorm",
@@ -103,8 +105,9 @@ def sinusoidal_positions(positions: torch.Tensor, dim: int, *, base: float = 100
     Raises:
         ValueError: ``dim`` is not a positive even int.
     """
-    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 2 or dim % 2:
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 2 or dim % 2:
         raise ValueError(f"dim must be a positive even int for sinusoidal positions, got {dim!r}")
+    dim = int(dim)
     inv_freq = base ** (-torch.arange(0, dim, 2, dtype=torch.float64, device=positions.device) / dim)
     angles = positions.to(torch.float64)[:, None] * inv_freq[None, :]  # (T, dim/2)
     return torch.stack([angles.sin(), angles.cos()], dim=-1).reshape(positions.shape[0], dim)
@@ -123,8 +126,9 @@ def rope_cos_sin(
     Raises:
         ValueError: ``head_dim`` is not a positive even int.
     """
-    if isinstance(head_dim, bool) or not isinstance(head_dim, int) or head_dim < 2 or head_dim % 2:
+    if isinstance(head_dim, bool) or not isinstance(head_dim, (int, np.integer)) or head_dim < 2 or head_dim % 2:
         raise ValueError(f"head_dim must be a positive even int for RoPE, got {head_dim!r}")
+    head_dim = int(head_dim)
     inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float64, device=positions.device) / head_dim)
     angles = positions.to(torch.float64)[:, None] * inv_freq[None, :]  # (T, D/2)
     angles = torch.cat([angles, angles], dim=-1)  # (T, D): channel k and k + D/2 share an angle
@@ -221,6 +225,7 @@ def check_tokens(tokens: Any, vocab_size: int, *, name: str = "tokens", ndim: in
         ValueError: wrong number of dims, empty, or an id out of range; the message names ``name``.
     """
     shape_doc = "(B, T)" if ndim == 2 else "(B,)"
+    vocab_size = check_int(vocab_size, "vocab_size", minimum=1)
     if not isinstance(tokens, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor {shape_doc} of int64 ids, got {type(tokens).__name__}")
     if tokens.dtype.is_floating_point or tokens.dtype.is_complex or tokens.dtype == torch.bool:
@@ -257,12 +262,10 @@ def generate(
     Works with every zoo model (anything with ``prefill`` and ``step``).
 
     Raises:
-        ValueError: a negative ``max_new_tokens`` or ``temperature``.
+        ValueError: a negative ``max_new_tokens``, a negative or non-finite ``temperature``.
     """
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be a non-negative int, got {max_new_tokens!r}")
-    if not isinstance(temperature, (int, float)) or temperature < 0 or math.isnan(temperature):
-        raise ValueError(f"temperature must be a float >= 0, got {temperature!r}")
+    max_new_tokens = check_int(max_new_tokens, "max_new_tokens", minimum=0)
+    temperature = check_float(temperature, "temperature", minimum=0.0)
     was_training = model.training
     model.eval()
     try:

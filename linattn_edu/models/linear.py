@@ -175,6 +175,8 @@ def feature_map_torch(x: torch.Tensor, feature_map: str) -> torch.Tensor:
     """
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
         raise TypeError(f"x must be a floating-point torch.Tensor (..., d), got {type(x).__name__}")
+    if x.ndim < 1 or x.shape[-1] < 1:
+        raise ValueError(f"x must have shape (..., d) with d >= 1, got shape {tuple(x.shape)}")
     if feature_map == "elu":
         return F.elu(x) + 1.0
     if feature_map == "relu":
@@ -185,14 +187,16 @@ def feature_map_torch(x: torch.Tensor, feature_map: str) -> torch.Tensor:
         d = x.shape[-1]
         ones = torch.ones_like(x[..., :1])
         linear = x / d**0.25
+        # Scale *before* the outer product: x xᵀ overflows float16 at |x| >= 256 although the
+        # scaled features are still representable (up to |x| ≈ 256·(2d)^{1/4}).
         if feature_map == "taylor":
-            quad = (x[..., :, None] * x[..., None, :]).flatten(-2) / (math.sqrt(2.0) * math.sqrt(d))
+            xs = x / math.sqrt(math.sqrt(2.0) * math.sqrt(d))  # xs_a·xs_b = x_a·x_b / (√2·√d)
+            quad = (xs[..., :, None] * xs[..., None, :]).flatten(-2)
         else:
             rows, cols = torch.triu_indices(d, d, device=x.device)
-            # off-diagonal entries stand for (a, b) and (b, a): √2 · 1/(√2·√d) = 1/√d
-            scale = torch.full(rows.shape, 1.0 / math.sqrt(d), dtype=x.dtype, device=x.device)
-            scale[rows == cols] = 1.0 / (math.sqrt(2.0) * math.sqrt(d))
-            quad = x[..., rows] * x[..., cols] * scale
+            xs = linear  # x / d^{1/4}: xs_a·xs_b = x_a·x_b / √d, the off-diagonal weight (√2 · 1/(√2·√d))
+            quad = xs[..., rows] * xs[..., cols]
+            quad = torch.where(rows == cols, quad / math.sqrt(2.0), quad)  # diagonal: 1/(√2·√d)
         return torch.cat([ones, linear, quad], dim=-1)
     raise ValueError(f"feature_map must be one of {list(LINEAR_FEATURE_MAPS)}, got {feature_map!r}")
 

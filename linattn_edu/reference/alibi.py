@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
+from ..checks import check_int
 from .attention import _as_float64, softmax_attention
 
 __all__ = [
@@ -31,9 +32,7 @@ __all__ = [
 
 def _check_positive_int(value: object, name: str) -> int:
     """Return ``value`` as an int, or raise ``ValueError`` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
+    return check_int(value, name, minimum=1)
 
 
 def _power_of_two_slopes(n: int) -> np.ndarray:
@@ -136,25 +135,31 @@ def alibi_attention(
         k: ``(..., H_kv, Tk, D)`` keys (``H % H_kv == 0``).
         v: ``(..., H_kv, Tk, Dv)`` values.
         causal, scale, window: as :func:`~linattn_edu.reference.softmax_attention`.
-        slopes: ``(H,)`` slopes; default :func:`alibi_slopes` of ``H``.
+        slopes: ``(H,)`` finite slopes; default :func:`alibi_slopes` of ``H``.
 
     Returns:
         ``(..., H, Tq, Dv)`` float64.
 
     Raises:
-        ValueError: ``q`` without a head axis, or ``slopes`` of the wrong shape.
+        ValueError: ``q`` without a head axis, ``k`` without a time axis, ``slopes`` of the wrong
+            shape or not finite (and whatever :func:`softmax_attention` rejects).
     """
     q = _as_float64(q, "q")
     if q.ndim < 3:
         raise ValueError(f"q must have a head axis (..., H, Tq, D), got shape {q.shape}")
     h, tq = q.shape[-3], q.shape[-2]
-    tk = np.shape(k)[-2] if np.ndim(k) >= 2 else tq
+    k = _as_float64(k, "k")
+    if k.ndim < 2:
+        raise ValueError(f"k must have shape (..., H_kv, Tk, D), got shape {k.shape}")
+    tk = k.shape[-2]
     if slopes is None:
         m = alibi_slopes(h)
     else:
         m = _as_float64(slopes, "slopes")
         if m.shape != (h,):
             raise ValueError(f"slopes must have shape (H={h},), got {m.shape}")
+        if not np.all(np.isfinite(m)):
+            raise ValueError(f"slopes must be finite, got {m}")
     # Query row r sits at position Tk - Tq + r, as in softmax_attention and the flash kernel.
     pos_q = np.arange(tq)[:, None] + (tk - tq)
     pos_k = np.arange(tk)[None, :]

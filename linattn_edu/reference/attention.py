@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
+from ..checks import check_bool, check_float, check_int
+
 __all__ = [
     "softmax",
     "naive_softmax",
@@ -67,15 +69,13 @@ def attention_mask(
     Sliding window of size ``w``: additionally ``pos(i) - w < j`` (``w`` keys, the current one
     included).
     """
-    k_len = q_len if k_len is None else k_len
-    for name, val in (("q_len", q_len), ("k_len", k_len)):
-        if not isinstance(val, (int, np.integer)) or val < 1:
-            raise ValueError(f"{name} must be a positive int, got {val!r}")
+    q_len = check_int(q_len, "q_len", minimum=1)
+    k_len = q_len if k_len is None else check_int(k_len, "k_len", minimum=1)
+    causal = check_bool(causal, "causal")
     if window is not None:
+        window = check_int(window, "window", minimum=1)
         if not causal:
             raise ValueError("window requires causal=True (it is a causal sliding window)")
-        if not isinstance(window, (int, np.integer)) or window < 1:
-            raise ValueError(f"window must be a positive int or None, got {window!r}")
     if not causal:
         return np.ones((q_len, k_len), dtype=bool)
     if q_len > k_len:
@@ -97,6 +97,7 @@ def repeat_kv(x: ArrayLike, n_rep: int) -> np.ndarray:
     consecutive query heads.
     """
     x = _as_float64(x, "x")
+    n_rep = check_int(n_rep, "n_rep", minimum=1)
     if x.ndim < 3:
         raise ValueError(f"x must have a head axis: (..., H_kv, T, D), got shape {x.shape}")
     return np.repeat(x, n_rep, axis=-3)
@@ -143,8 +144,17 @@ def softmax_attention(
     Returns:
         ``(..., Tq, Dv)`` float64 outputs.
 
+    Masked keys are never read: each query row multiplies only the values it may see, so a NaN
+    or Inf in a (masked) future value or key stays out of earlier rows. Computing
+    ``softmax(scores) @ v`` with masked probabilities 0 would not: ``0 · NaN = NaN``. PyTorch's
+    ``scaled_dot_product_attention`` does (on the CPU, torch 2.x, a NaN in the last value turns
+    every causal row into NaN), and so do the Triton kernels within a key tile, so this reference
+    and those agree only for finite inputs.
+
     Raises:
-        ValueError: shapes that do not fit together, naming the argument.
+        ValueError: shapes that do not fit together, ``D = 0``, a non-finite ``scale``, a bad
+            ``window``, naming the argument.
+        TypeError: a non-numeric input or a non-bool ``causal``.
     """
     q = _as_float64(q, "q")
     k = _as_float64(k, "k")
@@ -158,6 +168,11 @@ def softmax_attention(
         raise ValueError(
             f"v must have as many positions as k ({k.shape[-2]}), got shape {v.shape} for k {k.shape}"
         )
+    if q.shape[-1] < 1:
+        raise ValueError(f"q must have a head dim D >= 1, got shape {q.shape}")
+    causal = check_bool(causal, "causal")
+    if scale is not None:
+        scale = check_float(scale, "scale")
     k, v = _match_kv_heads(q, k, v)
     try:
         np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
@@ -182,7 +197,29 @@ def softmax_attention(
         scores = scores + bias
     mask = attention_mask(tq, tk, causal=causal, window=window)
     scores = np.where(mask, scores, -np.inf)
-    return np.einsum("...ij,...jd->...id", softmax(scores, axis=-1), v)
+    return masked_matmul(softmax(scores, axis=-1), v, mask)
+
+
+def masked_matmul(p: np.ndarray, v: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``p @ v`` where query row ``i`` reads only the keys ``j`` with ``mask[i, j]``.
+
+    ``p``: ``(..., Tq, Tk)``; ``v``: ``(..., Tk, Dv)``; ``mask``: ``(Tq, Tk)`` bool. Equal to
+    ``(p * mask) @ v`` for finite inputs, but a NaN/Inf in a masked entry of ``p`` or in a masked
+    value cannot reach row ``i`` through ``0 · NaN``. One matrix product with masked entries and
+    non-finite values set to 0, then the (rare) rows that do see a non-finite value are recomputed
+    from their visible keys only, so they get the NaN/Inf they should.
+    """
+    p = np.where(mask, p, 0.0)
+    finite = np.isfinite(v)
+    out = np.einsum("...ij,...jd->...id", p, np.where(finite, v, 0.0))
+    bad_key = ~finite.all(axis=-1)  # (..., Tk): keys whose value has a NaN/Inf
+    if bad_key.any():
+        sees_bad = np.einsum("ij,...j->...i", mask.astype(np.float64), bad_key.astype(np.float64)) > 0
+        for i in np.flatnonzero(sees_bad.reshape(-1, sees_bad.shape[-1]).any(axis=0)):
+            js = np.flatnonzero(mask[i])
+            exact = np.einsum("...j,...jd->...d", p[..., i, js], v[..., js, :])
+            out[..., i, :] = np.where(sees_bad[..., i, None], exact, out[..., i, :])
+    return out
 
 
 def kv_cache_bytes(
@@ -192,13 +229,9 @@ def kv_cache_bytes(
 
     The 2 is one key and one value vector per head; ``bytes_per_element`` is 2 for fp16/bf16.
     """
-    for name, val in (
-        ("seq_len", seq_len),
-        ("n_layers", n_layers),
-        ("n_kv_heads", n_kv_heads),
-        ("head_dim", head_dim),
-        ("bytes_per_element", bytes_per_element),
-    ):
-        if not isinstance(val, (int, np.integer)) or val < 0:
-            raise ValueError(f"{name} must be a non-negative int, got {val!r}")
+    seq_len = check_int(seq_len, "seq_len", minimum=0)
+    n_layers = check_int(n_layers, "n_layers", minimum=0)
+    n_kv_heads = check_int(n_kv_heads, "n_kv_heads", minimum=0)
+    head_dim = check_int(head_dim, "head_dim", minimum=0)
+    bytes_per_element = check_int(bytes_per_element, "bytes_per_element", minimum=0)
     return 2 * n_layers * n_kv_heads * head_dim * seq_len * bytes_per_element

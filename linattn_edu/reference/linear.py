@@ -33,7 +33,8 @@ from typing import Callable, Union
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .attention import _as_float64
+from ..checks import check_bool, check_float, check_int
+from .attention import _as_float64, masked_matmul
 
 __all__ = [
     "identity_feature_map",
@@ -97,7 +98,10 @@ def taylor_feature_map(x: ArrayLike) -> np.ndarray:
     lead = x.shape[:-1]
     ones = np.ones(lead + (1,))
     linear = x / d**0.25
-    quadratic = (x[..., :, None] * x[..., None, :]).reshape(lead + (d * d,)) / (math.sqrt(2.0) * math.sqrt(d))
+    # Scale before the outer product, (x/c)(x/c)ᵀ with c² = √2·√D: x xᵀ itself would overflow
+    # for inputs whose features are still representable (in float16 already at |x| = 256).
+    xs = x / math.sqrt(math.sqrt(2.0) * math.sqrt(d))
+    quadratic = (xs[..., :, None] * xs[..., None, :]).reshape(lead + (d * d,))
     return np.concatenate([ones, linear, quadratic], axis=-1)
 
 
@@ -115,9 +119,10 @@ def taylor_feature_map_compact(x: ArrayLike) -> np.ndarray:
     x = _features_in(x)
     d = x.shape[-1]
     rows, cols = np.triu_indices(d)
-    weight = np.where(rows == cols, 1.0, math.sqrt(2.0)) / (math.sqrt(2.0) * math.sqrt(d))
+    weight = np.where(rows == cols, 1.0 / math.sqrt(2.0), 1.0)
     ones = np.ones(x.shape[:-1] + (1,))
-    quadratic = x[..., rows] * x[..., cols] * weight
+    xs = x / d**0.25  # scaled before the product (no overflow of x_a·x_b): xs_a·xs_b = x_a·x_b/√D
+    quadratic = xs[..., rows] * xs[..., cols] * weight
     return np.concatenate([ones, x / d**0.25, quadratic], axis=-1)
 
 
@@ -159,9 +164,7 @@ def feature_map_dim(name: str, d: int) -> int:
     """
     if not isinstance(name, str) or name not in _FEATURE_DIMS:
         raise ValueError(f"name must be one of {sorted(_FEATURE_DIMS)}, got {name!r}")
-    if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1:
-        raise ValueError(f"d must be a positive int, got {d!r}")
-    return int(_FEATURE_DIMS[name](int(d)))
+    return int(_FEATURE_DIMS[name](check_int(d, "d", minimum=1)))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -169,14 +172,36 @@ def feature_map_dim(name: str, d: int) -> int:
 # ----------------------------------------------------------------------------------------------
 
 
+def _normalize(num: np.ndarray, den: np.ndarray, eps: float) -> np.ndarray:
+    """``num / (den + eps)``, with 0 where ``den + eps == 0``.
+
+    ``num``: ``(..., Dv)``; ``den``: ``(...)``. A zero denominator with ``eps = 0`` happens when
+    every weight of a row is 0 (e.g. ``relu`` features of a query with no positive entry): the
+    numerator is 0 too, and 0 is the limit of ``0 / (0 + eps)`` as ``eps → 0``. (With signed
+    features, ``"identity"``, a zero sum of non-zero weights also gives 0 rather than ``±inf``.)
+    """
+    den = den[..., None] + eps
+    zero = den == 0
+    return np.where(zero, 0.0, num / np.where(zero, 1.0, den))
+
+
+def _causal_rows(weights: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``Σ_{j≤i} w_ij v_j`` and ``Σ_{j≤i} w_ij`` for every row ``i`` of ``weights`` ``(..., n, n)``.
+
+    Row ``i`` reads only columns ``j <= i`` (:func:`~linattn_edu.reference.attention.masked_matmul`),
+    so a NaN in a later key or value never reaches it (``weights * tril @ v`` would spread it
+    through ``0 · NaN``).
+    """
+    n = weights.shape[-1]
+    tril = np.tril(np.ones((n, n), dtype=bool))
+    return masked_matmul(weights, v, tril), np.where(tril, weights, 0.0).sum(axis=-1)
+
+
 def _parallel(fq: np.ndarray, fk: np.ndarray, v: np.ndarray, normalize: bool, eps: float) -> np.ndarray:
-    """Masked ``φ(Q) φ(K)ᵀ``, then times ``V``: the O(T²) form."""
-    t = fq.shape[-2]
-    weights = np.einsum("...if,...jf->...ij", fq, fk) * np.tril(np.ones((t, t)))
-    out = weights @ v
-    if normalize:
-        out = out / (weights.sum(axis=-1, keepdims=True) + eps)
-    return out
+    """Masked ``φ(Q) φ(K)ᵀ``, then times ``V``: the O(T²) form (masked entries are never read)."""
+    weights = np.einsum("...if,...jf->...ij", fq, fk)
+    num, den = _causal_rows(weights, v)
+    return _normalize(num, den, eps) if normalize else num
 
 
 def _recurrent(fq: np.ndarray, fk: np.ndarray, v: np.ndarray, normalize: bool, eps: float) -> np.ndarray:
@@ -191,7 +216,7 @@ def _recurrent(fq: np.ndarray, fk: np.ndarray, v: np.ndarray, normalize: bool, e
         z = z + fk[..., i, :]
         num = np.einsum("...f,...fd->...d", fq[..., i, :], state)
         if normalize:
-            num = num / (np.einsum("...f,...f->...", fq[..., i, :], z)[..., None] + eps)
+            num = _normalize(num, np.einsum("...f,...f->...", fq[..., i, :], z), eps)
         out[..., i, :] = num
     return out
 
@@ -206,12 +231,10 @@ def _chunked(fq: np.ndarray, fk: np.ndarray, v: np.ndarray, normalize: bool, eps
     for start in range(0, t, chunk):
         end = min(start + chunk, t)  # the last chunk may be shorter
         qc, kc, vc = fq[..., start:end, :], fk[..., start:end, :], v[..., start:end, :]
-        n = end - start
-        weights = np.einsum("...if,...jf->...ij", qc, kc) * np.tril(np.ones((n, n)))
-        num = weights @ vc + qc @ state  # this chunk's keys + every earlier chunk, via S
+        intra_num, intra_den = _causal_rows(np.einsum("...if,...jf->...ij", qc, kc), vc)
+        num = intra_num + qc @ state  # this chunk's keys + every earlier chunk, via S
         if normalize:
-            den = weights.sum(axis=-1) + np.einsum("...if,...f->...i", qc, z)
-            num = num / (den[..., None] + eps)
+            num = _normalize(num, intra_den + np.einsum("...if,...f->...i", qc, z), eps)
         out[..., start:end, :] = num
         state = state + np.swapaxes(kc, -1, -2) @ vc  # Σ over the chunk of φ(k_j) v_jᵀ
         z = z + kc.sum(axis=-2)
@@ -242,14 +265,18 @@ def linear_attention(
             ``chunk_size`` tokens, state between them; any ``T``).
         chunk_size: tokens per chunk for ``form="chunked"`` (>= 1; validated for every form).
         normalize: divide by ``φ(q_i)ᵀ z_i + eps``; False returns ``φ(q_i)ᵀ S_i`` alone.
-        eps: added to the denominator (>= 0).
+        eps: added to the denominator; finite and >= 0. ``eps = 0`` is allowed: a row whose
+            denominator is exactly 0 (all its weights 0, e.g. ``relu`` features) outputs 0, the
+            limit as ``eps → 0`` (the same rule as the kernels).
 
     Returns:
         ``(..., T, Dv)`` float64; the three forms agree to float64 rounding.
+        Row ``i`` reads only positions ``j <= i``: a NaN/Inf in a later key or value never
+        reaches it (the parallel and chunked forms do not multiply masked weights by values).
 
     Raises:
         ValueError: bad shapes, an unknown ``feature_map`` or ``form`` name, ``chunk_size < 1``,
-            ``eps < 0``; each message names the argument.
+            ``eps`` negative or not finite; each message names the argument.
         TypeError: a non-numeric input, a ``feature_map`` that is neither a name nor callable.
     """
     q = _as_float64(q, "q")
@@ -265,14 +292,9 @@ def linear_attention(
     fm = _lookup_feature_map(feature_map)
     if form not in FORMS:
         raise ValueError(f"form must be one of {list(FORMS)}, got {form!r}")
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
-    if not isinstance(normalize, (bool, np.bool_)):
-        raise TypeError(f"normalize must be a bool, got {type(normalize).__name__}")
-    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating, np.integer)):
-        raise TypeError(f"eps must be a float, got {type(eps).__name__}")
-    if not eps >= 0:
-        raise ValueError(f"eps must be >= 0, got {eps!r}")
+    chunk_size = check_int(chunk_size, "chunk_size", minimum=1)
+    normalize = check_bool(normalize, "normalize")
+    eps = check_float(eps, "eps", minimum=0.0)
 
     fq = _as_float64(fm(q), "feature_map(q)")
     fk = _as_float64(fm(k), "feature_map(k)")
@@ -303,14 +325,11 @@ def linear_attention_state_bytes(
     sequence length in this formula: the state is the same size after 10 tokens or 10 million,
     whereas :func:`~linattn_edu.reference.kv_cache_bytes` grows linearly with ``T``.
     """
-    for name, val in (
-        ("feature_dim", feature_dim),
-        ("value_dim", value_dim),
-        ("n_heads", n_heads),
-        ("n_layers", n_layers),
-        ("bytes_per_element", bytes_per_element),
-    ):
-        if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < 0:
-            raise ValueError(f"{name} must be a non-negative int, got {val!r}")
+    feature_dim = check_int(feature_dim, "feature_dim", minimum=0)
+    value_dim = check_int(value_dim, "value_dim", minimum=0)
+    n_heads = check_int(n_heads, "n_heads", minimum=0)
+    n_layers = check_int(n_layers, "n_layers", minimum=0)
+    bytes_per_element = check_int(bytes_per_element, "bytes_per_element", minimum=0)
+    normalize = check_bool(normalize, "normalize")
     per_head = feature_dim * value_dim + (feature_dim if normalize else 0)
     return int(n_layers * n_heads * per_head * bytes_per_element)

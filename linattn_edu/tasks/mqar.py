@@ -44,6 +44,8 @@ from typing import Any
 
 import numpy as np
 
+from ..checks import check_bool, check_float, check_int
+
 __all__ = ["IGNORE_INDEX", "make_mqar", "mqar_accuracy", "mqar_query_slots"]
 
 #: The target of every position that is not a query (``ignore_index`` of ``cross_entropy``).
@@ -53,10 +55,9 @@ IGNORE_INDEX = -100
 _MAX_BLOCK_ELEMENTS = 1 << 22
 
 
-def _check_int(value: Any, name: str, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
+def _check_alpha(alpha: Any) -> float:
+    """``alpha`` as a finite float > 0 (``inf`` would make every weight ``(g + 1)^inf``)."""
+    return check_float(alpha, "alpha", minimum=0.0, strict=True)
 
 
 def _distinct_rows(rng: np.random.Generator, n_rows: int, size: int, low: int, high: int) -> np.ndarray:
@@ -94,15 +95,17 @@ def mqar_query_slots(
     at once with the Gumbel-top-k trick: the ``n_queries`` largest of ``log p_g + Gumbel noise``.
 
     Raises:
-        ValueError: ``n_queries > n_slots``, non-positive sizes or ``alpha <= 0``.
+        ValueError: ``n_queries > n_slots``, non-positive sizes, ``alpha`` not finite and > 0.
+        TypeError: ``rng`` is not a ``numpy.random.Generator``.
     """
-    n_examples = _check_int(n_examples, "n_examples", minimum=0)
-    n_slots = _check_int(n_slots, "n_slots", minimum=1)
-    n_queries = _check_int(n_queries, "n_queries", minimum=1)
+    n_examples = check_int(n_examples, "n_examples", minimum=0)
+    n_slots = check_int(n_slots, "n_slots", minimum=1)
+    n_queries = check_int(n_queries, "n_queries", minimum=1)
     if n_queries > n_slots:
         raise ValueError(f"n_queries={n_queries} must be <= n_slots={n_slots}")
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating)) or not alpha > 0:
-        raise ValueError(f"alpha must be a number > 0, got {alpha!r}")
+    alpha = _check_alpha(alpha)
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)), got {type(rng).__name__}")
     log_p = (alpha - 1.0) * np.log(np.arange(1, n_slots + 1, dtype=np.float64))  # unnormalized is fine
     out = np.empty((n_examples, n_queries), dtype=np.int64)
     block = max(1, _MAX_BLOCK_ELEMENTS // n_slots)
@@ -133,7 +136,7 @@ def make_mqar(
         n_pairs: key-value pairs per example (>= 1); every key is queried once.
         vocab_size: ``V``; keys from ``[1, V/2)``, values from ``[V/2, V)`` (``V/2`` is ``V // 2``).
         seed: seeds ``np.random.default_rng``; the same seed gives the same arrays.
-        alpha: power-law exponent of the query slots, ``P(g) ∝ (g + 1)^(α - 1)`` (> 0; 1 is uniform).
+        alpha: power-law exponent of the query slots, ``P(g) ∝ (g + 1)^(α - 1)`` (finite, > 0; 1 is uniform).
         random_non_queries: fill non-query positions with random value-half tokens instead of 0.
 
     Returns:
@@ -144,23 +147,22 @@ def make_mqar(
 
     Raises:
         ValueError: ``seq_len`` odd, ``vocab_size <= seq_len``, ``4·n_pairs > seq_len``,
-            ``n_pairs < 1``, a non-int size or seed, or ``alpha <= 0``; each names the argument.
+            ``n_pairs < 1``, a non-int size or seed, ``alpha`` not finite and > 0, a non-bool
+            ``random_non_queries``; each names the argument.
     """
-    n_examples = _check_int(n_examples, "n_examples", minimum=1)
-    seq_len = _check_int(seq_len, "seq_len", minimum=2)
-    n_pairs = _check_int(n_pairs, "n_pairs", minimum=1)
-    vocab_size = _check_int(vocab_size, "vocab_size", minimum=2)
-    seed = _check_int(seed, "seed", minimum=0)
+    n_examples = check_int(n_examples, "n_examples", minimum=1)
+    seq_len = check_int(seq_len, "seq_len", minimum=2)
+    n_pairs = check_int(n_pairs, "n_pairs", minimum=1)
+    vocab_size = check_int(vocab_size, "vocab_size", minimum=2)
+    seed = check_int(seed, "seed", minimum=0)
     if seq_len % 2:
         raise ValueError(f"seq_len must be even, got {seq_len}")
     if vocab_size <= seq_len:
         raise ValueError(f"vocab_size must be > seq_len={seq_len}, got {vocab_size}")
     if 4 * n_pairs > seq_len:
         raise ValueError(f"n_pairs must satisfy 4 * n_pairs <= seq_len={seq_len}, got n_pairs={n_pairs}")
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating)) or not alpha > 0:
-        raise ValueError(f"alpha must be a number > 0, got {alpha!r}")
-    if not isinstance(random_non_queries, (bool, np.bool_)):
-        raise ValueError(f"random_non_queries must be a bool, got {random_non_queries!r}")
+    alpha = _check_alpha(alpha)
+    random_non_queries = check_bool(random_non_queries, "random_non_queries")
 
     rng = np.random.default_rng(seed)
     half = vocab_size // 2
