@@ -94,6 +94,8 @@ import math
 from typing import Any, NamedTuple
 
 import torch
+
+from ..checks import check_int
 import torch.nn.functional as F
 from torch import nn
 
@@ -579,8 +581,7 @@ class GriffinMLP(nn.Module):
 
 
 def _positive_int(value: Any, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    check_int(value, name, minimum=1)  # NumPy integer scalars welcome, bools refused
 
 
 def _number(value: Any) -> bool:

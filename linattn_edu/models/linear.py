@@ -99,6 +99,8 @@ import math
 from typing import Any
 
 import torch
+
+from ..checks import check_int
 import torch.nn.functional as F
 from torch import nn
 
@@ -323,8 +325,7 @@ def zoology_mqar_options(
 
 
 def _positive_int(value: Any, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    check_int(value, name, minimum=1)  # NumPy integer scalars welcome, bools refused
 
 
 @dataclasses.dataclass

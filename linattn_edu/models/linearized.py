@@ -52,6 +52,8 @@ import math
 from typing import Any, Sequence
 
 import torch
+
+from ..checks import check_int
 import torch.nn.functional as F
 from torch import nn
 
@@ -91,8 +93,7 @@ def _kernels() -> Any:
 
 
 def _positive_int(value: Any, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    check_int(value, name, minimum=1)  # NumPy integer scalars welcome, bools refused
 
 
 def _number(value: Any) -> bool:

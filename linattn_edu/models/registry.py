@@ -17,6 +17,8 @@ from typing import Any, Callable, TypeVar
 
 from torch import nn
 
+from ..checks import check_int
+
 __all__ = ["register_model", "build_model", "available_models", "MODEL_REGISTRY"]
 
 #: kind name -> builder (a class or function returning an ``nn.Module``).
@@ -58,9 +60,7 @@ def available_models() -> list[str]:
 
 
 def _check_size(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
+    return check_int(value, name, minimum=1)  # NumPy integer scalars welcome, bools refused
 
 
 def build_model(
