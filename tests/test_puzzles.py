@@ -303,3 +303,18 @@ def test_drawings_record_the_reference_and_a_readers_kernel(tmp_path) -> None:
     assert max(trace_bad.rows_loaded("k", (0, 0, 0))) == 39
     assert trace_ref.stores["o"][(2, 0, 0)] == {(0, t, d) for t in range(32, 40) for d in range(16)}
     plt.close(ch02.draw_flash_forward(no_skip))
+
+
+def test_drawing_a_broken_kernel_prints_one_line_and_draws_the_reference(tmp_path, capsys) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    body = inspect.getsource(S.add_kernel.fn).split("\n", 2)[2]
+    raising = mutant(tmp_path, "add_kernel", (body, "    raise NotImplementedError\n"))
+    fig = ch02.draw_add(raising)
+    out = capsys.readouterr().out
+    assert out.startswith("✗ could not record your kernel") and "not implemented yet" in out and "Traceback" not in out
+    assert "reference solution" in fig._suptitle.get_text()
+    plt.close(fig)

@@ -37,6 +37,7 @@ __all__ = [
     "next_pow2",
     "Case",
     "run_checker",
+    "draw_case",
 ]
 
 #: What an output buffer holds before the kernel runs: a cell still holding it was never written.
@@ -176,6 +177,22 @@ def _same(got: np.ndarray, wrong: np.ndarray) -> bool:
     return bool(ok.all())
 
 
+def _first_wrong(views: dict[str, np.ndarray], expected: dict[str, np.ndarray]) -> str:
+    """``first wrong NAME[i, j] = got, expected e (max |err| = ...)`` for the first output that differs."""
+    for k, got in views.items():
+        exp = expected[k]
+        with np.errstate(invalid="ignore"):
+            err = np.abs(got - exp)
+            bad = ~(err <= TOL * (1 + np.abs(exp)))
+        if bad.any():
+            idx = tuple(int(i) for i in np.argwhere(bad)[0])
+            worst = float(np.nanmax(err)) if np.isfinite(err).any() else math.inf
+            if not np.isfinite(err).all():
+                worst = math.inf
+            return f"first wrong {k}{list(idx)} = {got[idx]:.6g}, expected {exp[idx]:.6g} (max |err| = {worst:.3g})"
+    return "no wrong value"
+
+
 def compare_outputs(
     name: str,
     case: str,
@@ -227,10 +244,7 @@ def compare_outputs(
         if relevant and all(_same(views[k], wrong[k]) for k in relevant) and not all(
             _same(expected[k], wrong[k]) for k in relevant
         ):
-            k = relevant[0]
-            bad = ~(np.abs(views[k] - expected[k]) <= TOL * (1 + np.abs(expected[k])))
-            idx = tuple(int(i) for i in np.argwhere(bad)[0]) if bad.any() else ()
-            return report(False, name, f"{case}: first wrong {k}{list(idx)}. Hint: {mistake.hint}", quiet), math.inf
+            return report(False, name, f"{case}: {_first_wrong(views, expected)}. Hint: {mistake.hint}", quiet), math.inf
     worst = 0.0
     for b in outputs:
         got, exp = views[b.name], expected[b.name]
@@ -239,7 +253,8 @@ def compare_outputs(
             idx = tuple(int(i) for i in np.argwhere(~finite)[0])
             return report(
                 False, name,
-                f"{case}: {b.name}{list(idx)} is {got[idx]}. Hint: {nan_hint or 'a load read past the end of a tensor (mask it)'}",
+                f"{case}: first wrong {b.name}{list(idx)} = {got[idx]}, expected {exp[idx]:.6g} (max |err| = inf). "
+                f"Hint: {nan_hint or 'a load read past the end of a tensor (mask it)'}",
                 quiet,
             ), math.inf
         err = np.abs(got - exp)
@@ -247,12 +262,7 @@ def compare_outputs(
         if bad.any():
             idx = tuple(int(i) for i in np.argwhere(bad)[0])
             extra = hint(b.name, idx) if hint else "compare your kernel with the spec"
-            return report(
-                False, name,
-                f"{case}: first wrong {b.name}{list(idx)} = {got[idx]:.6g}, expected {exp[idx]:.6g} "
-                f"(max |err| = {float(err.max()):.3g}). Hint: {extra}",
-                quiet,
-            ), math.inf
+            return report(False, name, f"{case}: {_first_wrong({b.name: got}, expected)}. Hint: {extra}", quiet), math.inf
         worst = max(worst, float(err.max()) if err.size else 0.0)
     return None, worst
 
@@ -476,3 +486,22 @@ def run_checker(
         if problem:
             return report(False, name, problem, quiet)
     return report(True, name, f"{len(params)} cases (odd lengths, edge masks, guard cells), max |err| = {worst:.2g}", quiet)
+
+
+def draw_case(kernel: Any, solution: Any, case: Case, title: str, names: list[str] | None = None) -> Any:
+    """Record ``kernel`` (``None``: the reference ``solution``) on ``case`` and draw it (see :func:`draw_trace`).
+
+    A reader's kernel that raises (or is not a kernel) is reported in one ✗ line and the reference
+    is drawn instead, so that a notebook keeps running.
+    """
+    who = "reference solution"
+    trace = None
+    if kernel is not None:
+        try:
+            trace = record(kernel, case.launch, case.buffers())
+            who = f"your kernel {getattr(getattr(kernel, 'fn', kernel), '__name__', '')}"
+        except Exception as err:  # noqa: BLE001 - never a traceback from the reader's kernel
+            print(f"✗ could not record your kernel ({summarize_exception(err)}); drawing the reference solution instead")
+    if trace is None:
+        trace = record(solution, case.launch, case.buffers())
+    return draw_trace(trace, title=f"{title}: {who} (recorded under the Triton interpreter)", names=names)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._common import SENTINEL, Case, Mistake, draw_trace, guarded, next_pow2, record, run_checker
+from ._common import SENTINEL, Case, Mistake, draw_case, guarded, next_pow2, record, run_checker
 
 __all__ = [
     "add_spec", "launch_add", "check_add", "draw_add",
@@ -41,10 +41,6 @@ def _np(t: torch.Tensor) -> np.ndarray:
 
 def _randn(gen: torch.Generator, *shape: int, scale: float = 1.0) -> torch.Tensor:
     return torch.randn(*shape, generator=gen) * scale
-
-
-def _title(kernel: Any) -> str:
-    return "reference solution" if kernel is None else f"your kernel {getattr(getattr(kernel, 'fn', kernel), '__name__', '')}"
 
 
 # =============================================================================================
@@ -97,8 +93,7 @@ def check_add(kernel: Any, *, quiet: bool = False) -> bool:
 def draw_add(kernel: Any = None, *, n: int = 37, block: int = 16) -> Any:
     """Draw the loads/stores of each program of ``kernel`` (default: the reference) on ``n`` elements."""
     case = _add_case((n, block), torch.device("cpu"))
-    trace = record(kernel or _solution("add_kernel"), case.launch, case.buffers())
-    return draw_trace(trace, title=f"vector add, n={n}, BLOCK={block}: {_title(kernel)}")
+    return draw_case(kernel, _solution("add_kernel"), case, f"vector add, n={n}, BLOCK={block}")
 
 
 # =============================================================================================
@@ -159,8 +154,7 @@ def check_softmax(kernel: Any, *, quiet: bool = False) -> bool:
 def draw_softmax(kernel: Any = None, *, rows: int = 4, n_cols: int = 11) -> Any:
     """Draw the loads/stores of each program (one per row) of ``kernel`` (default: the reference)."""
     case = _softmax_case((rows, n_cols), torch.device("cpu"))
-    trace = record(kernel or _solution("softmax_kernel"), case.launch, case.buffers())
-    return draw_trace(trace, title=f"row softmax, {rows}x{n_cols}, BLOCK_N={next_pow2(n_cols)}: {_title(kernel)}")
+    return draw_case(kernel, _solution("softmax_kernel"), case, f"row softmax, {rows}x{n_cols}, BLOCK_N={next_pow2(n_cols)}")
 
 
 # =============================================================================================
@@ -217,8 +211,7 @@ def check_matmul(kernel: Any, *, quiet: bool = False) -> bool:
 def draw_matmul(kernel: Any = None, *, m: int = 40, n: int = 24, k: int = 40) -> Any:
     """Draw which tiles of A, B and C each program of ``kernel`` (default: the reference) touches."""
     case = _matmul_case((m, n, k), torch.device("cpu"))
-    trace = record(kernel or _solution("matmul_kernel"), case.launch, case.buffers())
-    return draw_trace(trace, title=f"tiled matmul M={m}, N={n}, K={k}, blocks of 16: {_title(kernel)}")
+    return draw_case(kernel, _solution("matmul_kernel"), case, f"tiled matmul M={m}, N={n}, K={k}, blocks of 16")
 
 
 # =============================================================================================
@@ -367,8 +360,7 @@ def check_flash_forward(kernel: Any, *, quiet: bool = False) -> bool:
 def draw_flash_forward(kernel: Any = None, *, t: int = 40) -> Any:
     """Draw which rows of Q, K, V and O each program of ``kernel`` (default: the reference) touches."""
     case = _flash_case((1, t), torch.device("cpu"))
-    trace = record(kernel or _solution("flash_fwd_kernel"), case.launch, case.buffers())
-    return draw_trace(trace, title=f"causal FlashAttention forward, T={t}, D=16, blocks of 16: {_title(kernel)}")
+    return draw_case(kernel, _solution("flash_fwd_kernel"), case, f"causal FlashAttention forward, T={t}, D=16, blocks of 16")
 
 
 # =============================================================================================
@@ -477,6 +469,5 @@ def check_flash_ds(kernel: Any, *, quiet: bool = False) -> bool:
 def draw_flash_ds(kernel: Any = None, *, t: int = 40) -> Any:
     """Draw which tiles of the inputs and of dS each program of ``kernel`` (default: the reference) touches."""
     case = _ds_case((1, t), torch.device("cpu"))
-    trace = record(kernel or _solution("flash_bwd_ds_kernel"), case.launch, case.buffers())
-    return draw_trace(trace, title=f"FlashAttention backward dS, T={t}, tiles of 16: {_title(kernel)}",
+    return draw_case(kernel, _solution("flash_bwd_ds_kernel"), case, f"FlashAttention backward dS, T={t}, tiles of 16",
                       names=["q", "k", "ds"])

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._common import SENTINEL, Case, Mistake, draw_trace, guarded, record, run_checker
+from ._common import SENTINEL, Case, Mistake, draw_case, guarded, run_checker
 
 __all__ = [
     "linear_attention_spec", "linear_attention_chunks", "launch_linear_attention_forward",
@@ -35,10 +35,6 @@ def _solution(name: str) -> Any:
 
 def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().double().numpy()
-
-
-def _title(kernel: Any) -> str:
-    return "reference solution" if kernel is None else f"your kernel {getattr(getattr(kernel, 'fn', kernel), '__name__', '')}"
 
 
 def linear_attention_spec(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -143,8 +139,7 @@ def check_linear_attention_forward(kernel: Any, *, quiet: bool = False) -> bool:
 def draw_linear_attention_forward(kernel: Any = None, *, t: int = 40) -> Any:
     """Draw the rows each program (one per head, walking the chunks) of ``kernel`` loads and stores."""
     case = _fwd_case((2, t), torch.device("cpu"))
-    trace = record(kernel or _solution("linear_attn_fwd_kernel"), case.launch, case.buffers())
-    return draw_trace(trace, title=f"chunked linear attention forward, BH=2, T={t}, CHUNK={CHUNK}: {_title(kernel)}")
+    return draw_case(kernel, _solution("linear_attn_fwd_kernel"), case, f"chunked linear attention forward, BH=2, T={t}, CHUNK={CHUNK}")
 
 
 # =============================================================================================
@@ -236,5 +231,4 @@ def check_linear_attention_backward(kernel: Any, *, quiet: bool = False) -> bool
 def draw_linear_attention_backward(kernel: Any = None, *, t: int = 40) -> Any:
     """Draw the rows each program of ``kernel`` (default: the reference) loads and stores."""
     case = _bwd_case((1, t), torch.device("cpu"))
-    trace = record(kernel or _solution("linear_attn_bwd_kernel"), case.launch, case.buffers())
-    return draw_trace(trace, title=f"chunked linear attention backward, T={t}, CHUNK={CHUNK}: {_title(kernel)}")
+    return draw_case(kernel, _solution("linear_attn_bwd_kernel"), case, f"chunked linear attention backward, T={t}, CHUNK={CHUNK}")

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._common import SENTINEL, Case, Mistake, draw_trace, guarded, next_pow2, record, run_checker
+from ._common import SENTINEL, Case, Mistake, draw_case, guarded, next_pow2, run_checker
 
 __all__ = [
     "scan_spec", "launch_scan_tile", "check_scan_tile", "draw_scan_tile",
@@ -36,10 +36,6 @@ def _solution(name: str) -> Any:
 
 def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().double().numpy()
-
-
-def _title(kernel: Any) -> str:
-    return "reference solution" if kernel is None else f"your kernel {getattr(getattr(kernel, 'fn', kernel), '__name__', '')}"
 
 
 def _cdiv(a: int, b: int) -> int:
@@ -122,8 +118,7 @@ def check_scan_tile(kernel: Any, *, quiet: bool = False) -> bool:
 def draw_scan_tile(kernel: Any = None, *, t: int = 13, c: int = 40) -> Any:
     """Draw which channels each program of ``kernel`` (default: the reference) loads and stores."""
     case = _scan_tile_case((1, t, c), torch.device("cpu"))
-    trace = record(kernel or _solution("scan_tile_kernel"), case.launch, case.buffers())
-    return draw_trace(trace, title=f"scan within a tile, T={t}, C={c}, BLOCK_C={BLOCK_C}: {_title(kernel)}")
+    return draw_case(kernel, _solution("scan_tile_kernel"), case, f"scan within a tile, T={t}, C={c}, BLOCK_C={BLOCK_C}")
 
 
 # =============================================================================================
@@ -199,8 +194,7 @@ def check_chunked_scan(kernel: Any, *, quiet: bool = False) -> bool:
 def draw_chunked_scan(kernel: Any = None, *, t: int = 37, c: int = 20) -> Any:
     """Draw what each program (a channel block walking the time tiles) of ``kernel`` loads and stores."""
     case = _chunked_case((1, t, c), torch.device("cpu"))
-    trace = record(kernel or _solution("chunked_scan_kernel"), case.launch, case.buffers())
-    return draw_trace(trace, title=f"chunked scan, T={t}, C={c}, tiles of {BLOCK_T}x{BLOCK_C}: {_title(kernel)}")
+    return draw_case(kernel, _solution("chunked_scan_kernel"), case, f"chunked scan, T={t}, C={c}, tiles of {BLOCK_T}x{BLOCK_C}")
 
 
 # =============================================================================================
@@ -268,6 +262,5 @@ def check_causal_conv(kernel: Any, *, quiet: bool = False) -> bool:
 def draw_causal_conv(kernel: Any = None, *, t: int = 37, c: int = 20, k: int = 4) -> Any:
     """Draw the rows of x (a halo of K-1 before each tile), w, bias and y each program touches."""
     case = _conv_case((1, t, c, k), torch.device("cpu"))
-    trace = record(kernel or _solution("causal_conv_kernel"), case.launch, case.buffers())
-    return draw_trace(trace, title=f"causal depthwise conv, T={t}, C={c}, K={k}, tiles of {BLOCK_T}x{BLOCK_C}: {_title(kernel)}",
+    return draw_case(kernel, _solution("causal_conv_kernel"), case, f"causal depthwise conv, T={t}, C={c}, K={k}, tiles of {BLOCK_T}x{BLOCK_C}",
                       names=["x", "w", "y"])
