@@ -12,6 +12,7 @@ import importlib.util
 import inspect
 import itertools
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -318,3 +319,40 @@ def test_drawing_a_broken_kernel_prints_one_line_and_draws_the_reference(tmp_pat
     assert out.startswith("✗ could not record your kernel") and "not implemented yet" in out and "Traceback" not in out
     assert "reference solution" in fig._suptitle.get_text()
     plt.close(fig)
+
+
+# --------------------------------------------------------------------------------------------
+# The book's puzzle cells
+# --------------------------------------------------------------------------------------------
+
+NOTEBOOKS = {2: "02_triton_flash_attention", 4: "04_linear_attention", 6: "06_griffin_hawk"}
+_SOLUTION_BLOCK = re.compile(r"^( *)# BEGIN SOLUTION\n(.*?)^\1# END SOLUTION$", re.S | re.M)
+
+
+def _body(kernel_name: str) -> str:
+    """The statements of a reference solution, as the book's cells spell them (``my_`` names)."""
+    lines = inspect.getsource(getattr(S, kernel_name).fn).splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("    ") and not line.startswith("     ")
+                 and i > 0 and lines[i - 1].rstrip().endswith(":"))
+    return re.sub(r"\bscan_combine\b", "my_scan_combine", "\n".join(lines[start:]))
+
+
+@pytest.mark.parametrize("chapter", sorted(NOTEBOOKS))
+def test_notebook_puzzles_use_the_proved_solutions(chapter: int) -> None:
+    """Each puzzle's exercise cell holds the tested solution between the markers; a checker cell follows."""
+    import nbformat
+
+    nb = nbformat.read(Path(__file__).resolve().parents[1] / "book" / f"{NOTEBOOKS[chapter]}.ipynb", as_version=4)
+    cells = {c.get("id"): c for c in nb.cells}
+    expected = [(checker, SOLUTIONS[checker]) for ch, checker, _ in PUZZLES if ch == chapter]
+    for checker, kernel_name in expected:
+        short = checker.removeprefix("check_").replace("_", "-")
+        exercise, check_cell = cells[f"puzzle-{short}-exercise"], cells[f"puzzle-{short}-checker"]
+        assert {"exercise", "hide-input"} <= set(exercise.metadata.get("tags", []))
+        assert "checker" in check_cell.metadata.get("tags", [])
+        assert f"{checker}(my_{kernel_name})" in check_cell.source
+        blocks = [m.group(2).rstrip("\n") for m in _SOLUTION_BLOCK.finditer(exercise.source)]
+        assert f"def my_{kernel_name}(" in exercise.source
+        assert _body(kernel_name) in blocks, f"{checker}: the book's solution drifted from linattn_edu.puzzles._solutions"
+        if kernel_name == "scan_tile_kernel":
+            assert _body("scan_combine") in blocks
