@@ -39,6 +39,11 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().double().numpy()
 
 
+def _cdiv(a: int, b: int) -> int:
+    """``ceil(a / b)`` for positive ints, as ``triton.cdiv`` (without importing Triton)."""
+    return -(-a // b)
+
+
 def _randn(gen: torch.Generator, *shape: int, scale: float = 1.0) -> torch.Tensor:
     return torch.randn(*shape, generator=gen) * scale
 
@@ -56,12 +61,7 @@ def add_spec(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 def launch_add(kernel: Any, x: torch.Tensor, y: torch.Tensor, out: torch.Tensor, *, block: int = 32) -> None:
     """Run ``kernel[(cdiv(n, block),)](x, y, out, n, BLOCK=block)``; ``x, y, out: (n,)``."""
     n = x.shape[0]
-    kernel[(triton_cdiv(n, block),)](x, y, out, n, BLOCK=block)
-
-
-def triton_cdiv(a: int, b: int) -> int:
-    """``ceil(a / b)`` for positive ints, as ``triton.cdiv`` (without importing Triton)."""
-    return -(-a // b)
+    kernel[(_cdiv(n, block),)](x, y, out, n, BLOCK=block)
 
 
 def _add_case(p: tuple[int, int], dev: torch.device) -> Case:
@@ -171,7 +171,7 @@ def launch_matmul(kernel: Any, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor
                   block_m: int = 16, block_n: int = 16, block_k: int = 16) -> None:
     """Run ``kernel[(cdiv(M, BLOCK_M), cdiv(N, BLOCK_N))](a, b, c, M, N, K, <6 strides>, BLOCK_M, BLOCK_N, BLOCK_K)``."""
     (m, k), n = a.shape, b.shape[1]
-    grid = (triton_cdiv(m, block_m), triton_cdiv(n, block_n))
+    grid = (_cdiv(m, block_m), _cdiv(n, block_n))
     kernel[grid](a, b, c, m, n, k, a.stride(0), a.stride(1), b.stride(0), b.stride(1), c.stride(0), c.stride(1),
                  BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k)
 
@@ -279,7 +279,7 @@ def launch_flash_forward(kernel: Any, q: torch.Tensor, k: torch.Tensor, v: torch
     _check_same_layout(q, k, v, o)
     bh, t, d = q.shape
     scale = 1.0 / math.sqrt(d) if scale is None else scale
-    kernel[(triton_cdiv(t, block_m), bh)](q, k, v, o, t, scale, q.stride(0), q.stride(1),
+    kernel[(_cdiv(t, block_m), bh)](q, k, v, o, t, scale, q.stride(0), q.stride(1),
                                           BLOCK_M=block_m, BLOCK_N=block_n, D=d)
 
 
@@ -406,7 +406,7 @@ def launch_flash_ds(kernel: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tens
     _check_same_layout(q, k, v, do)
     bh, t, d = q.shape
     scale = 1.0 / math.sqrt(d) if scale is None else scale
-    grid = (triton_cdiv(t, block_m), triton_cdiv(t, block_n), bh)
+    grid = (_cdiv(t, block_m), _cdiv(t, block_n), bh)
     kernel[grid](q, k, v, do, lse, delta, ds, t, scale, q.stride(0), q.stride(1), lse.stride(0),
                  ds.stride(0), ds.stride(1), BLOCK_M=block_m, BLOCK_N=block_n, D=d)
 
