@@ -356,3 +356,14 @@ def test_notebook_puzzles_use_the_proved_solutions(chapter: int) -> None:
         assert _body(kernel_name) in blocks, f"{checker}: the book's solution drifted from linattn_edu.puzzles._solutions"
         if kernel_name == "scan_tile_kernel":
             assert _body("scan_combine") in blocks
+
+
+def test_trace_by_step_shows_the_backward_walking_from_the_last_chunk() -> None:
+    from linattn_edu.puzzles._common import record
+
+    case = ch04._bwd_case((1, 40), torch.device("cpu"))
+    steps = record(S.linear_attn_bwd_kernel, case.launch, case.buffers()).by_step()
+    assert steps.programs() == [(0, 0, 0, 0), (0, 0, 0, 1), (0, 0, 0, 2)]
+    assert steps.rows_loaded("q", (0, 0, 0, 0)) == set(range(32, 40))
+    assert steps.rows_loaded("q", (0, 0, 0, 2)) == set(range(0, 16))
+    assert {idx[1] for idx in steps.stores["dv"][(0, 0, 0, 1)]} == set(range(16, 32))

@@ -284,11 +284,31 @@ class Trace:
     loads: dict[str, dict[tuple, set]] = field(default_factory=dict)
     stores: dict[str, dict[tuple, set]] = field(default_factory=dict)
     unknown: int = 0
+    #: every access in order: ``("load" | "store", name, pid, set of indices)``
+    events: list = field(default_factory=list)
+
+    def by_step(self) -> "Trace":
+        """The same accesses with each program split into steps: a step ends after its stores.
+
+        A program that walks chunks (load, compute, store; load, ...) becomes one row per chunk in
+        :func:`draw_trace`; its program ids become ``(x, y, z, step)``.
+        """
+        out = Trace(self.buffers)
+        step: dict[tuple, int] = {}
+        last_kind: dict[tuple, str] = {}
+        for kind, name, pid, cells in self.events:
+            if kind == "load" and last_kind.get(pid) == "store":
+                step[pid] = step.get(pid, 0) + 1
+            last_kind[pid] = kind
+            key = (*pid, step.get(pid, 0))
+            target = out.loads if kind == "load" else out.stores
+            target.setdefault(name, {}).setdefault(key, set()).update(cells)
+        return out
 
     def programs(self) -> list[tuple]:
         """Every program id that touched a buffer, in launch order."""
         pids = {p for kind in (self.loads, self.stores) for per in kind.values() for p in per}
-        return sorted(pids, key=lambda p: (p[2], p[1], p[0]))
+        return sorted(pids, key=lambda p: (p[2], p[1], p[0], *p[3:]))
 
     def rows_loaded(self, name: str, pid: tuple, axis: int = -2) -> set[int]:
         """The indices along ``axis`` of the elements of ``name`` that program ``pid`` loaded."""
@@ -324,15 +344,19 @@ def record(kernel: Any, launch: Callable[[Any], None], buffers: list[Buffer]) ->
         addrs = np.asarray(ptrs.data)
         m = np.broadcast_to(np.asarray(mask.data, dtype=bool), addrs.shape)
         pid = tuple(builder.grid_idx)
+        touched: dict[str, set] = {}
         for addr in np.unique(addrs[m]).tolist():
             for lo, hi, b in ranges:
                 if lo <= addr < hi:
                     flat = (addr - lo) // b.buf.element_size()
                     idx = tuple(int(i) for i in np.unravel_index(flat, tuple(b.buf.shape)))
                     kind.setdefault(b.name, {}).setdefault(pid, set()).add(idx)
+                    touched.setdefault(b.name, set()).add(idx)
                     break
             else:
                 trace.unknown += 1
+        for name, cells in touched.items():
+            trace.events.append(("load" if kind is trace.loads else "store", name, pid, cells))
 
     orig_load, orig_store = builder.create_masked_load, builder.create_masked_store
 
@@ -412,12 +436,13 @@ def draw_trace(trace: Trace, *, title: str = "", programs: int = 4, names: list[
             if r == 0:
                 ax.set_title(f"{name} {tuple(b.view.shape)}", fontsize=9)
             if c == 0:
-                ax.set_ylabel(f"pid {pid[:2] if pid[2] == 0 else pid}", fontsize=8)
+                label = f"pid {pid[:2] if pid[2] == 0 else pid[:3]}" + (f"\nstep {pid[3]}" if len(pid) > 3 else "")
+                ax.set_ylabel(label, fontsize=8)
     fig.suptitle(
         (title + "\n" if title else "") + "blue: loaded · orange: stored · purple: both · grey: guard cells",
         fontsize=9,
     )
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.6 / fig.get_figheight()))  # room for the two-line title
     return fig
 
 
@@ -488,8 +513,11 @@ def run_checker(
     return report(True, name, f"{len(params)} cases (odd lengths, edge masks, guard cells), max |err| = {worst:.2g}", quiet)
 
 
-def draw_case(kernel: Any, solution: Any, case: Case, title: str, names: list[str] | None = None) -> Any:
+def draw_case(kernel: Any, solution: Any, case: Case, title: str, names: list[str] | None = None,
+              by_step: bool = False, programs: int = 4) -> Any:
     """Record ``kernel`` (``None``: the reference ``solution``) on ``case`` and draw it (see :func:`draw_trace`).
+
+    ``by_step=True`` draws each program's chunks as separate rows (see :meth:`Trace.by_step`).
 
     A reader's kernel that raises (or is not a kernel) is reported in one ✗ line and the reference
     is drawn instead, so that a notebook keeps running.
@@ -504,4 +532,7 @@ def draw_case(kernel: Any, solution: Any, case: Case, title: str, names: list[st
             print(f"✗ could not record your kernel ({summarize_exception(err)}); drawing the reference solution instead")
     if trace is None:
         trace = record(solution, case.launch, case.buffers())
-    return draw_trace(trace, title=f"{title}: {who} (recorded under the Triton interpreter)", names=names)
+    if by_step:
+        trace = trace.by_step()
+    return draw_trace(trace, title=f"{title}: {who} (recorded under the Triton interpreter)", names=names,
+                      programs=programs)

@@ -137,9 +137,10 @@ def check_linear_attention_forward(kernel: Any, *, quiet: bool = False) -> bool:
 
 
 def draw_linear_attention_forward(kernel: Any = None, *, t: int = 40) -> Any:
-    """Draw the rows each program (one per head, walking the chunks) of ``kernel`` loads and stores."""
-    case = _fwd_case((2, t), torch.device("cpu"))
-    return draw_case(kernel, _solution("linear_attn_fwd_kernel"), case, f"chunked linear attention forward, BH=2, T={t}, CHUNK={CHUNK}")
+    """Draw the rows the program of one head loads and stores at each chunk step (default: the reference)."""
+    case = _fwd_case((1, t), torch.device("cpu"))
+    return draw_case(kernel, _solution("linear_attn_fwd_kernel"), case, f"chunked linear attention forward, one head, T={t}, CHUNK={CHUNK}, one row per chunk step",
+                     by_step=True)
 
 
 # =============================================================================================
@@ -229,6 +230,7 @@ def check_linear_attention_backward(kernel: Any, *, quiet: bool = False) -> bool
 
 
 def draw_linear_attention_backward(kernel: Any = None, *, t: int = 40) -> Any:
-    """Draw the rows each program of ``kernel`` (default: the reference) loads and stores."""
+    """Draw the rows the program of one head loads and stores at each chunk step, last chunk first."""
     case = _bwd_case((1, t), torch.device("cpu"))
-    return draw_case(kernel, _solution("linear_attn_bwd_kernel"), case, f"chunked linear attention backward, T={t}, CHUNK={CHUNK}")
+    return draw_case(kernel, _solution("linear_attn_bwd_kernel"), case, f"chunked linear attention backward, T={t}, CHUNK={CHUNK}, one row per chunk step",
+                     by_step=True)

@@ -192,9 +192,10 @@ def check_chunked_scan(kernel: Any, *, quiet: bool = False) -> bool:
 
 
 def draw_chunked_scan(kernel: Any = None, *, t: int = 37, c: int = 20) -> Any:
-    """Draw what each program (a channel block walking the time tiles) of ``kernel`` loads and stores."""
+    """Draw what each program (a channel block walking the time tiles) loads and stores at each tile step."""
     case = _chunked_case((1, t, c), torch.device("cpu"))
-    return draw_case(kernel, _solution("chunked_scan_kernel"), case, f"chunked scan, T={t}, C={c}, tiles of {BLOCK_T}x{BLOCK_C}")
+    return draw_case(kernel, _solution("chunked_scan_kernel"), case, f"chunked scan, T={t}, C={c}, tiles of {BLOCK_T}x{BLOCK_C}, one row per time tile",
+                     by_step=True)
 
 
 # =============================================================================================
