@@ -367,3 +367,14 @@ def test_trace_by_step_shows_the_backward_walking_from_the_last_chunk() -> None:
     assert steps.rows_loaded("q", (0, 0, 0, 0)) == set(range(32, 40))
     assert steps.rows_loaded("q", (0, 0, 0, 2)) == set(range(0, 16))
     assert {idx[1] for idx in steps.stores["dv"][(0, 0, 0, 1)]} == set(range(16, 32))
+
+
+def test_a_compiled_kernel_is_drawn_by_reinterpreting_it(capsys) -> None:
+    """On a GPU the reader's kernel is a compiled JITFunction: drawings re-run its Python under the interpreter."""
+    from triton.runtime.jit import JITFunction
+
+    compiled = JITFunction(S.flash_fwd_kernel.fn)
+    assert ch02._flash_skips_tiles(compiled) is None
+    if not torch.cuda.is_available():
+        ok, out = _run(ch02.check_add, JITFunction(S.add_kernel.fn), capsys)
+        assert not ok and "compiled for a GPU but there is none" in out
