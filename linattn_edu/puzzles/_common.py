@@ -234,6 +234,13 @@ def compare_outputs(
                 "tile, and does each program write its own tile (offsets from the program id)?",
                 quiet,
             ), math.inf
+    with np.errstate(invalid="ignore"):
+        right = all(
+            bool(np.all(np.abs(views[b.name] - expected[b.name]) <= TOL * (1 + np.abs(expected[b.name]))))
+            for b in outputs
+        )
+    if right:  # a right answer never gets a mistake's hint, however close that mistake comes
+        return None, max((float(np.max(np.abs(views[b.name] - expected[b.name]), initial=0.0)) for b in outputs), default=0.0)
     data = dict(case_data or {})
     for mistake in mistakes:
         try:
