@@ -26,8 +26,8 @@ family              model (Zoology's stack: layer 0 BaseConv, layer 1 X)  dial
                     (the Based LM's pairing; this book's variant)
 ``hawk``            ``build_model("hawk")``: 2 recurrent blocks            RG-LRU width
 ``griffin``         ``build_model("griffin")``: recurrent, local MQA       window ``w``
-``linearized``      ``build_model("linearized")``: grouped linear         group size ``g``
-                    attention + causal DWConv
+``linearized``      ``build_model("linearized")``: grouped linear         model width ``d_model``
+                    attention (groups of 16) + causal DWConv
 ==================  ====================================================  =========================
 
 Hawk, Griffin and the linearized model are built as their chapters build them (with their own
@@ -94,7 +94,7 @@ STUDY_PRESETS: dict[str, dict[str, Any]] = {
     "fast": {"settings": [[32, 4], [64, 8]], "vocab_size": 128, "d_model": 32, "n_heads": 1, "steps": 20,
              "batch_size": 16, "lrs": [3e-3], "n_train": 256, "n_test": 64, "seed": 0, "points": 1,
              "families": list(STUDY_FAMILIES)},
-    "cpu": {"settings": [[64, 16], [128, 32]], "vocab_size": 1024, "d_model": 64, "n_heads": 1, "steps": 1500,
+    "cpu": {"settings": [[64, 16], [128, 32]], "vocab_size": 1024, "d_model": 64, "n_heads": 1, "steps": 1000,
             "batch_size": 32, "lrs": [1e-3, 3e-3, 1e-2], "n_train": 40000, "n_test": 1000, "seed": 0,
             "points": 3, "families": list(STUDY_FAMILIES)},
     "gpu": {"settings": [[128, 16], [256, 32], [256, 64]], "vocab_size": 8192, "d_model": 128, "n_heads": 1,
@@ -159,9 +159,9 @@ def study_points(family: str, seq_len: int, *, d_model: int, points: int = 3) ->
     elif family == "griffin":
         for w in windows:
             out.append(("window", w, "griffin", d_model, {"window": w}))
-    else:  # linearized
-        for g in _dial([4, 8, 16, 32], points):
-            out.append(("group_size", g, "linearized", d_model, {"group_size": g}))
+    else:  # linearized: width (its state counts only the *partial* group, which is 0 at L % g == 0)
+        for width in _dial([d_model // 2, d_model, 2 * d_model], points):
+            out.append(("d_model", width, "linearized", width, {"group_size": 16}))
     return [{"point": f"{name}={value}", "dial": value, "kind": kind, "d_model": width, "options": opts}
             for name, value, kind, width, opts in out]
 
@@ -337,7 +337,7 @@ def plot_study(rows: Sequence[dict[str, Any]], *, title: str | None = None, axes
         ax.axhline(1.0 / n_pairs, color="gray", lw=0.8, ls=":", label="chance (1/pairs)")
         ax.set(xscale="log", ylim=(-0.02, 1.02), xlabel="decode state (bytes, log scale)",
                ylabel="MQAR accuracy (best lr)", title=f"L = {seq_len}, {n_pairs} key-value pairs")
-    axes[-1].legend(fontsize=7, loc="lower right")
+    axes[-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()

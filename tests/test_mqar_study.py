@@ -1,0 +1,76 @@
+"""The MQAR study: its grid, a resumable run, and the findings computed from rows."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pytest
+
+from linattn_edu import bench
+from linattn_edu.experiments import mqar_study as ms
+from linattn_edu.models import build_model, model_state_bytes
+
+
+def test_every_family_has_three_points_whose_state_grows():
+    for family in ms.STUDY_FAMILIES:
+        pts = ms.study_points(family, 128, d_model=64)
+        assert len(pts) == 3, family
+        sizes = []
+        for p in pts:
+            model = build_model(p["kind"], vocab_size=256, d_model=p["d_model"], n_layers=2, n_heads=1, **p["options"])
+            sizes.append(model_state_bytes(model, seq_len=128, bytes_per_element=4))
+        assert sizes == sorted(sizes) and len(set(sizes)) == 3, (family, sizes)
+
+
+def test_presets_meet_the_study_design():
+    for preset in ("cpu", "gpu"):
+        cfg = ms.study_config(preset)
+        assert len({L for L, _ in cfg["settings"]}) >= 2 and cfg["vocab_size"] >= 1024
+        assert len(cfg["lrs"]) >= 3 and cfg["points"] >= 3 and set(cfg["families"]) == set(ms.STUDY_FAMILIES)
+        assert all(4 * pairs <= L for L, pairs in cfg["settings"])
+    with pytest.raises(ValueError, match="preset"):
+        ms.study_config("huge")
+    with pytest.raises(ValueError, match="family"):
+        ms.study_points("mamba", 64, d_model=32)
+
+
+def test_run_is_resumable(tmp_path):
+    cfg = dict(ms.study_config("fast"), families=["hawk", "based"], settings=[[32, 4]])
+    store = bench.ResumableResults("s", command="pytest", config=cfg, key_fields=("seq_len", "n_pairs", "family", "point", "lr"),
+                                   directory=tmp_path)
+    rows = ms.run_mqar_study(cfg, store=store, device="cpu", progress=False)
+    assert len(rows) == 2 and all(0.0 <= r["accuracy"] <= 1.0 for r in rows)
+    assert all(r["state_bytes"] > 0 and len(r["loss_curve"]) > 0 for r in rows)
+    again = bench.ResumableResults("s", command="pytest", config=cfg, key_fields=("seq_len", "n_pairs", "family", "point", "lr"),
+                                   directory=tmp_path)
+    calls = []
+    ms.run_mqar_study(cfg, store=again, device="cpu", progress=False, on_row=calls.append)
+    assert calls == []  # nothing left to train
+    bench.validate_results(bench.load_results("s", directory=tmp_path), strict=True)
+
+
+def _row(family, point, state, acc, lr=1e-3, L=64, pairs=16):
+    return {"seq_len": L, "n_pairs": pairs, "family": family, "point": point, "lr": lr, "accuracy": acc,
+            "state_bytes": state, "loss_curve": [1.0, 0.5]}
+
+
+def test_findings_are_computed_from_rows():
+    rows = [
+        _row("attention", "d=32", 10_000, 0.90, lr=1e-3), _row("attention", "d=32", 10_000, 0.97, lr=3e-3),
+        _row("attention", "d=64", 20_000, 0.99),
+        _row("based", "f=4", 1_000, 0.30), _row("based", "f=8", 3_000, 0.60),
+        _row("hawk", "w=32", 500, 0.04), _row("hawk", "w=64", 900, 0.05), _row("hawk", "w=64", 900, None, lr=1e-2),
+    ]
+    best = {(r["family"], r["point"]): r for r in ms.best_rows(rows)}
+    assert best[("attention", "d=32")]["lr"] == 3e-3 and best[("hawk", "w=64")]["accuracy"] == 0.05
+    found = ms.study_findings(rows)["L=64, pairs=16"]
+    assert found["attention_ok"]
+    assert found["families"]["based"]["grows_with_state"] and not found["families"]["based"]["plateau"]
+    assert found["families"]["hawk"]["plateau"]  # 0.05 < 2 / 16
+    assert found["frontier_families"] == ["attention", "based", "hawk"]
+    assert [r["point"] for r in ms.pareto_frontier(ms.best_rows(rows))] == ["w=32", "w=64", "f=4", "f=8", "d=32", "d=64"]
+    fig = ms.plot_study(rows)
+    assert fig.axes[0].get_xscale() == "log" and fig.axes[0].get_title()
+    assert ms.plot_lr_sweeps(rows, "hawk").axes[1].get_xlabel() == "peak learning rate"
