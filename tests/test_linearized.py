@@ -167,8 +167,9 @@ COMBOS = [
     {"feature_map": "elu", "normalize_qk": False, "conv_kernel_size": 1, "group_size": 3},
     {"attention": "linear"},  # elu, normalized, RoPE, conv
     {"attention": "linear", "feature_map": "taylor", "normalize_qk": True, "conv": False, "pos": "none"},
+    {"conv_filters": "channel", "alpha_per": "head", "local_factor": True},  # this book's variants + local_factor
 ]
-IDS = ["grouped", "grouped-softmax", "grouped-elu-k1", "linear", "linear-taylor"]
+IDS = ["grouped", "grouped-softmax", "grouped-elu-k1", "linear", "linear-taylor", "grouped-book-variants"]
 
 
 def tiny(**options):
@@ -183,6 +184,7 @@ def test_registered_and_defaults():
     assert (cfg.attention, cfg.conv, cfg.conv_kernel_size, cfg.group_size) == ("grouped", True, 4, 16)
     assert (cfg.feature_map, cfg.normalize_qk, cfg.local, cfg.pos) == ("identity", True, "relu2", "rope")
     assert (cfg.alpha_init, cfg.conv_init) == (0.0, "normal")
+    assert (cfg.conv_filters, cfg.alpha_per, cfg.local_factor) == ("head", "layer", False)  # official
     lin = build_model("linearized", vocab_size=V, d_model=32, n_layers=1, n_heads=2, attention="linear").config
     assert (lin.feature_map, lin.normalize_qk) == ("elu", False)
     rebuilt = build_model("linearized", **dataclasses.asdict(cfg))
@@ -230,7 +232,7 @@ def test_future_tokens_never_change_past_logits(options):
 
 @pytest.mark.parametrize("options", [{}, {"local": "softmax", "feature_map": "elu"}, {"attention": "linear"}])
 def test_attention_layer_matches_numpy_reference(options):
-    model = tiny(**options)
+    model = tiny(alpha_per="head", **options)  # one α per head: this book's variant, the reference's general case
     attn = model.blocks[0].attn
     if attn.alpha is not None:
         with torch.no_grad():
@@ -238,7 +240,7 @@ def test_attention_layer_matches_numpy_reference(options):
     x = torch.randn(2, 10, 16, dtype=torch.float64)
     out, _ = attn(x, keep_state=False)
     q, k, v = (z.detach().numpy() for z in attn.project(x, torch.arange(10)))  # after RoPE (and norm)
-    w = attn.conv_weight.detach().numpy()  # (H·D, K)
+    w = attn.channel_weight().detach().numpy()  # (H·D, K): each head's filter repeated over its channels
     cfg = model.config
     if cfg.attention == "grouped":
         o = grouped_linear_attention(q, k, v, group_size=4, alpha=[0.5, -1.5], local=cfg.local,

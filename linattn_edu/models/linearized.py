@@ -9,16 +9,18 @@ replaced by::
     q, k, v = Q(x), K(x), V(x)                  # (B, H, T, D) each, D = d_model / n_heads
     q, k = RoPE(q), RoPE(k)                     # pos="rope" (default); pos="none": nothing
     q, k = q/|q|, k/|k|                         # normalize_qk (default for "grouped")
-    o = Attention(q, k, v) + DWConv(v)          # DWConv: causal, depthwise, per head and channel
+    o = Attention(q, k, v) + DWConv(v)          # DWConv: causal, one filter per head (official)
     y = Out(o)
 
 ``attention="grouped"`` (default): grouped linear attention
 (:func:`~linattn_edu.reference.grouped_linear_attention`). Token ``i`` attends to its own group of
 ``group_size`` tokens (``G(i) = i // g``) exactly, with ``relu(q·k)²`` scores and no denominator
 (``local="relu2"``, official) or a causal softmax of ``q·k/√D`` (``local="softmax"``), and to
-every completed earlier group through linear attention ``α_h · φ(q_i)ᵀ S`` (``feature_map``,
+every completed earlier group through linear attention ``α · φ(q_i)ᵀ S`` (``feature_map``,
 default ``"identity"`` on the normalized q, k, as officially; no denominator) with one learnable
-``α`` per head. Decode state per layer: ``S (B, H, F, D)`` (the sum over completed groups, float32
+``α`` per layer (the official ``global_factor``, initialised to 0; ``alpha_per="head"`` is this
+book's variant with one ``α`` per head). ``local_factor=True`` adds the official optional
+learnable scale of the local branch (initialised to 1). Decode state per layer: ``S (B, H, F, D)`` (the sum over completed groups, float32
 or float64), the current partial group's keys and values ``(B, H, T mod g, D)`` (after RoPE and
 normalization) and the conv buffer.
 
@@ -27,16 +29,21 @@ default ``"elu"``, ``normalize=True``) through :func:`~linattn_edu.kernels.chunk
 (as the ``"linear"`` kind does). Decode state: ``(S, z)`` and the conv buffer.
 
 The convolution (``conv=True``) is causal: output ``t`` reads ``v_{t-K+1..t}``, ``K =
-conv_kernel_size``, through :func:`~linattn_edu.kernels.causal_conv1d` (one filter per value
-channel, channel ``h·D + d``, no bias); decode state: the last ``K - 1`` values ``(B, K-1, H·D)``.
-The official code uses a 63-tap kernel with its future half masked (32 causal taps) and groups of
-64; the book-scale defaults are ``conv_kernel_size=4`` and ``group_size=16``.
+conv_kernel_size``, through :func:`~linattn_edu.kernels.causal_conv1d`. As in the official code
+(``Conv2d(H, H, (63, 1), groups=H, bias=False)`` over ``(B, H, T, D)``) there is one filter per
+head, shared by the head's ``D`` channels: ``H·K`` weights per layer, no bias
+(``conv_filters="head"``); ``conv_filters="channel"`` is this book's variant with one filter per
+value channel (``H·D·K`` weights, channel ``h·D + d``). Decode state: the last ``K - 1`` values
+``(B, K-1, H·D)``. ``K`` counts *causal* taps: the official kernel of 63 taps with its future 31
+masked is ``conv_kernel_size=32`` (:func:`official_causal_taps`); the official groups have 64
+tokens. The book-scale (CPU) defaults are smaller: ``conv_kernel_size=4`` and ``group_size=16``.
 
 **Initialization.** ``conv_init="normal"`` (default; ``N(0, 1/K)``) or ``"zero"``; ``alpha_init``
-(default 0.0, the paper's value) fills every head's ``α``. The global branch has no denominator,
+(default 0.0, the paper's value) fills ``α``. The global branch has no denominator,
 so with ``α = 1`` from the start its sum over all earlier groups grows with the position and
-swamps the local branch early in training (measured at book scale, 200 steps: perplexity 9.66
-with ``α = 1`` against 7.10 with ``α = 0``); starting at 0 lets training open it gradually. :func:`linearize`, which converts a trained Transformer, sets both to zero
+swamps the local branch early in training (measured at book scale, 200 steps, with this book's
+per-head ``α`` and per-channel filters: perplexity 9.66 with ``α = 1`` against 7.10 with
+``α = 0``); starting at 0 lets training open it gradually. :func:`linearize`, which converts a trained Transformer, sets both to zero
 (the official recipe): the converted model starts as the purely local attention (exactly
 the Transformer's, for ``local="softmax"`` and ``group_size >= T`` without normalization), and
 both parameters still receive gradients.
@@ -71,6 +78,11 @@ __all__ = [
     "LinearizedCache",
     "Linearized",
     "linearize",
+    "CONV_FILTERS",
+    "ALPHA_PER",
+    "OFFICIAL_CONV_KERNEL_SIZE",
+    "OFFICIAL_GROUP_SIZE",
+    "official_causal_taps",
 ]
 
 #: Values of ``attention=``.
@@ -82,6 +94,30 @@ CONV_INITS = ("normal", "zero")
 #: Values of ``pos=``.
 LINEARIZED_POSITIONS = ("rope", "none")
 _BACKENDS = (None, "triton", "interpreter", "torch")
+#: Values of ``conv_filters=``: ``"head"`` (official: one filter per head, shared across the head
+#: dimension) or ``"channel"`` (this book's variant: one filter per head and channel).
+CONV_FILTERS = ("head", "channel")
+#: Values of ``alpha_per=``: ``"layer"`` (official ``global_factor``: one scalar per layer) or
+#: ``"head"`` (this book's variant: one ``α`` per head).
+ALPHA_PER = ("layer", "head")
+#: The official DWConv kernel size (``fine-tune.py``: ``res_kernel_size = 63``, future half masked).
+OFFICIAL_CONV_KERNEL_SIZE = 63
+#: The official group size (``modeling_llama_kv.py``: ``GROUP_SIZE`` default 64).
+OFFICIAL_GROUP_SIZE = 64
+
+
+def official_causal_taps(kernel_size: int = OFFICIAL_CONV_KERNEL_SIZE) -> int:
+    """Causal taps ``K`` of an official masked kernel of odd size ``kernel_size``: ``kernel_size // 2 + 1``.
+
+    The official code masks taps ``kernel_size // 2 + 1 ..`` (the future) of a centered kernel,
+    so 63 taps leave 32: the current token and the 31 before it (``conv_kernel_size=32`` here).
+
+    Raises:
+        ValueError: ``kernel_size`` is not a positive odd int.
+    """
+    if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size must be a positive odd int, got {kernel_size!r}")
+    return kernel_size // 2 + 1
 
 
 def _kernels() -> Any:
@@ -107,7 +143,10 @@ class LinearizedConfig:
         vocab_size, d_model, n_layers, n_heads: sizes; head dim ``D = d_model / n_heads``.
         attention: ``"grouped"`` (default) or ``"linear"``.
         conv: add the causal depthwise convolution over v.
-        conv_kernel_size: its taps ``K`` (4; official 63 with the future half masked = 32 causal).
+        conv_kernel_size: its causal taps ``K`` (4 at book scale; the official 63-tap kernel with
+            the future half masked is ``K = 32``, :func:`official_causal_taps`).
+        conv_filters: ``"head"`` (official: ``H`` filters, each shared by a head's ``D`` channels)
+            or ``"channel"`` (this book's variant: ``H·D`` filters).
         conv_init: ``"normal"`` (``N(0, 1/K)``) or ``"zero"``.
         conv_causal: True (the default, the only decodable choice). False makes the convolution
             *centered* (taps ``t - K//2 .. t + K//2``, ``K`` odd): output ``t`` reads future values.
@@ -115,7 +154,11 @@ class LinearizedConfig:
             train such a model and show its too-good loss. ``prefill``, ``step`` and
             ``tree_step`` refuse it (``ValueError``); ``forward`` runs it.
         group_size: ``g`` of the grouped attention (16; official 64).
-        alpha_init: initial ``α`` of every head (grouped attention's global branch).
+        alpha_init: initial ``α`` (grouped attention's global branch; official 0).
+        alpha_per: ``"layer"`` (official ``global_factor``: one scalar per layer) or ``"head"``
+            (this book's variant: one per head).
+        local_factor: add the official optional learnable scale of the local branch (init 1;
+            ``attention="grouped"`` only).
         local: ``"relu2"`` (official) or ``"softmax"``.
         feature_map: φ of the linear part, one of :data:`~linattn_edu.models.LINEAR_FEATURE_MAPS`;
             None means ``"identity"`` for grouped, ``"elu"`` for linear (stored resolved).
@@ -136,8 +179,11 @@ class LinearizedConfig:
     conv_kernel_size: int = 4
     conv_init: str = "normal"
     conv_causal: bool = True
+    conv_filters: str = "head"
     group_size: int = 16
     alpha_init: float = 0.0
+    alpha_per: str = "layer"
+    local_factor: bool = False
     local: str = "relu2"
     feature_map: str | None = None
     normalize_qk: bool | None = None
@@ -178,12 +224,18 @@ class LinearizedConfig:
             raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
         if self.attention not in LINEARIZED_ATTENTIONS:
             raise ValueError(f"attention must be one of {list(LINEARIZED_ATTENTIONS)}, got {self.attention!r}")
-        for name in ("conv", "conv_causal", "normalize", "tie_embeddings", "normalize_qk"):
+        for name in ("conv", "conv_causal", "normalize", "tie_embeddings", "normalize_qk", "local_factor"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
         if not self.conv_causal and self.conv_kernel_size % 2 == 0:
             raise ValueError(f"conv_kernel_size must be odd for a centered conv (conv_causal=False), "
                              f"got {self.conv_kernel_size}")
+        if self.conv_filters not in CONV_FILTERS:
+            raise ValueError(f"conv_filters must be one of {list(CONV_FILTERS)}, got {self.conv_filters!r}")
+        if self.alpha_per not in ALPHA_PER:
+            raise ValueError(f"alpha_per must be one of {list(ALPHA_PER)}, got {self.alpha_per!r}")
+        if self.local_factor and self.attention != "grouped":
+            raise ValueError("local_factor=True needs attention='grouped' (it scales the local branch)")
         if self.conv_init not in CONV_INITS:
             raise ValueError(f"conv_init must be one of {list(CONV_INITS)}, got {self.conv_init!r}")
         if not _number(self.alpha_init) or not math.isfinite(self.alpha_init):
@@ -311,8 +363,9 @@ class LinearizedAttention(nn.Module):
     """Grouped or plain linear attention plus a causal DWConv over v; ``(B, T, C) -> (B, T, C)``.
 
     Parameters: ``q_proj``, ``k_proj``, ``v_proj`` (``C -> H·D``), ``out_proj`` (``H·D -> C``), all
-    without bias; ``conv_weight`` ``(H·D, K)`` (None without ``conv``); ``alpha`` ``(H,)`` (None for
-    ``attention="linear"``).
+    without bias; ``conv_weight`` ``(H, K)`` (official, ``conv_filters="head"``) or ``(H·D, K)``
+    (``"channel"``), None without ``conv``; ``alpha`` ``(1,)`` (official, ``alpha_per="layer"``)
+    or ``(H,)`` (``"head"``), None for ``attention="linear"``; ``local_factor`` ``(1,)`` or None.
     """
 
     def __init__(self, cfg: LinearizedConfig) -> None:
@@ -324,16 +377,30 @@ class LinearizedAttention(nn.Module):
         self.v_proj = nn.Linear(cfg.d_model, h * hd, bias=False)
         self.out_proj = nn.Linear(h * hd, cfg.d_model, bias=False)
         if cfg.conv:
-            weight = torch.zeros(h * hd, cfg.conv_kernel_size)
+            weight = torch.zeros(h if cfg.conv_filters == "head" else h * hd, cfg.conv_kernel_size)
             if cfg.conv_init == "normal":
                 nn.init.normal_(weight, std=1.0 / math.sqrt(cfg.conv_kernel_size))
             self.conv_weight = nn.Parameter(weight)
         else:
             self.register_parameter("conv_weight", None)
         if cfg.attention == "grouped":
-            self.alpha = nn.Parameter(torch.full((h,), float(cfg.alpha_init)))
+            self.alpha = nn.Parameter(torch.full((1 if cfg.alpha_per == "layer" else h,), float(cfg.alpha_init)))
         else:
             self.register_parameter("alpha", None)
+        if cfg.local_factor:
+            self.local_factor = nn.Parameter(torch.ones(1))
+        else:
+            self.register_parameter("local_factor", None)
+
+    def channel_weight(self, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """The convolution's filter per value channel, ``(H·D, K)`` (channel ``h·D + d``).
+
+        With ``conv_filters="head"`` each head's filter is repeated for its ``D`` channels.
+        """
+        w = self.conv_weight if dtype is None else self.conv_weight.to(dtype)
+        if self.cfg.conv_filters == "head":
+            w = w.repeat_interleave(self.cfg.head_dim, dim=0)
+        return w
 
     # -- pieces -------------------------------------------------------------------------------
 
@@ -360,7 +427,10 @@ class LinearizedAttention(nn.Module):
         return torch.softmax(scores, dim=-1)
 
     def _alpha(self, compute: torch.dtype) -> torch.Tensor:
-        return self.alpha.to(compute)[:, None, None]  # (H, 1, 1)
+        return self.alpha.to(compute)[:, None, None]  # (H, 1, 1) or (1, 1, 1)
+
+    def _local_scale(self, local: torch.Tensor) -> torch.Tensor:
+        return local if self.local_factor is None else local * self.local_factor.to(local.dtype)
 
     def _grouped(self, q, k, v, state: LinearizedLayerState | None, keep_state: bool):
         """Grouped attention of new tokens after ``state``; the partial group is re-attended."""
@@ -387,7 +457,7 @@ class LinearizedAttention(nn.Module):
         kg = k_all.reshape(b, h, groups, g, d)
         vg = v_all.reshape(b, h, groups, g, d)
         mask = torch.ones(g, g, dtype=torch.bool, device=q.device).tril()
-        local = self._local_weights(qg @ kg.transpose(-1, -2), mask) @ vg  # (B, H, N, g, D)
+        local = self._local_scale(self._local_weights(qg @ kg.transpose(-1, -2), mask) @ vg)  # (B, H, N, g, D)
         fq, fk = feature_map_torch(qg, cfg.feature_map), feature_map_torch(kg, cfg.feature_map)
         # padded keys have zero values, so φ(0) ≠ 0 adds nothing to the group states
         group_states = fk.transpose(-1, -2) @ vg  # (B, H, N, F, D)
@@ -445,7 +515,7 @@ class LinearizedAttention(nn.Module):
         """Causal DWConv of ``v_flat`` ``(B, T, H·D)`` after ``conv_state`` ``(B, K-1, H·D)``."""
         kernels = _kernels()
         kk = self.cfg.conv_kernel_size
-        w = self.conv_weight.to(v_flat.dtype)
+        w = self.channel_weight(v_flat.dtype)
         if conv_state is not None and v_flat.shape[1] == 1:
             y, new = kernels.causal_conv1d_step(v_flat[:, 0], conv_state.to(v_flat.dtype), w)
             return y[:, None], new
@@ -520,7 +590,7 @@ class LinearizedAttention(nn.Module):
             fkeys = feature_map_torch(keys, cfg.feature_map)
             glob_w = (fq @ fkeys.transpose(-1, -2)) * (visible & ~in_group)
             glob = glob_w @ vals + fq @ state.s.to(compute)
-            o = local_w @ vals + self._alpha(compute) * glob
+            o = self._local_scale(local_w @ vals) + self._alpha(compute) * glob
         else:
             w = (fq @ fk.transpose(-1, -2)) * anc
             num = w @ vc + fq @ state.s.to(compute)
@@ -540,7 +610,7 @@ class LinearizedAttention(nn.Module):
                     back = kk - 1 - tap
                     index[i, tap] = kk - 1 + path[depth - back] if back <= depth else kk - 1 - (back - depth)
             window = src[:, index.to(x.device)]  # (B, N, K, C)
-            o = o + (window.to(compute) * self.conv_weight.to(compute).t()[None, None]).sum(2).to(v.dtype)
+            o = o + (window.to(compute) * self.channel_weight(compute).t()[None, None]).sum(2).to(v.dtype)
         return self.out_proj(o)
 
 
@@ -692,7 +762,7 @@ class Linearized(nn.Module):
     def extra_repr(self) -> str:
         cfg = self.config
         extra = f", group_size={cfg.group_size}, local={cfg.local!r}" if cfg.attention == "grouped" else ""
-        conv = f"conv K={cfg.conv_kernel_size}" if cfg.conv else "no conv"
+        conv = f"conv K={cfg.conv_kernel_size} per {cfg.conv_filters}" if cfg.conv else "no conv"
         return f"attention={cfg.attention!r}{extra}, feature_map={cfg.feature_map!r}, {conv}, pos={cfg.pos!r}"
 
 
