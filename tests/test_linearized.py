@@ -383,3 +383,25 @@ def test_centered_conv_option_leaks_and_cannot_decode():
     with pytest.raises(ValueError, match="odd"):
         build_model("linearized", vocab_size=32, d_model=16, n_layers=1, n_heads=2, conv_kernel_size=4,
                     conv_causal=False)
+
+
+def test_cache_from_a_differently_configured_model_is_refused():
+    tokens = torch.randint(0, V, (1, 6))
+    base = dict(vocab_size=V, d_model=16, n_layers=2, n_heads=2)
+    model = build_model("linearized", **base, group_size=4, conv_kernel_size=3).double().eval()
+    for other in ({"group_size": 5, "conv_kernel_size": 3}, {"group_size": 4, "conv_kernel_size": 4},
+                  {"group_size": 4, "conv": False}, {"attention": "linear", "conv_kernel_size": 3},
+                  {"group_size": 4, "conv_kernel_size": 3, "feature_map": "elu"}):
+        foreign = build_model("linearized", **base, **other).double().eval()
+        _, cache = foreign.prefill(tokens)
+        with pytest.raises(ValueError, match="cache"):
+            model.step(tokens[:, 0], cache)
+        with pytest.raises(ValueError, match="cache"):
+            model.prefill(tokens, cache)
+        with pytest.raises(ValueError, match="cache"):
+            model.tree_step(tokens[:, :2], [-1, 0], cache)
+    # without the signature the shapes are still checked
+    _, cache = build_model("linearized", **base, group_size=4, conv_kernel_size=4).double().prefill(tokens)
+    cache.signature = None
+    with pytest.raises(ValueError, match="cache does not fit"):
+        model.step(tokens[:, 0], cache)

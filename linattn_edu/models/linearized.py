@@ -76,6 +76,7 @@ __all__ = [
     "LinearizedAttention",
     "LinearizedLayerState",
     "LinearizedCache",
+    "LinearizedTreeStates",
     "Linearized",
     "linearize",
     "CONV_FILTERS",
@@ -261,6 +262,12 @@ class LinearizedConfig:
         if self.attn_backend not in _BACKENDS:
             raise ValueError(f"attn_backend must be one of {list(_BACKENDS)}, got {self.attn_backend!r}")
 
+    def state_signature(self) -> tuple:
+        """The options that decide what the decode state means (sizes, attention, φ, groups, conv, positions)."""
+        return (self.d_model, self.n_layers, self.n_heads, self.attention, self.feature_map, self.normalize_qk,
+                self.group_size if self.attention == "grouped" else None, self.conv,
+                self.conv_kernel_size if self.conv else None, self.pos, self.rope_base)
+
     def linear_backend(self, device: torch.device) -> str | None:
         """``backend=`` of the linear-attention kernel: PyTorch on a CPU or for a chunk the kernel lacks."""
         if self.attn_backend is not None:
@@ -301,6 +308,24 @@ class LinearizedLayerState:
 
 
 @dataclasses.dataclass
+class LinearizedTreeStates:
+    """What :meth:`Linearized.tree_step` keeps to commit an accepted path without another pass.
+
+    Attributes:
+        keys, values: one ``(B, H, N, D)`` tensor per layer: every tree node's key (after RoPE and
+            normalization) and value; from them :meth:`Linearized.commit_tree` builds each
+            layer's recurrent state ``S`` (and ``z``), partial group and conv buffer for a path.
+        parents: the tree's parent array (length ``N``).
+        position: the cache position the tree was verified at.
+    """
+
+    keys: list[torch.Tensor]
+    values: list[torch.Tensor]
+    parents: list[int]
+    position: int
+
+
+@dataclasses.dataclass
 class LinearizedCache:
     """The decoding state of a ``"linearized"`` model: one :class:`LinearizedLayerState` per layer.
 
@@ -310,6 +335,9 @@ class LinearizedCache:
 
     layers: list[LinearizedLayerState]
     position: int
+    #: The state-shaping options of the model that made it (:meth:`LinearizedConfig.state_signature`),
+    #: checked by the model it is passed to; None skips that check.
+    signature: tuple | None = None
 
     @property
     def nbytes(self) -> int:
@@ -560,8 +588,13 @@ class LinearizedAttention(nn.Module):
                 new_state.conv = conv_state  # type: ignore[union-attr]
         return self.out_proj(o), (new_state if keep_state else None)
 
-    def tree_forward(self, x: torch.Tensor, state: LinearizedLayerState, position: int, tree: _Tree) -> torch.Tensor:
-        """Draft-tree nodes ``x`` ``(B, N, C)`` after ``state`` (read only); ``(B, N, C)``.
+    def tree_forward(
+        self, x: torch.Tensor, state: LinearizedLayerState, position: int, tree: _Tree
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Draft-tree nodes ``x`` ``(B, N, C)`` after ``state`` (read only): ``((B, N, C), (k, v))``.
+
+        ``k``, ``v`` ``(B, H, N, D)`` are the nodes' keys (after RoPE and normalization) and values:
+        :meth:`commit` folds an accepted path of them into the state without another pass.
 
         Node ``i`` sits at position ``P_i = position + depth_i``; it sees the cached prefix and
         its ancestors (and itself), never other nodes. Grouped: with ``start_i = g·(P_i // g)``,
@@ -611,7 +644,38 @@ class LinearizedAttention(nn.Module):
                     index[i, tap] = kk - 1 + path[depth - back] if back <= depth else kk - 1 - (back - depth)
             window = src[:, index.to(x.device)]  # (B, N, K, C)
             o = o + (window.to(compute) * self.channel_weight(compute).t()[None, None]).sum(2).to(v.dtype)
-        return self.out_proj(o)
+        return self.out_proj(o), (k, v)
+
+    def commit(self, state: LinearizedLayerState, k: torch.Tensor, v: torch.Tensor) -> LinearizedLayerState:
+        """The state after consuming ``L`` tokens whose keys ``k`` and values ``v`` ``(B, H, L, D)`` are known.
+
+        Exactly the state update of :meth:`forward` with ``keep_state=True`` (no projections, no
+        attention): grouped: the partial group grows, every group it completes is folded into
+        ``S`` as ``φ(K)ᵀ V``; linear: ``S += φ(k)ᵀ v``, ``z += Σ φ(k)``; conv: the last ``K - 1``
+        values. ``state`` is not modified.
+        """
+        cfg = self.cfg
+        b, h, length, d = k.shape
+        compute = state.s.dtype
+        if cfg.attention == "grouped":
+            g = cfg.group_size
+            keys = torch.cat([state.keys, k.to(state.keys.dtype)], dim=2)
+            values = torch.cat([state.values, v.to(state.values.dtype)], dim=2)
+            complete = keys.shape[2] // g
+            s = state.s
+            if complete:
+                kg = keys[:, :, : complete * g].to(compute).reshape(b, h, complete, g, d)
+                vg = values[:, :, : complete * g].to(compute).reshape(b, h, complete, g, d)
+                s = s + (feature_map_torch(kg, cfg.feature_map).transpose(-1, -2) @ vg).sum(dim=2)
+            new = LinearizedLayerState(s=s, keys=keys[:, :, complete * g :].contiguous(),
+                                       values=values[:, :, complete * g :].contiguous())
+        else:
+            fk = feature_map_torch(k, cfg.feature_map).to(compute)
+            new = LinearizedLayerState(s=state.s + fk.transpose(-1, -2) @ v.to(compute), z=state.z + fk.sum(dim=2))
+        if cfg.conv:
+            full = torch.cat([state.conv, v.transpose(1, 2).reshape(b, length, h * d).to(state.conv.dtype)], dim=1)
+            new.conv = full[:, full.shape[1] - (cfg.conv_kernel_size - 1) :].contiguous()
+        return new
 
 
 # ----------------------------------------------------------------------------------------------
@@ -636,8 +700,9 @@ class LinearizedBlock(nn.Module):
         return x + self.mlp(self.norm_mlp(x)), st
 
     def tree_forward(self, x, state, position, tree):
-        x = x + self.dropout(self.attn.tree_forward(self.norm_attn(x), state, position, tree))
-        return x + self.mlp(self.norm_mlp(x))
+        a, kv = self.attn.tree_forward(self.norm_attn(x), state, position, tree)
+        x = x + self.dropout(a)
+        return x + self.mlp(self.norm_mlp(x)), kv
 
 
 @register_model("linearized")
@@ -687,7 +752,8 @@ class Linearized(nn.Module):
             x, st = block(x, None if cache is None else cache.layers[i], start, keep_cache)
             layers.append(st)
         logits = self.lm_head(self.norm_out(x))
-        return logits, (LinearizedCache(layers, start + tokens.shape[1]) if keep_cache else None)
+        cache = LinearizedCache(layers, start + tokens.shape[1], self.config.state_signature()) if keep_cache else None
+        return logits, cache
 
     def _check_decodable(self) -> None:
         if not self.config.conv_causal:
@@ -724,7 +790,8 @@ class Linearized(nn.Module):
 
     @torch.no_grad()
     def tree_step(self, token_tree: torch.Tensor, parents: Sequence[int] | torch.Tensor,
-                  cache: LinearizedCache) -> torch.Tensor:
+                  cache: LinearizedCache, *, return_states: bool = False
+                  ) -> torch.Tensor | tuple[torch.Tensor, LinearizedTreeStates]:
         """Logits of every node of a draft tree, in one pass, without modifying ``cache``.
 
         Args:
@@ -736,7 +803,11 @@ class Linearized(nn.Module):
         Returns:
             ``(B, N, vocab_size)``: node ``i``'s logits equal those of ``step``-decoding its root
             path after ``cache`` (see :meth:`LinearizedAttention.tree_forward` for how each
-            branch, including one crossing a group boundary, sees exactly that path).
+            branch, including one crossing a group boundary, sees exactly that path). With
+            ``return_states=True``: ``(logits, states)``, where ``states``
+            (:class:`LinearizedTreeStates`) keeps every node's keys and values per layer, from
+            which :meth:`commit_tree` builds the cache after an accepted path (its recurrent,
+            group and conv states) without another pass.
 
         Raises:
             ValueError: bad ``parents`` (wrong length, ``parents[i]`` not in ``{-1} ∪ [0, i)``),
@@ -747,17 +818,87 @@ class Linearized(nn.Module):
         self._check_cache(cache, tokens.shape[0])
         tree = _make_tree(parents, tokens.shape[1], tokens.device)
         x = self.tok_emb(tokens)
+        node_keys, node_values = [], []
         for i, block in enumerate(self.blocks):
-            x = block.tree_forward(x, cache.layers[i], cache.position, tree)
-        return self.lm_head(self.norm_out(x))
+            x, (k, v) = block.tree_forward(x, cache.layers[i], cache.position, tree)
+            node_keys.append(k)
+            node_values.append(v)
+        logits = self.lm_head(self.norm_out(x))
+        if not return_states:
+            return logits
+        parents_list = [p[-2] if len(p) > 1 else -1 for p in tree.paths]
+        return logits, LinearizedTreeStates(node_keys, node_values, parents_list, cache.position)
+
+    def commit_tree(self, cache: LinearizedCache, states: LinearizedTreeStates, path: Sequence[int]) -> LinearizedCache:
+        """The cache after the tokens of the root path ``path`` of a verified tree, with no forward pass.
+
+        Args:
+            cache: the cache ``tree_step`` verified against (not modified).
+            states: from ``tree_step(..., return_states=True)`` on that cache.
+            path: node indices ``[root, child, ...]``, each the parent of the next, ``path[0]`` a
+                root (parent -1); may be empty.
+
+        Returns:
+            The :class:`LinearizedCache` that ``prefill(tokens[path], cache)`` would return (up to
+            float rounding): per layer the path's keys and values folded in by
+            :meth:`LinearizedAttention.commit` (groups completed into ``S``, the conv buffer
+            shifted), ``position`` advanced by ``len(path)``.
+
+        Raises:
+            TypeError / ValueError: a bad ``cache`` or ``states``; ``ValueError`` naming ``path``
+                when it is not a root path of the tree.
+        """
+        from ..reference.speculative import check_root_path
+
+        if not isinstance(states, LinearizedTreeStates):
+            raise TypeError(f"states must be the LinearizedTreeStates of tree_step(return_states=True), "
+                            f"got {type(states).__name__}")
+        self._check_cache(cache, states.keys[0].shape[0] if states.keys else 0)
+        if states.position != cache.position:
+            raise ValueError(f"cache is at position {cache.position} but states were verified at position "
+                             f"{states.position}: pass the cache given to tree_step")
+        path = check_root_path(states.parents, path)
+        index = torch.tensor(path, dtype=torch.long, device=states.keys[0].device)
+        layers = [
+            block.attn.commit(layer, k.index_select(2, index), v.index_select(2, index))
+            for block, layer, k, v in zip(self.blocks, cache.layers, states.keys, states.values)
+        ]
+        return LinearizedCache(layers, cache.position + len(path), self.config.state_signature())
 
     def _check_cache(self, cache: Any, batch: int) -> None:
         if not isinstance(cache, LinearizedCache):
             raise TypeError(f"cache must be a LinearizedCache from prefill() or step(), got {type(cache).__name__}")
-        if len(cache.layers) != self.config.n_layers:
-            raise ValueError(f"cache must hold {self.config.n_layers} layers, got {len(cache.layers)}")
+        cfg = self.config
+        if len(cache.layers) != cfg.n_layers:
+            raise ValueError(f"cache must hold {cfg.n_layers} layers, got {len(cache.layers)}")
         if cache.batch_size != batch:
             raise ValueError(f"cache has batch size {cache.batch_size}, but the tokens have {batch}")
+        if cache.signature is not None and cache.signature != cfg.state_signature():
+            names = ("d_model", "n_layers", "n_heads", "attention", "feature_map", "normalize_qk", "group_size",
+                     "conv", "conv_kernel_size", "pos", "rope_base")
+            diff = [f"{n}={a!r} (this model: {b!r})" for n, a, b in zip(names, cache.signature, cfg.state_signature())
+                    if a != b]
+            raise ValueError(f"cache comes from a differently configured 'linearized' model: {', '.join(diff)}")
+        h, d, f = cfg.n_heads, cfg.head_dim, cfg.n_features
+        for i, layer in enumerate(cache.layers):
+            problem = None
+            if tuple(layer.s.shape[1:]) != (h, f, d):
+                problem = f"S of shape (B, {h}, {f}, {d}), got {tuple(layer.s.shape)}"
+            elif (layer.z is None) != (cfg.attention == "grouped") or (layer.keys is None) != (cfg.attention == "linear"):
+                problem = f"the state of attention={cfg.attention!r}"
+            elif cfg.attention == "grouped" and (tuple(layer.keys.shape[1:2]) + tuple(layer.keys.shape[3:]) != (h, d)
+                                                 or layer.keys.shape[2] >= cfg.group_size
+                                                 or layer.keys.shape[2] != cache.position % cfg.group_size):
+                problem = (f"a partial group of position % group_size = {cache.position % cfg.group_size} keys "
+                           f"(B, {h}, ., {d}), got {tuple(layer.keys.shape)}")
+            elif (layer.conv is None) == cfg.conv:
+                problem = "a conv buffer" if cfg.conv else "no conv buffer (conv=False)"
+            elif cfg.conv and tuple(layer.conv.shape[1:]) != (cfg.conv_kernel_size - 1, h * d):
+                problem = (f"a conv buffer of shape (B, {cfg.conv_kernel_size - 1}, {h * d}), "
+                           f"got {tuple(layer.conv.shape)}")
+            if problem is not None:
+                raise ValueError(f"cache does not fit this model (a cache from a differently configured "
+                                 f"'linearized' model?): layer {i} should hold {problem}")
 
     def extra_repr(self) -> str:
         cfg = self.config
