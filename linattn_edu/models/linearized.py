@@ -362,6 +362,21 @@ class _Tree:
     depths: torch.Tensor
     ancestors: torch.Tensor
     paths: list[list[int]]
+    _conv_index: dict = dataclasses.field(default_factory=dict)
+
+    def conv_index(self, kk: int) -> torch.Tensor:
+        """``(N, K)`` rows into ``[conv buffer (K-1) | nodes (N)]``: node ``i``'s tap ``K-1-s`` reads
+        its ancestor ``s`` steps up, or the buffer once the path runs out (computed once per tree)."""
+        if kk not in self._conv_index:
+            n = len(self.paths)
+            index = torch.empty(n, kk, dtype=torch.long)
+            for i, path in enumerate(self.paths):
+                depth = len(path) - 1
+                for tap in range(kk):  # tap K-1 is the node itself, tap K-1-s is s steps back
+                    back = kk - 1 - tap
+                    index[i, tap] = kk - 1 + path[depth - back] if back <= depth else kk - 1 - (back - depth)
+            self._conv_index[kk] = index.to(self.depths.device)
+        return self._conv_index[kk]
 
 
 def _make_tree(parents: Any, n: int, device: torch.device) -> _Tree:
@@ -636,13 +651,7 @@ class LinearizedAttention(nn.Module):
             kk = cfg.conv_kernel_size
             v_flat = v.transpose(1, 2).reshape(b, n, cfg.n_heads * cfg.head_dim)
             src = torch.cat([state.conv.to(v.dtype), v_flat], dim=1)  # (B, K-1+N, C)
-            index = torch.empty(n, kk, dtype=torch.long)
-            for i, path in enumerate(tree.paths):
-                depth = len(path) - 1
-                for tap in range(kk):  # tap K-1 is the node itself, tap K-1-s is s steps back
-                    back = kk - 1 - tap
-                    index[i, tap] = kk - 1 + path[depth - back] if back <= depth else kk - 1 - (back - depth)
-            window = src[:, index.to(x.device)]  # (B, N, K, C)
+            window = src[:, tree.conv_index(kk)]  # (B, N, K, C)
             o = o + (window.to(compute) * self.channel_weight(compute).t()[None, None]).sum(2).to(v.dtype)
         return self.out_proj(o), (k, v)
 

@@ -49,6 +49,7 @@ outputs of the attention and MLP sublayers.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any, Sequence
 
@@ -259,6 +260,23 @@ class CausalSelfAttention(nn.Module):
         return self.dropout(self.out_proj(o)), node_kv
 
 
+def _tree_structure(parents: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(tree_attention_mask(parents), tree_depths(parents))``, cached for hashable (tuple) parents:
+    a speculative loop verifies trees of the same shape again and again."""
+    from ..reference.speculative import tree_attention_mask, tree_depths
+
+    if isinstance(parents, tuple):
+        return _tree_structure_cached(parents)
+    return tree_attention_mask(parents), tree_depths(parents)
+
+
+@functools.lru_cache(maxsize=256)
+def _tree_structure_cached(parents: tuple) -> tuple[np.ndarray, np.ndarray]:
+    from ..reference.speculative import tree_attention_mask, tree_depths
+
+    return tree_attention_mask(parents), tree_depths(parents)  # read only by tree_step
+
+
 @dataclasses.dataclass
 class TransformerTreeStates:
     """What :meth:`Transformer.tree_step` keeps to commit an accepted path without another pass.
@@ -449,17 +467,18 @@ class Transformer(nn.Module):
                 ``parents`` for a bad parent array or one whose length is not ``N``;
                 ``ValueError`` naming ``max_len`` when a ``"learned"`` table is too short.
         """
-        from ..reference.speculative import tree_attention_mask, tree_depths
-
         cfg = self.config
         tokens = check_tokens(token_tree, cfg.vocab_size, name="token_tree")
         self._check_cache(cache, tokens.shape[0])
-        mask = tree_attention_mask(parents)
+        if isinstance(parents, torch.Tensor):
+            parents = parents.detach().cpu().numpy()
+        par = tuple(np.asarray(parents).reshape(-1).tolist()) if np.asarray(parents).ndim == 1 else parents
+        mask, depths_np = _tree_structure(par)
         n = tokens.shape[1]
         if mask.shape[0] != n:
             raise ValueError(f"parents must have one entry per node: token_tree has N={n} nodes, parents has {mask.shape[0]}")
         device = tokens.device
-        depths = torch.as_tensor(tree_depths(parents), device=device)
+        depths = torch.as_tensor(depths_np, device=device)
         positions = cache.position + depths  # (N,) absolute positions of the nodes
         if cfg.pos == "learned" and int(positions.max()) >= cfg.max_len:
             raise ValueError(
@@ -490,8 +509,7 @@ class Transformer(nn.Module):
         logits = self.lm_head(self.norm_out(x))
         if not return_states:
             return logits
-        par = [int(p) for p in np.asarray(parents.cpu() if isinstance(parents, torch.Tensor) else parents)]
-        return logits, TransformerTreeStates(node_keys, node_values, par, cache.position)
+        return logits, TransformerTreeStates(node_keys, node_values, [int(p) for p in par], cache.position)
 
     def commit_tree(self, cache: KVCache, states: TransformerTreeStates, path: Sequence[int]) -> KVCache:
         """The cache after the tokens of the root path ``path`` of a verified tree, with no forward pass.

@@ -1,0 +1,228 @@
+#!/usr/bin/env python
+"""Wall-clock speed of speculative decoding against plain greedy decoding, with exact output.
+
+Usage (from the repository root)::
+
+    OMP_NUM_THREADS=1 python scripts/bench_speculative.py --threads 1     # writes linattn_edu/results/speculative.json
+    python scripts/bench_speculative.py --fast --out-dir /tmp/spec          # a quick check of the script
+
+What it does
+    1. Trains a *target* (a softmax Transformer, RoPE, a few million parameters) and a much
+       smaller *draft* (one layer) on the book's byte corpus, with fixed seeds (``--cache-dir``
+       keeps the trained weights so that a rerun measures without retraining).
+    2. For each of ``--prompts`` prompts from the validation split, alternately times plain
+       greedy decoding (:func:`linattn_edu.speculative.greedy_generate`: ``prefill`` then one
+       ``step`` per token) and speculative decoding
+       (:func:`linattn_edu.speculative.speculative_generate`: the draft builds its tree one
+       batched call per level, the target verifies it in ONE pass and commits the accepted path
+       from that pass) ``--repeats`` times, keeping each one's median, and **asserts that both
+       return the same tokens**.
+    3. Reports the wall-clock speedup (total greedy time / total speculative time over the
+       prompts), target passes per token, tokens per round, and where speculative decoding's time
+       goes: drafting, the target's verification passes, committing, prefilling, the rest.
+
+Output
+    A table on stdout and ``speculative.json`` (``linattn_edu/results/`` or ``--out-dir``) written
+    by :func:`linattn_edu.bench.save_results`: device, date, torch/triton versions, the command,
+    and in ``config`` the sizes, the git commit, Python/NumPy versions, the thread count, the load
+    average before the run and the script's wall time. The paper's comparison point (You et al.,
+    ICML 2024: up to 2x faster generation with speculative decoding) is recorded as
+    ``paper_claim``; it is for 7B LLaMA models on A100 GPUs, this is a byte-level model on a CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from linattn_edu import bench  # noqa: E402
+from linattn_edu.data import load_corpus  # noqa: E402
+from linattn_edu.models import build_model, count_parameters  # noqa: E402
+from linattn_edu.speculative import greedy_generate, speculative_generate  # noqa: E402
+from linattn_edu.train import evaluate_perplexity, train_lm  # noqa: E402
+
+PAPER_CLAIM = ("You et al. (ICML 2024), 'When Linear Attention Meets Autoregressive Decoding': up to 2x faster "
+               "generation with speculative decoding (Medusa-style tree drafts) for linearized LLaMA-7B-class "
+               "models on GPUs")
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The measured configuration: a 3.2M-parameter target, a 66k-parameter draft.
+    "cpu": dict(target=dict(d_model=256, n_layers=4, n_heads=4), draft=dict(d_model=64, n_layers=1, n_heads=2),
+                target_steps=240, draft_steps=600, seq_len=64, batch_size=8, lr=3e-3,
+                prompts=6, prompt_len=48, new_tokens=96, repeats=3, branching=(2, 2, 1)),
+    # A check that the script runs (seconds): numbers from it mean nothing.
+    "fast": dict(target=dict(d_model=32, n_layers=1, n_heads=2), draft=dict(d_model=16, n_layers=1, n_heads=2),
+                 target_steps=4, draft_steps=4, seq_len=32, batch_size=4, lr=3e-3,
+                 prompts=2, prompt_len=8, new_tokens=12, repeats=1, branching=(2, 1)),
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--fast", action="store_true", help="tiny sizes: check that the script runs")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--branching", type=str, default=None, help="draft tree, e.g. 2,2,1 (default: the preset's)")
+    parser.add_argument("--prompts", type=int, default=None, help="number of prompts (default: the preset's)")
+    parser.add_argument("--new-tokens", type=int, default=None, help="tokens generated per prompt")
+    parser.add_argument("--repeats", type=int, default=None, help="timed runs per prompt and method (median kept)")
+    parser.add_argument("--cache-dir", type=Path, default=None,
+                        help="keep / reuse the trained weights here (not committed)")
+    parser.add_argument("--out-dir", type=Path, default=None, help="directory for speculative.json "
+                        "(default: linattn_edu/results/)")
+    parser.add_argument("--no-save", action="store_true", help="print only")
+    return parser.parse_args(argv)
+
+
+def git_commit() -> str | None:
+    """``HEAD``'s hash, with ``+dirty`` when tracked files differ from it."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                               capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def trained(kind: str, sizes: dict[str, Any], steps: int, seed: int, cfg: dict[str, Any], corpus: Any,
+            cache_dir: Path | None) -> tuple[torch.nn.Module, float]:
+    """A model trained on the corpus (or loaded from ``cache_dir`` if trained there before); its train time."""
+    torch.manual_seed(seed)
+    model = build_model(kind, vocab_size=corpus.vocab_size, pos="rope", **sizes)
+    tag = f"{kind}-{'-'.join(f'{k}{v}' for k, v in sorted(sizes.items()))}-s{steps}-seed{seed}-T{cfg['seq_len']}"
+    path = None if cache_dir is None else cache_dir / f"{tag}.pt"
+    if path is not None and path.exists():
+        model.load_state_dict(torch.load(path))
+        return model.eval(), float("nan")
+    t0 = time.perf_counter()
+    train_lm(model, corpus.train, seq_len=cfg["seq_len"], batch_size=cfg["batch_size"], steps=steps, lr=cfg["lr"],
+             seed=seed, progress=False)
+    seconds = time.perf_counter() - t0
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(model.state_dict(), path)
+    return model.eval(), seconds
+
+
+def measure(target, draft, prompt, new_tokens, branching, repeats) -> dict[str, Any]:
+    """Greedy vs speculative on one prompt: median wall times, passes, the profile; asserts equal tokens."""
+    greedy_runs, spec_runs = [], []
+    greedy_generate(target, prompt, 4)  # warm-up
+    speculative_generate(target, draft, prompt, 4, branching=branching)
+    for _ in range(repeats):  # alternate, so that load changes hit both alike
+        greedy_runs.append(greedy_generate(target, prompt, new_tokens, return_stats=True))
+        spec_runs.append(speculative_generate(target, draft, prompt, new_tokens, branching=branching))
+    ref = greedy_runs[0][0]
+    for tokens, _ in greedy_runs + spec_runs:
+        assert torch.equal(tokens, ref), "speculative decoding returned other tokens than greedy decoding"
+    g_wall = statistics.median(s["wall_time_s"] for _, s in greedy_runs)
+    spec_sorted = sorted(spec_runs, key=lambda r: r[1].wall_time_s)
+    st = spec_sorted[len(spec_sorted) // 2][1]  # the median run, with its own profile
+    gs = greedy_runs[0][1]
+    return {
+        "prompt_len": int(prompt.shape[1]), "new_tokens": int(ref.shape[1]), "exact": True,
+        "greedy_wall_s": g_wall, "speculative_wall_s": st.wall_time_s, "speedup_wall": g_wall / st.wall_time_s,
+        "greedy_target_passes": gs["target_passes"], "target_passes": st.target_passes,
+        "prefill_passes": st.prefill_passes, "verify_passes": st.verify_passes, "commit_passes": st.commit_passes,
+        "draft_calls": st.draft_calls, "rounds": st.rounds, "mean_accepted_length": st.mean_accepted_length,
+        "passes_per_token": st.passes_per_token, "greedy_passes_per_token": gs["target_passes"] / ref.shape[1],
+        "profile_s": {"draft": st.draft_time_s, "verify": st.verify_time_s, "commit": st.commit_time_s,
+                      "prefill": st.prefill_time_s, "other": st.other_time_s},
+        "greedy_wall_runs_s": [s["wall_time_s"] for _, s in greedy_runs],
+        "speculative_wall_runs_s": [s.wall_time_s for _, s in spec_runs],
+    }
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    g = sum(r["greedy_wall_s"] for r in rows)
+    s = sum(r["speculative_wall_s"] for r in rows)
+    tokens = sum(r["new_tokens"] for r in rows)
+    prof = {k: sum(r["profile_s"][k] for r in rows) for k in rows[0]["profile_s"]}
+    return {
+        "speedup_wall": g / s, "greedy_wall_s": g, "speculative_wall_s": s, "tokens": tokens,
+        "greedy_passes_per_token": sum(r["greedy_target_passes"] for r in rows) / tokens,
+        "speculative_passes_per_token": sum(r["target_passes"] for r in rows) / tokens,
+        "commit_passes": sum(r["commit_passes"] for r in rows),
+        "mean_accepted_length": tokens / sum(r["rounds"] for r in rows),
+        "profile_fraction": {k: v / s for k, v in prof.items()},
+        "greedy_ms_per_token": 1e3 * g / tokens, "speculative_ms_per_token": 1e3 * s / tokens,
+        "all_exact": all(r["exact"] for r in rows),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    start = time.perf_counter()
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    cfg = dict(PRESETS["fast" if args.fast else "cpu"])
+    for key, value in (("prompts", args.prompts), ("new_tokens", args.new_tokens), ("repeats", args.repeats)):
+        if value is not None:
+            cfg[key] = value
+    if args.branching is not None:
+        cfg["branching"] = tuple(int(k) for k in args.branching.split(",") if k.strip())
+    corpus = load_corpus()
+    target, t_train = trained("transformer", cfg["target"], cfg["target_steps"], 0, cfg, corpus, args.cache_dir)
+    draft, d_train = trained("transformer", cfg["draft"], cfg["draft_steps"], 1, cfg, corpus, args.cache_dir)
+    ppl = {name: evaluate_perplexity(m, corpus.valid, context_len=cfg["seq_len"], max_windows=8)
+           for name, m in (("target", target), ("draft", draft))}
+    starts = np.linspace(0, len(corpus.valid) - cfg["prompt_len"] - 1, cfg["prompts"]).astype(int)
+    prompts = [torch.as_tensor(corpus.valid[s : s + cfg["prompt_len"]])[None].long() for s in starts]
+    with torch.no_grad():
+        rows = [measure(target, draft, p, cfg["new_tokens"], cfg["branching"], cfg["repeats"]) for p in prompts]
+    summary = summarize(rows)
+    wall = time.perf_counter() - start
+
+    print(f"target {count_parameters(target):,} params (perplexity {ppl['target']:.2f}), draft "
+          f"{count_parameters(draft):,} params (perplexity {ppl['draft']:.2f}); branching {cfg['branching']}, "
+          f"{cfg['new_tokens']} new tokens, {torch.get_num_threads()} thread(s)")
+    print(f"{'prompt':>6} | {'greedy s':>8} {'spec s':>8} {'speedup':>8} | {'tok/round':>9} {'passes/tok':>10}")
+    for i, r in enumerate(rows):
+        print(f"{i:>6} | {r['greedy_wall_s']:8.3f} {r['speculative_wall_s']:8.3f} {r['speedup_wall']:7.2f}x | "
+              f"{r['mean_accepted_length']:9.2f} {r['passes_per_token']:10.3f}")
+    print(f"total: greedy {summary['greedy_wall_s']:.2f} s, speculative {summary['speculative_wall_s']:.2f} s -> "
+          f"{summary['speedup_wall']:.2f}x wall clock, exact output on every prompt")
+    print(f"target passes per token: greedy {summary['greedy_passes_per_token']:.3f}, speculative "
+          f"{summary['speculative_passes_per_token']:.3f} (commit passes: {summary['commit_passes']})")
+    print("speculative time: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in summary["profile_fraction"].items()))
+
+    if not args.no_save:
+        config = {
+            **{k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()},
+            "preset": "fast" if args.fast else "cpu",
+            "target_params": count_parameters(target), "draft_params": count_parameters(draft),
+            "target_perplexity": ppl["target"], "draft_perplexity": ppl["draft"],
+            "train_seconds": {"target": t_train, "draft": d_train},
+            "summary": summary, "paper_claim": PAPER_CLAIM,
+            "git_commit": git_commit(), "python": platform.python_version(), "numpy": np.__version__,
+            "torch_threads": torch.get_num_threads(), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+            "load_average_before": load_before, "wall_time_s": wall,
+            "corpus": {"vocab_size": corpus.vocab_size, "train_tokens": len(corpus.train),
+                       "valid_tokens": len(corpus.valid)},
+            "timing": "per prompt: greedy and speculative alternate `repeats` times after a warm-up; median kept; "
+                      "speedup_wall = total greedy time / total speculative time",
+        }
+        path = bench.save_results("speculative", rows, command=shlex.join(["python", *sys.argv]),
+                                  config=config, device="cpu", directory=args.out_dir)
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
