@@ -125,6 +125,23 @@ def test_causal_conv_is_causal_and_the_centered_conv_leaks_the_future():
     assert np.abs(leak_a[:, :, 5:7] - leak_b[:, :, 5:7]).max() > 1e-3
 
 
+def test_value_conv_one_filter_per_head_is_the_official_layout():
+    """``(H, 1, K)``: each head's filter shared by its channels, equal to the repeated ``(H, Dv, K)`` form."""
+    q, k, v = qkv(t=9)
+    h, dv = v.shape[1], v.shape[3]
+    w = np.random.default_rng(3).standard_normal((h, 1, 4))
+    np.testing.assert_array_equal(value_conv(v, w), value_conv(v, np.repeat(w, dv, axis=1)))
+    # against the official module: Conv2d(H, H, (K, 1), groups=H, padding=(K//2, 0)) over (B, H, T, D),
+    # future taps masked (experiments/fine-tune.py, GATECH-EIC/Linearized-LLM)
+    big = np.zeros((h, 1, 7))
+    big[:, :, :4] = w  # taps 0..3 = t-3..t of a centered 7-tap kernel; taps 4..6 (the future) are zero
+    conv = torch.nn.Conv2d(h, h, (7, 1), padding=(3, 0), groups=h, bias=False).double()
+    with torch.no_grad():
+        conv.weight.copy_(torch.tensor(big)[..., None])
+        official = conv(torch.tensor(v)).numpy()
+    np.testing.assert_allclose(value_conv(v, w), official, rtol=1e-12, atol=1e-12)
+
+
 def test_reference_validation():
     q, k, v = qkv(t=6)
     with pytest.raises(ValueError, match="weight.*K odd"):
