@@ -49,7 +49,10 @@ the Transformer's, for ``local="softmax"`` and ``group_size >= T`` without norma
 both parameters still receive gradients.
 
 **Speculative decoding.** :meth:`Linearized.tree_step` verifies a whole draft tree in one pass
-without touching the cache; each node's logits equal those of step-decoding its root path.
+without touching the cache; each node's logits equal those of step-decoding its root path. With
+``return_states=True`` it also keeps every node's keys and values, from which
+:meth:`Linearized.commit_tree` builds the cache after the accepted path (recurrent state,
+partial group, conv buffer) with no further pass: one target pass per speculative round.
 """
 
 from __future__ import annotations
