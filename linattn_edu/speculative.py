@@ -1,32 +1,38 @@
-"""Greedy speculative decoding with draft trees: exact, and fewer passes of the big model.
+"""Greedy speculative decoding with draft trees: exact, one target pass per round.
 
 A small *draft* model proposes a tree of candidate continuations; the *target* model scores the
 whole tree in one forward pass (``target.tree_step``, under the tree attention mask of
 :func:`~linattn_edu.reference.tree_attention_mask`); we keep the longest root path on which every
-drafted token is the target's own greedy choice, plus one *bonus* token the target predicts after
-it. The output is exactly what plain greedy decoding of the target would produce (You et al. 2024
-§4; Medusa / SpecInfer for the tree drafts): the draft only decides how many tokens a pass yields.
+drafted token is the target's own greedy choice. The output is what plain greedy decoding of the
+target produces (You et al. 2024 §4; Medusa / SpecInfer for the tree drafts), exactly up to float
+ties in the argmax (the tree pass and single steps sum in different orders, so two logits equal
+to within rounding may rank differently): the draft only decides how many tokens a pass yields.
 
 One round, with the committed tokens in the target's cache and the target's next token ``g``
 already known (the argmax of the last logits the target produced)::
 
-    1. draft:   tokens, parents = draft_tree(draft, draft_cache, root=g, branching=(2, 2, 1))
-                (node 0 is g; below it the draft's top-2, then top-2, then top-1 continuations)
-    2. verify:  logits = target.tree_step(tokens[None], parents, cache)   # ONE target pass
+    1. draft:   tokens, parents = the draft's tree below g, one batched draft call per level
+                (node 0 is g; below it the draft's top-k at each level, branching=(2, 2, 1))
+    2. verify:  logits, states = target.tree_step(tokens[None], parents, cache,
+                                                  return_states=True)        # THE target pass
     3. accept:  walk down from g while some child's token equals argmax(logits[node]);
-                bonus = argmax(logits[last accepted node])
-    4. commit:  logits, cache = target.prefill(accepted + [bonus], cache)  # second target pass
-                g = argmax(logits[0, -1])        # the next round's root, known for free
+                emit the path; bonus = argmax(logits[last accepted node])
+    4. commit:  cache = target.commit_tree(cache, states, path)   # no pass: the verification
+                g = bonus                                          # kept the path's keys/values
 
-Each round therefore costs two target passes (verify + commit, counted separately in
-:class:`SpeculativeStats`) and yields ``2 + (accepted draft tokens)`` tokens: never fewer than
-plain greedy decoding's one token per pass. ``tree_step`` leaves the cache untouched by contract
-(it works for any model with ``prefill`` / ``step`` / ``tree_step``), which is why the accepted
-tokens are re-run by ``prefill``; a model that could keep the keys/values (or states) of the
-accepted path from the verification pass would fold the commit into it, one pass per round.
+So a round costs exactly one target pass (``SpeculativeStats.commit_passes`` is always 0 and
+``target_passes == prefill_passes + verify_passes``) and emits ``1 + (accepted draft tokens)``
+tokens, plus the next root for free. A draft that is always wrong yields one token per pass,
+the same as plain greedy decoding, and the very last token never needs a pass.
 
-Batch size 1 only: in a batch, rows accept different numbers of tokens and their caches would
-drift apart. :func:`greedy_generate` (the baseline) accepts any batch.
+The target needs ``prefill`` / ``tree_step(..., return_states=True)`` / ``commit_tree`` (the
+zoo's ``"transformer"`` and ``"linearized"``). A draft with ``tree_step`` / ``commit_tree``
+builds each level of its tree in one batched call and commits its own accepted path from its
+last call's states; any other draft (``prefill`` / ``step``) goes node by node
+(:func:`draft_tree`) and re-reads the accepted tokens with ``prefill``.
+
+Generation stops after ``eos_token_id`` when given. Batch size 1 only for speculative decoding
+(rows accept different numbers of tokens); :func:`greedy_generate` (the baseline) takes any batch.
 """
 
 from __future__ import annotations
@@ -96,6 +102,25 @@ class _EvalMode:
             m.train(mode)
 
 
+def _vocab_size(model: nn.Module) -> int | None:
+    """The model's vocabulary size (``config.vocab_size`` or the LM head's outputs), None if unknown."""
+    size = getattr(getattr(model, "config", None), "vocab_size", None)
+    if size is None and isinstance(getattr(model, "lm_head", None), nn.Linear):
+        size = model.lm_head.out_features
+    return None if size is None else int(size)
+
+
+def _check_eos(eos_token_id: Any, model: nn.Module) -> int | None:
+    if eos_token_id is None:
+        return None
+    vocab = _vocab_size(model)
+    if (isinstance(eos_token_id, bool) or not isinstance(eos_token_id, (int, np.integer)) or eos_token_id < 0
+            or (vocab is not None and eos_token_id >= vocab)):
+        bound = f"[0, {vocab})" if vocab is not None else ">= 0"
+        raise ValueError(f"eos_token_id must be None or a token id in {bound}, got {eos_token_id!r}")
+    return int(eos_token_id)
+
+
 # ----------------------------------------------------------------------------------------------
 # The baseline
 # ----------------------------------------------------------------------------------------------
@@ -103,20 +128,31 @@ class _EvalMode:
 
 @torch.no_grad()
 def greedy_generate(
-    model: nn.Module, prompt: torch.Tensor, max_new_tokens: int, *, return_stats: bool = False
+    model: nn.Module,
+    prompt: torch.Tensor,
+    max_new_tokens: int,
+    *,
+    eos_token_id: int | None = None,
+    return_stats: bool = False,
 ) -> torch.Tensor | tuple[torch.Tensor, dict[str, Any]]:
-    """Plain greedy decoding with ``prefill`` then ``step``: the new tokens ``(B, max_new_tokens)``.
+    """Plain greedy decoding with ``prefill`` then ``step``: the new tokens ``(B, n)``.
 
-    Any batch size works (speculative decoding itself is batch 1). Target forward passes are
-    counted: one ``prefill`` of the prompt, then ``max_new_tokens - 1`` calls of ``step`` (the
-    last token needs no pass after it). With ``return_stats=True`` returns
+    Any batch size works (speculative decoding itself is batch 1). Without ``eos_token_id``,
+    ``n = max_new_tokens``. With it, a row stops after its first ``eos_token_id`` (included); rows
+    that finished are padded with ``eos_token_id`` while others go on, and decoding stops once
+    every row has finished, so ``n <= max_new_tokens``.
+
+    Target forward passes are counted: one ``prefill`` of the prompt, then one ``step`` per
+    further token (the last token needs no pass after it). With ``return_stats=True`` returns
     ``(tokens, {"target_passes", "prefill_passes", "step_passes", "wall_time_s"})``.
 
     Raises:
-        ValueError: a bad ``prompt`` (not ``(B, T)``) or a negative ``max_new_tokens``.
+        ValueError: a bad ``prompt`` (not ``(B, T)``), a negative ``max_new_tokens``, an
+            ``eos_token_id`` outside the vocabulary.
     """
     prompt = _check_prompt(prompt)
     max_new_tokens = _check_int(max_new_tokens, "max_new_tokens", 0)
+    eos = _check_eos(eos_token_id, model)
     device = prompt.device
     out: list[torch.Tensor] = []
     steps = prefills = 0
@@ -127,12 +163,18 @@ def greedy_generate(
             logits, cache = model.prefill(prompt)
             prefills += 1
             last = logits[:, -1]
+            finished = torch.zeros(prompt.shape[0], dtype=torch.bool, device=device)
             for i in range(max_new_tokens):
                 token = last.argmax(-1)
+                if eos is not None:
+                    token = torch.where(finished, torch.full_like(token, eos), token)
+                    finished = finished | (token == eos)
                 out.append(token)
-                if i + 1 < max_new_tokens:
+                if i + 1 < max_new_tokens and not (eos is not None and bool(finished.all())):
                     last, cache = model.step(token, cache)
                     steps += 1
+                else:
+                    break
         _sync(device)
         wall = time.perf_counter() - t0
     tokens = torch.stack(out, dim=1) if out else prompt.new_zeros((prompt.shape[0], 0))
@@ -252,16 +294,23 @@ class SpeculativeStats:
     """What one :func:`speculative_generate` call did.
 
     Attributes:
-        rounds: draft–verify–commit rounds.
-        accepted_lengths: tokens emitted per round (the known root + accepted draft tokens + the
-            bonus token); each >= 1, and they sum to ``generated``.
+        rounds: draft–verify rounds (the last may be a free one: the known root alone).
+        accepted_lengths: tokens emitted per round (the known root + accepted draft tokens); each
+            >= 1, and they sum to ``generated``.
         draft_accepted: drafted tokens (below the root) accepted per round.
         tree_sizes: nodes verified per round (0 when a round needed no verification).
         generated: new tokens returned.
-        prefill_passes, verify_passes, commit_passes: target forward passes of each kind
-            (prompt prefill; one ``tree_step`` per round; one ``prefill`` of the accepted tokens
-            per round but the last).
+        prefill_passes, verify_passes: target forward passes of each kind (the prompt's prefill;
+            one ``tree_step`` per round).
+        commit_passes: target passes spent committing accepted tokens: always 0, since
+            ``commit_tree`` reuses the verification pass's keys/values and states (kept so that
+            tables comparing with two-pass schemes have the column).
+        draft_calls: draft-model forward calls (prefill, per-level tree calls, catch-up prefills).
         wall_time_s: wall-clock seconds, draft model included.
+        draft_time_s, verify_time_s, commit_time_s, prefill_time_s: where that time went
+            (building draft trees; the target's verification passes; committing the accepted
+            paths to both caches; prefilling the prompt in both models); the rest (argmax, the
+            walk down the tree, Python) is ``other_time_s``.
         greedy_passes, greedy_wall_time_s: the same for plain greedy decoding of the same prompt
             (None unless ``compare_greedy=True``); ``matches_greedy`` says whether the tokens agree.
     """
@@ -274,20 +323,35 @@ class SpeculativeStats:
     prefill_passes: int = 0
     verify_passes: int = 0
     commit_passes: int = 0
+    draft_calls: int = 0
     wall_time_s: float = 0.0
+    draft_time_s: float = 0.0
+    verify_time_s: float = 0.0
+    commit_time_s: float = 0.0
+    prefill_time_s: float = 0.0
     greedy_passes: int | None = None
     greedy_wall_time_s: float | None = None
     matches_greedy: bool | None = None
 
     @property
     def target_passes(self) -> int:
-        """All target forward passes: prefill + verify + commit."""
+        """All target forward passes: prefill + verify + commit (commit is 0)."""
         return self.prefill_passes + self.verify_passes + self.commit_passes
+
+    @property
+    def other_time_s(self) -> float:
+        """Wall time not spent drafting, verifying, committing or prefilling."""
+        return self.wall_time_s - self.draft_time_s - self.verify_time_s - self.commit_time_s - self.prefill_time_s
 
     @property
     def mean_accepted_length(self) -> float:
         """Tokens per round (``generated / rounds``)."""
         return self.generated / self.rounds if self.rounds else 0.0
+
+    @property
+    def passes_per_token(self) -> float:
+        """Target passes per generated token (greedy decoding: 1)."""
+        return self.target_passes / self.generated if self.generated else 0.0
 
     @property
     def speedup_passes(self) -> float | None:
@@ -308,11 +372,100 @@ class SpeculativeStats:
         d = dataclasses.asdict(self)
         d.update(
             target_passes=self.target_passes,
+            other_time_s=self.other_time_s,
             mean_accepted_length=self.mean_accepted_length,
+            passes_per_token=self.passes_per_token,
             speedup_passes=self.speedup_passes,
             speedup_wall=self.speedup_wall,
         )
         return d
+
+
+class _Clock:
+    """Accumulates wall time into a :class:`SpeculativeStats` field (syncing CUDA around it)."""
+
+    def __init__(self, stats: SpeculativeStats, device: torch.device) -> None:
+        self.stats, self.device = stats, device
+
+    def __call__(self, field: str) -> "_Clock":
+        self.field = field
+        return self
+
+    def __enter__(self) -> None:
+        _sync(self.device)
+        self.t0 = time.perf_counter()
+
+    def __exit__(self, *exc: Any) -> None:
+        _sync(self.device)
+        setattr(self.stats, self.field, getattr(self.stats, self.field) + time.perf_counter() - self.t0)
+
+
+def _has_tree_commit(model: nn.Module) -> bool:
+    return callable(getattr(model, "tree_step", None)) and callable(getattr(model, "commit_tree", None))
+
+
+class _LevelDrafter:
+    """Drafts with a model that has ``tree_step`` / ``commit_tree``: one batched call per tree level.
+
+    ``pending`` holds committed tokens the draft has not consumed yet (an accepted leaf, which no
+    draft call has seen); the next tree hangs them as a chain above its root, so they cost nothing
+    extra. After verification the accepted path is committed from the last call's states.
+    """
+
+    def __init__(self, model: nn.Module, prompt: torch.Tensor, stats: SpeculativeStats) -> None:
+        self.model, self.stats, self.device = model, stats, prompt.device
+        _, self.cache = model.prefill(prompt)
+        stats.draft_calls += 1
+        self.pending: list[int] = []
+
+    def build(self, root: int, levels: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        chain = self.pending + [root]
+        tokens, parents = list(chain), [-1] + list(range(len(chain) - 1))
+        frontier = [len(chain) - 1]
+        self.states, self.n_seen = None, 0
+        for k in levels:
+            t = torch.tensor([tokens], dtype=torch.long, device=self.device)
+            logits, self.states = self.model.tree_step(t, parents, self.cache, return_states=True)
+            self.stats.draft_calls += 1
+            self.n_seen = len(tokens)
+            top = torch.topk(logits[0, frontier], min(k, logits.shape[-1]), dim=-1).indices.tolist()
+            nxt = []
+            for node, row in zip(frontier, top):
+                for tok in row:
+                    tokens.append(int(tok))
+                    parents.append(node)
+                    nxt.append(len(tokens) - 1)
+            frontier = nxt
+        self.tokens, self.offset = tokens, len(chain) - 1
+        sub_parents = [-1] + [p - self.offset for p in parents[self.offset + 1 :]]
+        return torch.tensor(tokens[self.offset :], dtype=torch.long), torch.tensor(sub_parents, dtype=torch.long)
+
+    def commit(self, path: Sequence[int]) -> None:
+        full = list(range(self.offset + 1)) + [p + self.offset for p in path[1:]]
+        seen = [i for i in full if i < self.n_seen]  # a prefix of ``full``: depths increase along it
+        if seen:
+            self.cache = self.model.commit_tree(self.cache, self.states, seen)
+        self.pending = [self.tokens[i] for i in full[len(seen) :]]
+
+
+class _StepDrafter:
+    """Drafts node by node with :func:`draft_tree` (any model with ``prefill`` / ``step``)."""
+
+    def __init__(self, model: nn.Module, prompt: torch.Tensor, stats: SpeculativeStats) -> None:
+        self.model, self.stats, self.device = model, stats, prompt.device
+        _, self.cache = model.prefill(prompt)
+        stats.draft_calls += 1
+
+    def build(self, root: int, levels: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        tokens, parents = draft_tree(self.model, self.cache, branching=levels, root=root)
+        self.stats.draft_calls += len(set(parents.tolist()) - {-1})  # one step per node with children
+        self.tokens = tokens.tolist()
+        return tokens, parents
+
+    def commit(self, path: Sequence[int]) -> None:
+        new = torch.tensor([[self.tokens[i] for i in path]], dtype=torch.long, device=self.device)
+        _, self.cache = self.model.prefill(new, self.cache)
+        self.stats.draft_calls += 1
 
 
 @torch.no_grad()
@@ -324,79 +477,95 @@ def speculative_generate(
     *,
     branching: Sequence[int] = (2, 2, 1),
     compare_greedy: bool = False,
+    eos_token_id: int | None = None,
 ) -> tuple[torch.Tensor, SpeculativeStats]:
-    """Greedy speculative decoding with top-k draft trees: ``(tokens (1, max_new_tokens), stats)``.
+    """Greedy speculative decoding with top-k draft trees: ``(tokens (1, n), stats)``.
 
-    The tokens are exactly those of ``greedy_generate(target, prompt, max_new_tokens)`` (up to
-    float ties between the tree pass and single steps); see the module docstring for one round.
-    ``target`` needs ``prefill`` / ``step`` / ``tree_step`` (any zoo model that implements tree
-    verification), ``draft`` needs ``prefill`` / ``step``; both share the vocabulary.
-    ``branching[d]`` is the number of draft candidates per node at depth ``d + 1`` below the
-    known root. With ``compare_greedy=True`` plain greedy decoding runs too, and the stats get its
-    pass count, wall time and whether the tokens match.
+    The tokens are those of ``greedy_generate(target, prompt, max_new_tokens,
+    eos_token_id=eos_token_id)``, exactly up to float ties in the argmax (the tree pass and single
+    steps round differently); see the module docstring for one round. ``n = max_new_tokens``, or
+    fewer when ``eos_token_id`` is given: decoding stops after the first one (included).
+    ``target`` needs ``prefill`` / ``tree_step(..., return_states=True)`` / ``commit_tree``;
+    ``draft`` needs ``prefill`` / ``step`` (and is faster with ``tree_step`` / ``commit_tree``);
+    both share the vocabulary. ``branching[d]`` is the number of draft candidates per node at
+    depth ``d + 1`` below the known root. Each round costs one target pass; with
+    ``compare_greedy=True`` plain greedy decoding runs too, and the stats get its pass count,
+    wall time and whether the tokens match.
 
     Raises:
         ValueError: a prompt that is not ``(1, T)``, a negative ``max_new_tokens``, bad
-            ``branching``.
-        AttributeError: a target without ``tree_step``.
+            ``branching``, a ``draft`` whose vocabulary differs from the target's, an
+            ``eos_token_id`` outside the vocabulary.
+        AttributeError: a target without ``tree_step`` / ``commit_tree``.
     """
     prompt = _check_prompt(prompt)
     if prompt.shape[0] != 1:
         raise ValueError(f"speculative_generate decodes one sequence: prompt must be (1, T), got {tuple(prompt.shape)}")
     max_new_tokens = _check_int(max_new_tokens, "max_new_tokens", 0)
     branching = _check_branching(branching)
-    if not hasattr(target, "tree_step"):
-        raise AttributeError(f"the target model ({type(target).__name__}) has no tree_step(token_tree, parents, cache)")
+    if not _has_tree_commit(target):
+        raise AttributeError(f"the target model ({type(target).__name__}) needs tree_step(token_tree, parents, cache, "
+                             f"return_states=True) and commit_tree(cache, states, path)")
+    v_target, v_draft = _vocab_size(target), _vocab_size(draft)
+    if v_target is not None and v_draft is not None and v_target != v_draft:
+        raise ValueError(f"draft must share the target's vocabulary: the draft model has vocab_size={v_draft}, "
+                         f"the target {v_target}")
+    eos = _check_eos(eos_token_id, target)
     stats = SpeculativeStats()
+    clock = _Clock(stats, prompt.device)
     device = prompt.device
     out: list[int] = []
     with _EvalMode(target, draft):
         _sync(device)
         t0 = time.perf_counter()
         if max_new_tokens > 0:
-            logits, cache = target.prefill(prompt)
-            stats.prefill_passes += 1
-            g = int(logits[0, -1].argmax())
-            _, dcache = draft.prefill(prompt)
+            with clock("prefill_time_s"):
+                logits, cache = target.prefill(prompt)
+                stats.prefill_passes += 1
+                g = int(logits[0, -1].argmax())
+                drafter = (_LevelDrafter if _has_tree_commit(draft) else _StepDrafter)(draft, prompt, stats)
         while len(out) < max_new_tokens:
             remaining = max_new_tokens - len(out)
-            # A round emits at most 1 + depth + 1 tokens: keep the tree no deeper than needed.
-            levels = branching[: max(0, remaining - 2)]
-            if remaining == 1:  # the root is already known: no pass needed
+            if remaining == 1 or g == eos:  # the root is already known: no pass needed
                 new, n_draft, size = [g], 0, 0
             else:
-                tokens, parents = draft_tree(draft, dcache, branching=levels, root=g)
-                tokens = tokens.to(device)
-                tree_logits = target.tree_step(tokens[None], parents, cache)[0]  # (N, V)
-                stats.verify_passes += 1
+                # A round emits at most 1 + depth tokens: keep the tree no deeper than needed.
+                levels = branching[: remaining - 1]
+                with clock("draft_time_s"):
+                    tokens, parents = drafter.build(g, levels)
+                with clock("verify_time_s"):
+                    tree_logits, states = target.tree_step(tokens.to(device)[None], parents, cache, return_states=True)
+                    stats.verify_passes += 1
+                    choice = tree_logits[0].argmax(-1).tolist()  # (N,) the target's token after each node
+                tok_list = tokens.tolist()
                 children = tree_children(parents)
                 node, path = 0, [0]
-                while True:
-                    want = int(tree_logits[node].argmax())
-                    nxt = next((c for c in children[node] if int(tokens[c]) == want), None)
+                while tok_list[node] != eos:
+                    nxt = next((c for c in children[node] if tok_list[c] == choice[node]), None)
                     if nxt is None:
                         break
                     node = nxt
                     path.append(node)
-                new = [int(tokens[i]) for i in path] + [want]
-                n_draft, size = len(path) - 1, int(tokens.shape[0])
+                new = [tok_list[i] for i in path]
+                n_draft, size = len(path) - 1, len(tok_list)
+                g = choice[node]  # the bonus token: next round's root, free
             out.extend(new)
             stats.rounds += 1
             stats.accepted_lengths.append(len(new))
             stats.draft_accepted.append(n_draft)
             stats.tree_sizes.append(size)
+            if new[-1] == eos:
+                break
             if len(out) < max_new_tokens:
-                new_t = torch.tensor([new], dtype=torch.long, device=device)
-                logits, cache = target.prefill(new_t, cache)
-                stats.commit_passes += 1
-                g = int(logits[0, -1].argmax())
-                _, dcache = draft.prefill(new_t, dcache)
+                with clock("commit_time_s"):
+                    cache = target.commit_tree(cache, states, path)
+                    drafter.commit(path)
         _sync(device)
         stats.wall_time_s = time.perf_counter() - t0
     stats.generated = len(out)
     result = torch.tensor([out], dtype=torch.long, device=device).reshape(1, len(out))
     if compare_greedy:
-        ref, gstats = greedy_generate(target, prompt, max_new_tokens, return_stats=True)
+        ref, gstats = greedy_generate(target, prompt, max_new_tokens, eos_token_id=eos, return_stats=True)
         stats.greedy_passes = gstats["target_passes"]
         stats.greedy_wall_time_s = gstats["wall_time_s"]
         stats.matches_greedy = bool(torch.equal(ref, result))

@@ -12,6 +12,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
+from linattn_edu.models import build_model  # noqa: E402
+
 from linattn_edu.experiments import (  # noqa: E402
     DEFAULT_LINEARIZED_VARIANTS,
     LINEARIZATION_PRESETS,
@@ -61,6 +63,8 @@ def test_configs_are_the_fast_presets_and_copies():
     gpu = linearization_config("gpu")
     gpu["model_options"]["group_size"] = 1
     assert LINEARIZATION_PRESETS["gpu"]["model_options"]["group_size"] == 64
+    for presets in (LINEARIZATION_PRESETS, LINEARIZED_PERPLEXITY_PRESETS):  # the official sizes on a GPU
+        assert presets["gpu"]["model_options"] == {"group_size": 64, "conv_kernel_size": 32}  # 63 taps, 31 masked
     assert linearization_config() == LINEARIZATION_PRESETS["fast"]
     for presets in (LINEARIZED_PERPLEXITY_PRESETS, LINEARIZATION_PRESETS):
         assert set(presets) >= {"fast", "cpu", "gpu"}
@@ -88,9 +92,10 @@ def test_perplexity_rows(fast_ppl):
     by = {r["variant"]: r for r in rows}
     assert by["softmax (RoPE)"]["kind"] == "transformer"
     assert by["grouped + DWConv"]["options"] == {"attention": "grouped", "conv": True, "alpha_init": 0.0}
-    # the conv adds H·D·K weights, grouping H alphas
-    assert by["linear + DWConv"]["n_params"] > by["linear"]["n_params"]
-    assert by["grouped"]["n_params"] == by["linear"]["n_params"] + cfg["n_heads"]
+    # the conv adds H·K weights per layer (one filter per head, official), grouping one α per layer
+    k = build_model("linearized", vocab_size=8, d_model=8, n_layers=1, n_heads=2).config.conv_kernel_size
+    assert by["linear + DWConv"]["n_params"] == by["linear"]["n_params"] + cfg["n_layers"] * cfg["n_heads"] * k
+    assert by["grouped"]["n_params"] == by["linear"]["n_params"] + cfg["n_layers"]
     assert fast_ppl["config"]["variants"] == list(DEFAULT_LINEARIZED_VARIANTS)
     assert isinstance(fast_ppl["device"], str)
     json.dumps(fast_ppl)  # storable as is

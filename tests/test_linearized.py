@@ -125,6 +125,23 @@ def test_causal_conv_is_causal_and_the_centered_conv_leaks_the_future():
     assert np.abs(leak_a[:, :, 5:7] - leak_b[:, :, 5:7]).max() > 1e-3
 
 
+def test_value_conv_one_filter_per_head_is_the_official_layout():
+    """``(H, 1, K)``: each head's filter shared by its channels, equal to the repeated ``(H, Dv, K)`` form."""
+    q, k, v = qkv(t=9)
+    h, dv = v.shape[1], v.shape[3]
+    w = np.random.default_rng(3).standard_normal((h, 1, 4))
+    np.testing.assert_array_equal(value_conv(v, w), value_conv(v, np.repeat(w, dv, axis=1)))
+    # against the official module: Conv2d(H, H, (K, 1), groups=H, padding=(K//2, 0)) over (B, H, T, D),
+    # future taps masked (experiments/fine-tune.py, GATECH-EIC/Linearized-LLM)
+    big = np.zeros((h, 1, 7))
+    big[:, :, :4] = w  # taps 0..3 = t-3..t of a centered 7-tap kernel; taps 4..6 (the future) are zero
+    conv = torch.nn.Conv2d(h, h, (7, 1), padding=(3, 0), groups=h, bias=False).double()
+    with torch.no_grad():
+        conv.weight.copy_(torch.tensor(big)[..., None])
+        official = conv(torch.tensor(v)).numpy()
+    np.testing.assert_allclose(value_conv(v, w), official, rtol=1e-12, atol=1e-12)
+
+
 def test_reference_validation():
     q, k, v = qkv(t=6)
     with pytest.raises(ValueError, match="weight.*K odd"):
@@ -167,8 +184,9 @@ COMBOS = [
     {"feature_map": "elu", "normalize_qk": False, "conv_kernel_size": 1, "group_size": 3},
     {"attention": "linear"},  # elu, normalized, RoPE, conv
     {"attention": "linear", "feature_map": "taylor", "normalize_qk": True, "conv": False, "pos": "none"},
+    {"conv_filters": "channel", "alpha_per": "head", "local_factor": True},  # this book's variants + local_factor
 ]
-IDS = ["grouped", "grouped-softmax", "grouped-elu-k1", "linear", "linear-taylor"]
+IDS = ["grouped", "grouped-softmax", "grouped-elu-k1", "linear", "linear-taylor", "grouped-book-variants"]
 
 
 def tiny(**options):
@@ -183,6 +201,7 @@ def test_registered_and_defaults():
     assert (cfg.attention, cfg.conv, cfg.conv_kernel_size, cfg.group_size) == ("grouped", True, 4, 16)
     assert (cfg.feature_map, cfg.normalize_qk, cfg.local, cfg.pos) == ("identity", True, "relu2", "rope")
     assert (cfg.alpha_init, cfg.conv_init) == (0.0, "normal")
+    assert (cfg.conv_filters, cfg.alpha_per, cfg.local_factor) == ("head", "layer", False)  # official
     lin = build_model("linearized", vocab_size=V, d_model=32, n_layers=1, n_heads=2, attention="linear").config
     assert (lin.feature_map, lin.normalize_qk) == ("elu", False)
     rebuilt = build_model("linearized", **dataclasses.asdict(cfg))
@@ -230,7 +249,7 @@ def test_future_tokens_never_change_past_logits(options):
 
 @pytest.mark.parametrize("options", [{}, {"local": "softmax", "feature_map": "elu"}, {"attention": "linear"}])
 def test_attention_layer_matches_numpy_reference(options):
-    model = tiny(**options)
+    model = tiny(alpha_per="head", **options)  # one α per head: this book's variant, the reference's general case
     attn = model.blocks[0].attn
     if attn.alpha is not None:
         with torch.no_grad():
@@ -238,7 +257,7 @@ def test_attention_layer_matches_numpy_reference(options):
     x = torch.randn(2, 10, 16, dtype=torch.float64)
     out, _ = attn(x, keep_state=False)
     q, k, v = (z.detach().numpy() for z in attn.project(x, torch.arange(10)))  # after RoPE (and norm)
-    w = attn.conv_weight.detach().numpy()  # (H·D, K)
+    w = attn.channel_weight().detach().numpy()  # (H·D, K): each head's filter repeated over its channels
     cfg = model.config
     if cfg.attention == "grouped":
         o = grouped_linear_attention(q, k, v, group_size=4, alpha=[0.5, -1.5], local=cfg.local,
@@ -381,3 +400,25 @@ def test_centered_conv_option_leaks_and_cannot_decode():
     with pytest.raises(ValueError, match="odd"):
         build_model("linearized", vocab_size=32, d_model=16, n_layers=1, n_heads=2, conv_kernel_size=4,
                     conv_causal=False)
+
+
+def test_cache_from_a_differently_configured_model_is_refused():
+    tokens = torch.randint(0, V, (1, 6))
+    base = dict(vocab_size=V, d_model=16, n_layers=2, n_heads=2)
+    model = build_model("linearized", **base, group_size=4, conv_kernel_size=3).double().eval()
+    for other in ({"group_size": 5, "conv_kernel_size": 3}, {"group_size": 4, "conv_kernel_size": 4},
+                  {"group_size": 4, "conv": False}, {"attention": "linear", "conv_kernel_size": 3},
+                  {"group_size": 4, "conv_kernel_size": 3, "feature_map": "elu"}):
+        foreign = build_model("linearized", **base, **other).double().eval()
+        _, cache = foreign.prefill(tokens)
+        with pytest.raises(ValueError, match="cache"):
+            model.step(tokens[:, 0], cache)
+        with pytest.raises(ValueError, match="cache"):
+            model.prefill(tokens, cache)
+        with pytest.raises(ValueError, match="cache"):
+            model.tree_step(tokens[:, :2], [-1, 0], cache)
+    # without the signature the shapes are still checked
+    _, cache = build_model("linearized", **base, group_size=4, conv_kernel_size=4).double().prefill(tokens)
+    cache.signature = None
+    with pytest.raises(ValueError, match="cache does not fit"):
+        model.step(tokens[:, 0], cache)

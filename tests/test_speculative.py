@@ -200,12 +200,15 @@ def check_stats(stats: SpeculativeStats, n_new: int) -> None:
     assert sum(stats.accepted_lengths) == n_new
     assert stats.prefill_passes == 1
     assert stats.verify_passes <= stats.rounds
-    assert stats.commit_passes == stats.rounds - 1
+    # one target pass per round: committing reuses the verification pass
+    assert stats.commit_passes == 0
+    assert stats.target_passes == stats.prefill_passes + stats.verify_passes
     assert stats.mean_accepted_length == pytest.approx(n_new / stats.rounds)
     assert stats.matches_greedy is True
     assert stats.greedy_passes == n_new
-    # a round yields >= 2 tokens per 2 passes: never more target passes than greedy decoding
-    assert stats.target_passes <= stats.greedy_passes + 1
+    # a round yields >= 1 token per pass: never more target passes than greedy decoding
+    assert stats.target_passes <= stats.greedy_passes
+    assert stats.passes_per_token == pytest.approx(stats.target_passes / n_new)
 
 
 @pytest.mark.parametrize("branching", [(2, 2, 1), (1, 1, 1, 1), (3,), (2, 3)])
@@ -230,7 +233,7 @@ def test_speculative_equals_greedy_transformer(branching):
     # the target as its own draft accepts every drafted token
     out, stats = speculative_generate(target, target, prompt, 12, branching=branching, compare_greedy=True)
     check_stats(stats, 12)
-    assert stats.accepted_lengths[0] == min(12, len(branching) + 2)
+    assert stats.accepted_lengths[0] == min(12, len(branching) + 1)  # the root and every drafted level
 
 
 @torch.no_grad()
@@ -281,6 +284,184 @@ def test_speculative_needs_tree_step():
         speculative_generate(NoTree(), target, torch.zeros(1, 2, dtype=torch.long), 3)
 
 
+# ----------------------------------------------------------------------------------------------
+# One target pass per round: commit_tree
+# ----------------------------------------------------------------------------------------------
+
+
+def linearized(dtype=torch.float64, **options):
+    torch.manual_seed(5)
+    model = build_model("linearized", vocab_size=V, d_model=16, n_layers=2, n_heads=2, **options).to(dtype).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(4.0)  # larger weights: greedy continuations that are not constant
+    return model
+
+
+TREE_MODELS = {
+    "transformer-rope": lambda: tiny("rope"),
+    "transformer-alibi-window": lambda: tiny("alibi", n_kv_heads=2, window=4),
+    "linearized-official": lambda: linearized(group_size=4, conv_kernel_size=5),
+    "linearized-book-variants": lambda: linearized(group_size=3, conv_filters="channel", alpha_per="head",
+                                                   local_factor=True, alpha_init=0.5),
+    "linearized-linear": lambda: linearized(attention="linear"),
+}
+
+
+def cache_tensors(cache):
+    if hasattr(cache, "keys") and isinstance(cache.keys, list):
+        return list(cache.keys) + list(cache.values)
+    out = []
+    for layer in cache.layers:
+        out += [t for t in (layer.s, layer.z, layer.keys, layer.values, layer.conv) if t is not None]
+    return out
+
+
+@pytest.mark.parametrize("name", list(TREE_MODELS))
+@torch.no_grad()
+def test_commit_tree_equals_prefill_of_the_path(name):
+    model = TREE_MODELS[name]()
+    gen = torch.Generator().manual_seed(21)
+    for t in (3, 5, 6):  # partial groups of every length: paths complete groups
+        prompt = torch.randint(0, V, (2, t), generator=gen)
+        _, cache = model.prefill(prompt)
+        parents = random_parents(10, gen)
+        tree = torch.randint(0, V, (2, 10), generator=gen)
+        logits, states = model.tree_step(tree, parents, cache, return_states=True)
+        torch.testing.assert_close(logits, model.tree_step(tree, parents, cache), rtol=0, atol=0)
+        for path in tree_paths(parents) + [[]]:
+            committed = model.commit_tree(cache, states, path)
+            _, ref = model.prefill(tree[:, path], cache) if path else (None, cache)
+            assert committed.position == ref.position == t + len(path)
+            for a, b in zip(cache_tensors(committed), cache_tensors(ref), strict=True):
+                assert a.shape == b.shape
+                torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+            nxt = torch.randint(0, V, (2,), generator=gen)  # and decoding goes on identically
+            torch.testing.assert_close(model.step(nxt, committed)[0], model.step(nxt, ref)[0], rtol=1e-10, atol=1e-10)
+
+
+@torch.no_grad()
+def test_commit_tree_validation():
+    for name in ("transformer-rope", "linearized-official"):
+        model = TREE_MODELS[name]()
+        _, cache = model.prefill(torch.randint(0, V, (1, 4)))
+        parents = [-1, 0, 0, 1]
+        _, states = model.tree_step(torch.zeros(1, 4, dtype=torch.long), parents, cache, return_states=True)
+        for bad in ([1], [0, 3], [0, 1, 2], [7]):
+            with pytest.raises(ValueError, match="path"):
+                model.commit_tree(cache, states, bad)
+        later = model.commit_tree(cache, states, [0])
+        with pytest.raises(ValueError, match="position"):
+            model.commit_tree(later, states, [0])
+        with pytest.raises(TypeError, match="states"):
+            model.commit_tree(cache, None, [0])
+
+
+class AlwaysWrongDraft(torch.nn.Module):
+    """A draft whose top-k never holds the target's greedy token (its argmax is pushed to -inf)."""
+
+    def __init__(self, target):
+        super().__init__()
+        self.target = target
+
+    def _hide(self, logits):
+        return logits.scatter(-1, logits.argmax(-1, keepdim=True), float("-inf"))
+
+    def prefill(self, tokens, cache=None):
+        logits, cache = self.target.prefill(tokens, cache)
+        return self._hide(logits), cache
+
+    def step(self, token, cache):
+        logits, cache = self.target.step(token, cache)
+        return self._hide(logits), cache
+
+
+@pytest.mark.parametrize("name", ["transformer-rope", "linearized-official"])
+@torch.no_grad()
+def test_always_wrong_draft_costs_no_more_than_greedy(name):
+    target = TREE_MODELS[name]()
+    prompt = torch.randint(0, V, (1, 5), generator=torch.Generator().manual_seed(2))
+    for n_new in (1, 2, 9):
+        out, stats = speculative_generate(target, AlwaysWrongDraft(target), prompt, n_new, branching=(3, 2),
+                                          compare_greedy=True)
+        check_stats(stats, n_new)
+        assert sum(stats.draft_accepted) == 0 and stats.accepted_lengths == [1] * n_new
+        assert stats.target_passes == stats.greedy_passes == n_new
+
+
+@pytest.mark.parametrize("target_name", list(TREE_MODELS))
+@pytest.mark.parametrize("draft_kind", ["transformer", "linearized", "linear"])  # batched levels / node by node
+@torch.no_grad()
+def test_speculative_equals_greedy_every_tree_model(target_name, draft_kind):
+    target = TREE_MODELS[target_name]()
+    torch.manual_seed(9)
+    draft = build_model(draft_kind, vocab_size=V, d_model=8, n_layers=1, n_heads=2).double().eval()
+    gen = torch.Generator().manual_seed(31)
+    for branching in ((2, 2, 1), (1, 1, 1, 1), ()):
+        prompt = torch.randint(0, V, (1, int(torch.randint(1, 9, (), generator=gen))), generator=gen)
+        out, stats = speculative_generate(target, draft, prompt, 11, branching=branching, compare_greedy=True)
+        check_stats(stats, 11)
+    out, stats = speculative_generate(target, target, prompt, 11, branching=(2, 2), compare_greedy=True)
+    check_stats(stats, 11)
+    assert stats.target_passes < stats.greedy_passes  # its own draft: every drafted token accepted
+    assert stats.target_passes == 1 + 4  # prefill, then rounds of 3 tokens: 3 + 3 + 3 + 2 (the last free)
+
+
+# ----------------------------------------------------------------------------------------------
+# End of sequence
+# ----------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def test_greedy_stops_at_eos_and_pads_finished_rows():
+    model = TREE_MODELS["transformer-rope"]()
+    prompt = torch.randint(0, V, (3, 4), generator=torch.Generator().manual_seed(3))
+    full = greedy_generate(model, prompt, 12)
+    eos = int(full[0, 2])  # row 0 ends at its first eos, within the first 3 tokens
+    out, st = greedy_generate(model, prompt, 12, eos_token_id=eos, return_stats=True)
+    n = out.shape[1]
+    assert n <= 12
+    for row in range(3):
+        hits = (full[row] == eos).nonzero()
+        end = int(hits[0]) + 1 if len(hits) else 12  # tokens up to and including the first eos
+        assert torch.equal(out[row, : min(end, n)], full[row, : min(end, n)])
+        assert (out[row, end:] == eos).all()  # padding after it
+    ends = [int((full[r] == eos).nonzero()[0]) + 1 if (full[r] == eos).any() else 12 for r in range(3)]
+    assert n == max(ends) and st["target_passes"] == n
+    one, st1 = greedy_generate(model, prompt[:1], 12, eos_token_id=eos, return_stats=True)
+    assert one.shape == (1, ends[0]) and int(one[0, -1]) == eos and st1["target_passes"] == ends[0]
+    with pytest.raises(ValueError, match="eos_token_id"):
+        greedy_generate(model, prompt, 3, eos_token_id=V)
+
+
+@pytest.mark.parametrize("name", ["transformer-rope", "linearized-official", "linearized-linear"])
+@torch.no_grad()
+def test_speculative_stops_at_eos_like_greedy(name):
+    target = TREE_MODELS[name]()
+    draft = tiny("alibi", d_model=8, n_layers=1, n_heads=2)
+    gen = torch.Generator().manual_seed(4)
+    for trial in range(4):
+        prompt = torch.randint(0, V, (1, 3 + trial), generator=gen)
+        full = greedy_generate(target, prompt, 14)
+        eos = int(full[0, [0, 3, 7, 13][trial]])
+        ref = greedy_generate(target, prompt, 14, eos_token_id=eos)
+        for d in (draft, target):  # wrong drafts and a perfect one (eos inside an accepted path)
+            out, stats = speculative_generate(target, d, prompt, 14, eos_token_id=eos, compare_greedy=True)
+            assert torch.equal(out, ref) and stats.matches_greedy
+            assert out.shape[1] <= 14 and int(out[0, -1]) == eos and (out[0, :-1] != eos).all()
+            assert stats.commit_passes == 0 and stats.target_passes <= stats.greedy_passes
+    with pytest.raises(ValueError, match="eos_token_id"):
+        speculative_generate(target, draft, prompt, 3, eos_token_id=-1)
+
+
+@torch.no_grad()
+def test_draft_with_another_vocabulary_is_refused():
+    target = tiny("rope")
+    other = build_model("transformer", vocab_size=V + 3, d_model=8, n_layers=1, n_heads=2)
+    with pytest.raises(ValueError, match="draft"):
+        speculative_generate(target, other, torch.zeros(1, 3, dtype=torch.long), 4)
+
+
 LINEARIZED = importlib.util.find_spec("linattn_edu.models.linearized") is not None
 
 
@@ -314,7 +495,7 @@ def test_speculative_equals_greedy_linearized_target(options):
     # as its own draft every drafted token is accepted (deep paths across group boundaries)
     out, stats = speculative_generate(target, target, prompt, 12, branching=(2, 2, 1), compare_greedy=True)
     check_stats(stats, 12)
-    assert stats.accepted_lengths[0] == 5
+    assert stats.accepted_lengths[0] == 4
     # and the target's tree_step agrees with stepping every root path
     for t in (5, 7, 8):
         prompt = torch.randint(0, V, (1, t), generator=gen)
@@ -344,3 +525,35 @@ def test_draw_draft_tree():
     plt.close(fig)
     with pytest.raises(ValueError, match="labels"):
         draw_draft_tree(tokens, parents, labels=["a"])
+
+
+@pytest.mark.parametrize("kind", ["transformer", "linearized"])
+@torch.no_grad()
+def test_level_drafter_builds_the_same_tree_as_draft_tree(kind):
+    from linattn_edu.speculative import SpeculativeStats, _LevelDrafter
+
+    torch.manual_seed(6)
+    draft = build_model(kind, vocab_size=V, d_model=16, n_layers=1, n_heads=2).double().eval()
+    with torch.no_grad():
+        for p in draft.parameters():
+            p.mul_(4.0)
+    prompt = torch.randint(0, V, (1, 6))
+    stats = SpeculativeStats()
+    drafter = _LevelDrafter(draft, prompt, stats)
+    _, cache = draft.prefill(prompt)
+    for root, branching in ((3, (2, 2, 1)), (7, (3,)), (1, ())):
+        tokens, parents = drafter.build(root, branching)
+        ref_t, ref_p = draft_tree(draft, cache, branching=branching, root=root)
+        assert torch.equal(tokens, ref_t) and torch.equal(parents, ref_p)
+    assert stats.draft_calls == 1 + 3 + 1  # the prompt, then one call per level
+    # committing a path leaves the never-seen leaf pending; the next tree hangs it above the root
+    tokens, parents = drafter.build(3, (2, 2))
+    leaf_path = tree_paths(parents)[-1]
+    drafter.commit(leaf_path)
+    assert drafter.pending == [int(tokens[leaf_path[-1]])]
+    _, cache = draft.prefill(tokens[leaf_path[:-1]][None], cache)
+    assert drafter.cache.position == cache.position
+    t2, p2 = drafter.build(5, (2,))
+    _, c2 = draft.prefill(tokens[leaf_path[-1:]][None], cache)
+    ref_t, ref_p = draft_tree(draft, c2, branching=(2,), root=5)
+    assert torch.equal(t2, ref_t) and torch.equal(p2, ref_p)

@@ -20,7 +20,9 @@ A centered, non-causal convolution (``conv_causal=False``) leaks future tokens i
 optional variant ``"linear + centered conv (leaks)"`` of :func:`run_linearized_perplexity` shows
 its too-good training loss.
 
-What the ``"cpu"`` presets showed (one run each on a 2-core AMD EPYC shared with other jobs, load
+What the ``"cpu"`` presets showed (measured before the model's defaults became the official
+parameterisation, i.e. with this book's variants ``conv_filters="channel"``, ``alpha_per="head"``;
+one run each on a 2-core AMD EPYC shared with other jobs, load
 about 3; seq_len 128, d_model 64, 2 layers, 4 heads, batch 16, validation perplexity at 128 bytes
 on 32 windows):
 
@@ -49,6 +51,7 @@ from .. import bench, runtime
 from ._args import check_int as _int, check_positive as _positive, resolve_device as _device
 from ..data import load_corpus
 from ..models import build_model, count_parameters, linearize
+from ..models.linearized import OFFICIAL_CONV_KERNEL_SIZE, OFFICIAL_GROUP_SIZE, official_causal_taps
 from ..train import evaluate_perplexity, train_lm
 from .extrapolation import _eval_text, _torch_threads
 
@@ -95,6 +98,10 @@ LINEARIZATION_STAGES = (
     "linearized from scratch",
 )
 
+#: The official sizes (``modeling_llama_kv.py`` ``GROUP_SIZE = 64``; ``fine-tune.py`` a 63-tap kernel
+#: with its future half masked, i.e. ``conv_kernel_size = official_causal_taps(63) = 32``).
+_OFFICIAL_SIZES = {"group_size": OFFICIAL_GROUP_SIZE, "conv_kernel_size": official_causal_taps(OFFICIAL_CONV_KERNEL_SIZE)}
+
 #: Sizes per preset for :func:`run_linearized_perplexity` (``"fast"``, ``"cpu"``, ``"gpu"`` follow
 #: :func:`linattn_edu.runtime.mode`).
 #:
@@ -104,11 +111,13 @@ LINEARIZED_PERPLEXITY_PRESETS: dict[str, dict[str, Any]] = {
     "fast": dict(seq_len=32, d_model=32, n_layers=1, n_heads=2, steps=4, batch_size=4, lr=3e-3,
                  eval_max_windows=2, max_bytes=200_000, seed=0),
     # The book on a 2-core CPU: eight groups of 16 per window; five variants in 94-99 s (1 thread).
+    # Smaller than the official sizes: the model defaults, groups of 16 and 4 causal conv taps.
     "cpu": dict(seq_len=128, d_model=64, n_layers=2, n_heads=4, steps=200, batch_size=16, lr=3e-3,
                 eval_max_windows=32, max_bytes=None, seed=0),
-    # A CUDA GPU (not run yet): the official group size of 64.
+    # A CUDA GPU (not run yet): the official group size of 64 and kernel size 63 (future half
+    # masked: 32 causal taps).
     "gpu": dict(seq_len=512, d_model=256, n_layers=4, n_heads=8, steps=2000, batch_size=32, lr=1e-3,
-                eval_max_windows=64, max_bytes=None, seed=0, model_options={"group_size": 64}),
+                eval_max_windows=64, max_bytes=None, seed=0, model_options=dict(_OFFICIAL_SIZES)),
 }
 
 #: Sizes per preset for :func:`run_linearization`.
@@ -117,13 +126,14 @@ LINEARIZED_PERPLEXITY_PRESETS: dict[str, dict[str, Any]] = {
 LINEARIZATION_PRESETS: dict[str, dict[str, Any]] = {
     "fast": dict(seq_len=32, d_model=32, n_layers=1, n_heads=2, pretrain_steps=4, finetune_steps=2, batch_size=4,
                  lr=3e-3, finetune_lr=1e-3, eval_max_windows=2, max_bytes=200_000, seed=0),
-    # The book on a 2-core CPU: 800 training steps in all, 75 s (1 thread).
+    # The book on a 2-core CPU: 800 training steps in all, 75 s (1 thread). Smaller than the
+    # official sizes: groups of 16 and 4 causal conv taps (the model defaults).
     "cpu": dict(seq_len=128, d_model=64, n_layers=2, n_heads=4, pretrain_steps=300, finetune_steps=100,
                 batch_size=16, lr=3e-3, finetune_lr=2e-3, eval_max_windows=32, max_bytes=None, seed=0),
-    # A CUDA GPU (not run yet).
+    # A CUDA GPU (not run yet): the official group size 64 and kernel size 63 (32 causal taps).
     "gpu": dict(seq_len=512, d_model=256, n_layers=4, n_heads=8, pretrain_steps=2000, finetune_steps=300,
                 batch_size=32, lr=1e-3, finetune_lr=3e-4, eval_max_windows=64, max_bytes=None, seed=0,
-                model_options={"group_size": 64}),
+                model_options=dict(_OFFICIAL_SIZES)),
 }
 
 _COLORS = {

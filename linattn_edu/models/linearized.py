@@ -9,16 +9,18 @@ replaced by::
     q, k, v = Q(x), K(x), V(x)                  # (B, H, T, D) each, D = d_model / n_heads
     q, k = RoPE(q), RoPE(k)                     # pos="rope" (default); pos="none": nothing
     q, k = q/|q|, k/|k|                         # normalize_qk (default for "grouped")
-    o = Attention(q, k, v) + DWConv(v)          # DWConv: causal, depthwise, per head and channel
+    o = Attention(q, k, v) + DWConv(v)          # DWConv: causal, one filter per head (official)
     y = Out(o)
 
 ``attention="grouped"`` (default): grouped linear attention
 (:func:`~linattn_edu.reference.grouped_linear_attention`). Token ``i`` attends to its own group of
 ``group_size`` tokens (``G(i) = i // g``) exactly, with ``relu(q·k)²`` scores and no denominator
 (``local="relu2"``, official) or a causal softmax of ``q·k/√D`` (``local="softmax"``), and to
-every completed earlier group through linear attention ``α_h · φ(q_i)ᵀ S`` (``feature_map``,
+every completed earlier group through linear attention ``α · φ(q_i)ᵀ S`` (``feature_map``,
 default ``"identity"`` on the normalized q, k, as officially; no denominator) with one learnable
-``α`` per head. Decode state per layer: ``S (B, H, F, D)`` (the sum over completed groups, float32
+``α`` per layer (the official ``global_factor``, initialised to 0; ``alpha_per="head"`` is this
+book's variant with one ``α`` per head). ``local_factor=True`` adds the official optional
+learnable scale of the local branch (initialised to 1). Decode state per layer: ``S (B, H, F, D)`` (the sum over completed groups, float32
 or float64), the current partial group's keys and values ``(B, H, T mod g, D)`` (after RoPE and
 normalization) and the conv buffer.
 
@@ -27,22 +29,30 @@ default ``"elu"``, ``normalize=True``) through :func:`~linattn_edu.kernels.chunk
 (as the ``"linear"`` kind does). Decode state: ``(S, z)`` and the conv buffer.
 
 The convolution (``conv=True``) is causal: output ``t`` reads ``v_{t-K+1..t}``, ``K =
-conv_kernel_size``, through :func:`~linattn_edu.kernels.causal_conv1d` (one filter per value
-channel, channel ``h·D + d``, no bias); decode state: the last ``K - 1`` values ``(B, K-1, H·D)``.
-The official code uses a 63-tap kernel with its future half masked (32 causal taps) and groups of
-64; the book-scale defaults are ``conv_kernel_size=4`` and ``group_size=16``.
+conv_kernel_size``, through :func:`~linattn_edu.kernels.causal_conv1d`. As in the official code
+(``Conv2d(H, H, (63, 1), groups=H, bias=False)`` over ``(B, H, T, D)``) there is one filter per
+head, shared by the head's ``D`` channels: ``H·K`` weights per layer, no bias
+(``conv_filters="head"``); ``conv_filters="channel"`` is this book's variant with one filter per
+value channel (``H·D·K`` weights, channel ``h·D + d``). Decode state: the last ``K - 1`` values
+``(B, K-1, H·D)``. ``K`` counts *causal* taps: the official kernel of 63 taps with its future 31
+masked is ``conv_kernel_size=32`` (:func:`official_causal_taps`); the official groups have 64
+tokens. The book-scale (CPU) defaults are smaller: ``conv_kernel_size=4`` and ``group_size=16``.
 
 **Initialization.** ``conv_init="normal"`` (default; ``N(0, 1/K)``) or ``"zero"``; ``alpha_init``
-(default 0.0, the paper's value) fills every head's ``α``. The global branch has no denominator,
+(default 0.0, the paper's value) fills ``α``. The global branch has no denominator,
 so with ``α = 1`` from the start its sum over all earlier groups grows with the position and
-swamps the local branch early in training (measured at book scale, 200 steps: perplexity 9.66
-with ``α = 1`` against 7.10 with ``α = 0``); starting at 0 lets training open it gradually. :func:`linearize`, which converts a trained Transformer, sets both to zero
+swamps the local branch early in training (measured at book scale, 200 steps, with this book's
+per-head ``α`` and per-channel filters: perplexity 9.66 with ``α = 1`` against 7.10 with
+``α = 0``); starting at 0 lets training open it gradually. :func:`linearize`, which converts a trained Transformer, sets both to zero
 (the official recipe): the converted model starts as the purely local attention (exactly
 the Transformer's, for ``local="softmax"`` and ``group_size >= T`` without normalization), and
 both parameters still receive gradients.
 
 **Speculative decoding.** :meth:`Linearized.tree_step` verifies a whole draft tree in one pass
-without touching the cache; each node's logits equal those of step-decoding its root path.
+without touching the cache; each node's logits equal those of step-decoding its root path. With
+``return_states=True`` it also keeps every node's keys and values, from which
+:meth:`Linearized.commit_tree` builds the cache after the accepted path (recurrent state,
+partial group, conv buffer) with no further pass: one target pass per speculative round.
 """
 
 from __future__ import annotations
@@ -71,8 +81,14 @@ __all__ = [
     "LinearizedAttention",
     "LinearizedLayerState",
     "LinearizedCache",
+    "LinearizedTreeStates",
     "Linearized",
     "linearize",
+    "CONV_FILTERS",
+    "ALPHA_PER",
+    "OFFICIAL_CONV_KERNEL_SIZE",
+    "OFFICIAL_GROUP_SIZE",
+    "official_causal_taps",
 ]
 
 #: Values of ``attention=``.
@@ -84,6 +100,30 @@ CONV_INITS = ("normal", "zero")
 #: Values of ``pos=``.
 LINEARIZED_POSITIONS = ("rope", "none")
 _BACKENDS = (None, "triton", "interpreter", "torch")
+#: Values of ``conv_filters=``: ``"head"`` (official: one filter per head, shared across the head
+#: dimension) or ``"channel"`` (this book's variant: one filter per head and channel).
+CONV_FILTERS = ("head", "channel")
+#: Values of ``alpha_per=``: ``"layer"`` (official ``global_factor``: one scalar per layer) or
+#: ``"head"`` (this book's variant: one ``α`` per head).
+ALPHA_PER = ("layer", "head")
+#: The official DWConv kernel size (``fine-tune.py``: ``res_kernel_size = 63``, future half masked).
+OFFICIAL_CONV_KERNEL_SIZE = 63
+#: The official group size (``modeling_llama_kv.py``: ``GROUP_SIZE`` default 64).
+OFFICIAL_GROUP_SIZE = 64
+
+
+def official_causal_taps(kernel_size: int = OFFICIAL_CONV_KERNEL_SIZE) -> int:
+    """Causal taps ``K`` of an official masked kernel of odd size ``kernel_size``: ``kernel_size // 2 + 1``.
+
+    The official code masks taps ``kernel_size // 2 + 1 ..`` (the future) of a centered kernel,
+    so 63 taps leave 32: the current token and the 31 before it (``conv_kernel_size=32`` here).
+
+    Raises:
+        ValueError: ``kernel_size`` is not a positive odd int.
+    """
+    if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size must be a positive odd int, got {kernel_size!r}")
+    return kernel_size // 2 + 1
 
 
 def _kernels() -> Any:
@@ -108,7 +148,10 @@ class LinearizedConfig:
         vocab_size, d_model, n_layers, n_heads: sizes; head dim ``D = d_model / n_heads``.
         attention: ``"grouped"`` (default) or ``"linear"``.
         conv: add the causal depthwise convolution over v.
-        conv_kernel_size: its taps ``K`` (4; official 63 with the future half masked = 32 causal).
+        conv_kernel_size: its causal taps ``K`` (4 at book scale; the official 63-tap kernel with
+            the future half masked is ``K = 32``, :func:`official_causal_taps`).
+        conv_filters: ``"head"`` (official: ``H`` filters, each shared by a head's ``D`` channels)
+            or ``"channel"`` (this book's variant: ``H·D`` filters).
         conv_init: ``"normal"`` (``N(0, 1/K)``) or ``"zero"``.
         conv_causal: True (the default, the only decodable choice). False makes the convolution
             *centered* (taps ``t - K//2 .. t + K//2``, ``K`` odd): output ``t`` reads future values.
@@ -116,7 +159,11 @@ class LinearizedConfig:
             train such a model and show its too-good loss. ``prefill``, ``step`` and
             ``tree_step`` refuse it (``ValueError``); ``forward`` runs it.
         group_size: ``g`` of the grouped attention (16; official 64).
-        alpha_init: initial ``α`` of every head (grouped attention's global branch).
+        alpha_init: initial ``α`` (grouped attention's global branch; official 0).
+        alpha_per: ``"layer"`` (official ``global_factor``: one scalar per layer) or ``"head"``
+            (this book's variant: one per head).
+        local_factor: add the official optional learnable scale of the local branch (init 1;
+            ``attention="grouped"`` only).
         local: ``"relu2"`` (official) or ``"softmax"``.
         feature_map: φ of the linear part, one of :data:`~linattn_edu.models.LINEAR_FEATURE_MAPS`;
             None means ``"identity"`` for grouped, ``"elu"`` for linear (stored resolved).
@@ -137,8 +184,11 @@ class LinearizedConfig:
     conv_kernel_size: int = 4
     conv_init: str = "normal"
     conv_causal: bool = True
+    conv_filters: str = "head"
     group_size: int = 16
     alpha_init: float = 0.0
+    alpha_per: str = "layer"
+    local_factor: bool = False
     local: str = "relu2"
     feature_map: str | None = None
     normalize_qk: bool | None = None
@@ -179,12 +229,18 @@ class LinearizedConfig:
             raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
         if self.attention not in LINEARIZED_ATTENTIONS:
             raise ValueError(f"attention must be one of {list(LINEARIZED_ATTENTIONS)}, got {self.attention!r}")
-        for name in ("conv", "conv_causal", "normalize", "tie_embeddings", "normalize_qk"):
+        for name in ("conv", "conv_causal", "normalize", "tie_embeddings", "normalize_qk", "local_factor"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
         if not self.conv_causal and self.conv_kernel_size % 2 == 0:
             raise ValueError(f"conv_kernel_size must be odd for a centered conv (conv_causal=False), "
                              f"got {self.conv_kernel_size}")
+        if self.conv_filters not in CONV_FILTERS:
+            raise ValueError(f"conv_filters must be one of {list(CONV_FILTERS)}, got {self.conv_filters!r}")
+        if self.alpha_per not in ALPHA_PER:
+            raise ValueError(f"alpha_per must be one of {list(ALPHA_PER)}, got {self.alpha_per!r}")
+        if self.local_factor and self.attention != "grouped":
+            raise ValueError("local_factor=True needs attention='grouped' (it scales the local branch)")
         if self.conv_init not in CONV_INITS:
             raise ValueError(f"conv_init must be one of {list(CONV_INITS)}, got {self.conv_init!r}")
         if not _number(self.alpha_init) or not math.isfinite(self.alpha_init):
@@ -209,6 +265,12 @@ class LinearizedConfig:
             raise ValueError(f"norm must be one of {list(NORMS)}, got {self.norm!r}")
         if self.attn_backend not in _BACKENDS:
             raise ValueError(f"attn_backend must be one of {list(_BACKENDS)}, got {self.attn_backend!r}")
+
+    def state_signature(self) -> tuple:
+        """The options that decide what the decode state means (sizes, attention, φ, groups, conv, positions)."""
+        return (self.d_model, self.n_layers, self.n_heads, self.attention, self.feature_map, self.normalize_qk,
+                self.group_size if self.attention == "grouped" else None, self.conv,
+                self.conv_kernel_size if self.conv else None, self.pos, self.rope_base)
 
     def linear_backend(self, device: torch.device) -> str | None:
         """``backend=`` of the linear-attention kernel: PyTorch on a CPU or for a chunk the kernel lacks."""
@@ -250,6 +312,24 @@ class LinearizedLayerState:
 
 
 @dataclasses.dataclass
+class LinearizedTreeStates:
+    """What :meth:`Linearized.tree_step` keeps to commit an accepted path without another pass.
+
+    Attributes:
+        keys, values: one ``(B, H, N, D)`` tensor per layer: every tree node's key (after RoPE and
+            normalization) and value; from them :meth:`Linearized.commit_tree` builds each
+            layer's recurrent state ``S`` (and ``z``), partial group and conv buffer for a path.
+        parents: the tree's parent array (length ``N``).
+        position: the cache position the tree was verified at.
+    """
+
+    keys: list[torch.Tensor]
+    values: list[torch.Tensor]
+    parents: list[int]
+    position: int
+
+
+@dataclasses.dataclass
 class LinearizedCache:
     """The decoding state of a ``"linearized"`` model: one :class:`LinearizedLayerState` per layer.
 
@@ -259,6 +339,9 @@ class LinearizedCache:
 
     layers: list[LinearizedLayerState]
     position: int
+    #: The state-shaping options of the model that made it (:meth:`LinearizedConfig.state_signature`),
+    #: checked by the model it is passed to; None skips that check.
+    signature: tuple | None = None
 
     @property
     def nbytes(self) -> int:
@@ -283,6 +366,21 @@ class _Tree:
     depths: torch.Tensor
     ancestors: torch.Tensor
     paths: list[list[int]]
+    _conv_index: dict = dataclasses.field(default_factory=dict)
+
+    def conv_index(self, kk: int) -> torch.Tensor:
+        """``(N, K)`` rows into ``[conv buffer (K-1) | nodes (N)]``: node ``i``'s tap ``K-1-s`` reads
+        its ancestor ``s`` steps up, or the buffer once the path runs out (computed once per tree)."""
+        if kk not in self._conv_index:
+            n = len(self.paths)
+            index = torch.empty(n, kk, dtype=torch.long)
+            for i, path in enumerate(self.paths):
+                depth = len(path) - 1
+                for tap in range(kk):  # tap K-1 is the node itself, tap K-1-s is s steps back
+                    back = kk - 1 - tap
+                    index[i, tap] = kk - 1 + path[depth - back] if back <= depth else kk - 1 - (back - depth)
+            self._conv_index[kk] = index.to(self.depths.device)
+        return self._conv_index[kk]
 
 
 def _make_tree(parents: Any, n: int, device: torch.device) -> _Tree:
@@ -312,8 +410,9 @@ class LinearizedAttention(nn.Module):
     """Grouped or plain linear attention plus a causal DWConv over v; ``(B, T, C) -> (B, T, C)``.
 
     Parameters: ``q_proj``, ``k_proj``, ``v_proj`` (``C -> H·D``), ``out_proj`` (``H·D -> C``), all
-    without bias; ``conv_weight`` ``(H·D, K)`` (None without ``conv``); ``alpha`` ``(H,)`` (None for
-    ``attention="linear"``).
+    without bias; ``conv_weight`` ``(H, K)`` (official, ``conv_filters="head"``) or ``(H·D, K)``
+    (``"channel"``), None without ``conv``; ``alpha`` ``(1,)`` (official, ``alpha_per="layer"``)
+    or ``(H,)`` (``"head"``), None for ``attention="linear"``; ``local_factor`` ``(1,)`` or None.
     """
 
     def __init__(self, cfg: LinearizedConfig) -> None:
@@ -325,16 +424,30 @@ class LinearizedAttention(nn.Module):
         self.v_proj = nn.Linear(cfg.d_model, h * hd, bias=False)
         self.out_proj = nn.Linear(h * hd, cfg.d_model, bias=False)
         if cfg.conv:
-            weight = torch.zeros(h * hd, cfg.conv_kernel_size)
+            weight = torch.zeros(h if cfg.conv_filters == "head" else h * hd, cfg.conv_kernel_size)
             if cfg.conv_init == "normal":
                 nn.init.normal_(weight, std=1.0 / math.sqrt(cfg.conv_kernel_size))
             self.conv_weight = nn.Parameter(weight)
         else:
             self.register_parameter("conv_weight", None)
         if cfg.attention == "grouped":
-            self.alpha = nn.Parameter(torch.full((h,), float(cfg.alpha_init)))
+            self.alpha = nn.Parameter(torch.full((1 if cfg.alpha_per == "layer" else h,), float(cfg.alpha_init)))
         else:
             self.register_parameter("alpha", None)
+        if cfg.local_factor:
+            self.local_factor = nn.Parameter(torch.ones(1))
+        else:
+            self.register_parameter("local_factor", None)
+
+    def channel_weight(self, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """The convolution's filter per value channel, ``(H·D, K)`` (channel ``h·D + d``).
+
+        With ``conv_filters="head"`` each head's filter is repeated for its ``D`` channels.
+        """
+        w = self.conv_weight if dtype is None else self.conv_weight.to(dtype)
+        if self.cfg.conv_filters == "head":
+            w = w.repeat_interleave(self.cfg.head_dim, dim=0)
+        return w
 
     # -- pieces -------------------------------------------------------------------------------
 
@@ -361,7 +474,10 @@ class LinearizedAttention(nn.Module):
         return torch.softmax(scores, dim=-1)
 
     def _alpha(self, compute: torch.dtype) -> torch.Tensor:
-        return self.alpha.to(compute)[:, None, None]  # (H, 1, 1)
+        return self.alpha.to(compute)[:, None, None]  # (H, 1, 1) or (1, 1, 1)
+
+    def _local_scale(self, local: torch.Tensor) -> torch.Tensor:
+        return local if self.local_factor is None else local * self.local_factor.to(local.dtype)
 
     def _grouped(self, q, k, v, state: LinearizedLayerState | None, keep_state: bool):
         """Grouped attention of new tokens after ``state``; the partial group is re-attended."""
@@ -388,7 +504,7 @@ class LinearizedAttention(nn.Module):
         kg = k_all.reshape(b, h, groups, g, d)
         vg = v_all.reshape(b, h, groups, g, d)
         mask = torch.ones(g, g, dtype=torch.bool, device=q.device).tril()
-        local = self._local_weights(qg @ kg.transpose(-1, -2), mask) @ vg  # (B, H, N, g, D)
+        local = self._local_scale(self._local_weights(qg @ kg.transpose(-1, -2), mask) @ vg)  # (B, H, N, g, D)
         fq, fk = feature_map_torch(qg, cfg.feature_map), feature_map_torch(kg, cfg.feature_map)
         # padded keys have zero values, so φ(0) ≠ 0 adds nothing to the group states
         group_states = fk.transpose(-1, -2) @ vg  # (B, H, N, F, D)
@@ -446,7 +562,7 @@ class LinearizedAttention(nn.Module):
         """Causal DWConv of ``v_flat`` ``(B, T, H·D)`` after ``conv_state`` ``(B, K-1, H·D)``."""
         kernels = _kernels()
         kk = self.cfg.conv_kernel_size
-        w = self.conv_weight.to(v_flat.dtype)
+        w = self.channel_weight(v_flat.dtype)
         if conv_state is not None and v_flat.shape[1] == 1:
             y, new = kernels.causal_conv1d_step(v_flat[:, 0], conv_state.to(v_flat.dtype), w)
             return y[:, None], new
@@ -491,8 +607,13 @@ class LinearizedAttention(nn.Module):
                 new_state.conv = conv_state  # type: ignore[union-attr]
         return self.out_proj(o), (new_state if keep_state else None)
 
-    def tree_forward(self, x: torch.Tensor, state: LinearizedLayerState, position: int, tree: _Tree) -> torch.Tensor:
-        """Draft-tree nodes ``x`` ``(B, N, C)`` after ``state`` (read only); ``(B, N, C)``.
+    def tree_forward(
+        self, x: torch.Tensor, state: LinearizedLayerState, position: int, tree: _Tree
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Draft-tree nodes ``x`` ``(B, N, C)`` after ``state`` (read only): ``((B, N, C), (k, v))``.
+
+        ``k``, ``v`` ``(B, H, N, D)`` are the nodes' keys (after RoPE and normalization) and values:
+        :meth:`commit` folds an accepted path of them into the state without another pass.
 
         Node ``i`` sits at position ``P_i = position + depth_i``; it sees the cached prefix and
         its ancestors (and itself), never other nodes. Grouped: with ``start_i = g·(P_i // g)``,
@@ -521,7 +642,7 @@ class LinearizedAttention(nn.Module):
             fkeys = feature_map_torch(keys, cfg.feature_map)
             glob_w = (fq @ fkeys.transpose(-1, -2)) * (visible & ~in_group)
             glob = glob_w @ vals + fq @ state.s.to(compute)
-            o = local_w @ vals + self._alpha(compute) * glob
+            o = self._local_scale(local_w @ vals) + self._alpha(compute) * glob
         else:
             w = (fq @ fk.transpose(-1, -2)) * anc
             num = w @ vc + fq @ state.s.to(compute)
@@ -534,15 +655,40 @@ class LinearizedAttention(nn.Module):
             kk = cfg.conv_kernel_size
             v_flat = v.transpose(1, 2).reshape(b, n, cfg.n_heads * cfg.head_dim)
             src = torch.cat([state.conv.to(v.dtype), v_flat], dim=1)  # (B, K-1+N, C)
-            index = torch.empty(n, kk, dtype=torch.long)
-            for i, path in enumerate(tree.paths):
-                depth = len(path) - 1
-                for tap in range(kk):  # tap K-1 is the node itself, tap K-1-s is s steps back
-                    back = kk - 1 - tap
-                    index[i, tap] = kk - 1 + path[depth - back] if back <= depth else kk - 1 - (back - depth)
-            window = src[:, index.to(x.device)]  # (B, N, K, C)
-            o = o + (window.to(compute) * self.conv_weight.to(compute).t()[None, None]).sum(2).to(v.dtype)
-        return self.out_proj(o)
+            window = src[:, tree.conv_index(kk)]  # (B, N, K, C)
+            o = o + (window.to(compute) * self.channel_weight(compute).t()[None, None]).sum(2).to(v.dtype)
+        return self.out_proj(o), (k, v)
+
+    def commit(self, state: LinearizedLayerState, k: torch.Tensor, v: torch.Tensor) -> LinearizedLayerState:
+        """The state after consuming ``L`` tokens whose keys ``k`` and values ``v`` ``(B, H, L, D)`` are known.
+
+        Exactly the state update of :meth:`forward` with ``keep_state=True`` (no projections, no
+        attention): grouped: the partial group grows, every group it completes is folded into
+        ``S`` as ``φ(K)ᵀ V``; linear: ``S += φ(k)ᵀ v``, ``z += Σ φ(k)``; conv: the last ``K - 1``
+        values. ``state`` is not modified.
+        """
+        cfg = self.cfg
+        b, h, length, d = k.shape
+        compute = state.s.dtype
+        if cfg.attention == "grouped":
+            g = cfg.group_size
+            keys = torch.cat([state.keys, k.to(state.keys.dtype)], dim=2)
+            values = torch.cat([state.values, v.to(state.values.dtype)], dim=2)
+            complete = keys.shape[2] // g
+            s = state.s
+            if complete:
+                kg = keys[:, :, : complete * g].to(compute).reshape(b, h, complete, g, d)
+                vg = values[:, :, : complete * g].to(compute).reshape(b, h, complete, g, d)
+                s = s + (feature_map_torch(kg, cfg.feature_map).transpose(-1, -2) @ vg).sum(dim=2)
+            new = LinearizedLayerState(s=s, keys=keys[:, :, complete * g :].contiguous(),
+                                       values=values[:, :, complete * g :].contiguous())
+        else:
+            fk = feature_map_torch(k, cfg.feature_map).to(compute)
+            new = LinearizedLayerState(s=state.s + fk.transpose(-1, -2) @ v.to(compute), z=state.z + fk.sum(dim=2))
+        if cfg.conv:
+            full = torch.cat([state.conv, v.transpose(1, 2).reshape(b, length, h * d).to(state.conv.dtype)], dim=1)
+            new.conv = full[:, full.shape[1] - (cfg.conv_kernel_size - 1) :].contiguous()
+        return new
 
 
 # ----------------------------------------------------------------------------------------------
@@ -567,8 +713,9 @@ class LinearizedBlock(nn.Module):
         return x + self.mlp(self.norm_mlp(x)), st
 
     def tree_forward(self, x, state, position, tree):
-        x = x + self.dropout(self.attn.tree_forward(self.norm_attn(x), state, position, tree))
-        return x + self.mlp(self.norm_mlp(x))
+        a, kv = self.attn.tree_forward(self.norm_attn(x), state, position, tree)
+        x = x + self.dropout(a)
+        return x + self.mlp(self.norm_mlp(x)), kv
 
 
 @register_model("linearized")
@@ -618,7 +765,8 @@ class Linearized(nn.Module):
             x, st = block(x, None if cache is None else cache.layers[i], start, keep_cache)
             layers.append(st)
         logits = self.lm_head(self.norm_out(x))
-        return logits, (LinearizedCache(layers, start + tokens.shape[1]) if keep_cache else None)
+        cache = LinearizedCache(layers, start + tokens.shape[1], self.config.state_signature()) if keep_cache else None
+        return logits, cache
 
     def _check_decodable(self) -> None:
         if not self.config.conv_causal:
@@ -655,7 +803,8 @@ class Linearized(nn.Module):
 
     @torch.no_grad()
     def tree_step(self, token_tree: torch.Tensor, parents: Sequence[int] | torch.Tensor,
-                  cache: LinearizedCache) -> torch.Tensor:
+                  cache: LinearizedCache, *, return_states: bool = False
+                  ) -> torch.Tensor | tuple[torch.Tensor, LinearizedTreeStates]:
         """Logits of every node of a draft tree, in one pass, without modifying ``cache``.
 
         Args:
@@ -667,7 +816,11 @@ class Linearized(nn.Module):
         Returns:
             ``(B, N, vocab_size)``: node ``i``'s logits equal those of ``step``-decoding its root
             path after ``cache`` (see :meth:`LinearizedAttention.tree_forward` for how each
-            branch, including one crossing a group boundary, sees exactly that path).
+            branch, including one crossing a group boundary, sees exactly that path). With
+            ``return_states=True``: ``(logits, states)``, where ``states``
+            (:class:`LinearizedTreeStates`) keeps every node's keys and values per layer, from
+            which :meth:`commit_tree` builds the cache after an accepted path (its recurrent,
+            group and conv states) without another pass.
 
         Raises:
             ValueError: bad ``parents`` (wrong length, ``parents[i]`` not in ``{-1} ∪ [0, i)``),
@@ -678,22 +831,92 @@ class Linearized(nn.Module):
         self._check_cache(cache, tokens.shape[0])
         tree = _make_tree(parents, tokens.shape[1], tokens.device)
         x = self.tok_emb(tokens)
+        node_keys, node_values = [], []
         for i, block in enumerate(self.blocks):
-            x = block.tree_forward(x, cache.layers[i], cache.position, tree)
-        return self.lm_head(self.norm_out(x))
+            x, (k, v) = block.tree_forward(x, cache.layers[i], cache.position, tree)
+            node_keys.append(k)
+            node_values.append(v)
+        logits = self.lm_head(self.norm_out(x))
+        if not return_states:
+            return logits
+        parents_list = [p[-2] if len(p) > 1 else -1 for p in tree.paths]
+        return logits, LinearizedTreeStates(node_keys, node_values, parents_list, cache.position)
+
+    def commit_tree(self, cache: LinearizedCache, states: LinearizedTreeStates, path: Sequence[int]) -> LinearizedCache:
+        """The cache after the tokens of the root path ``path`` of a verified tree, with no forward pass.
+
+        Args:
+            cache: the cache ``tree_step`` verified against (not modified).
+            states: from ``tree_step(..., return_states=True)`` on that cache.
+            path: node indices ``[root, child, ...]``, each the parent of the next, ``path[0]`` a
+                root (parent -1); may be empty.
+
+        Returns:
+            The :class:`LinearizedCache` that ``prefill(tokens[path], cache)`` would return (up to
+            float rounding): per layer the path's keys and values folded in by
+            :meth:`LinearizedAttention.commit` (groups completed into ``S``, the conv buffer
+            shifted), ``position`` advanced by ``len(path)``.
+
+        Raises:
+            TypeError / ValueError: a bad ``cache`` or ``states``; ``ValueError`` naming ``path``
+                when it is not a root path of the tree.
+        """
+        from ..reference.speculative import check_root_path
+
+        if not isinstance(states, LinearizedTreeStates):
+            raise TypeError(f"states must be the LinearizedTreeStates of tree_step(return_states=True), "
+                            f"got {type(states).__name__}")
+        self._check_cache(cache, states.keys[0].shape[0] if states.keys else 0)
+        if states.position != cache.position:
+            raise ValueError(f"cache is at position {cache.position} but states were verified at position "
+                             f"{states.position}: pass the cache given to tree_step")
+        path = check_root_path(states.parents, path)
+        index = torch.tensor(path, dtype=torch.long, device=states.keys[0].device)
+        layers = [
+            block.attn.commit(layer, k.index_select(2, index), v.index_select(2, index))
+            for block, layer, k, v in zip(self.blocks, cache.layers, states.keys, states.values)
+        ]
+        return LinearizedCache(layers, cache.position + len(path), self.config.state_signature())
 
     def _check_cache(self, cache: Any, batch: int) -> None:
         if not isinstance(cache, LinearizedCache):
             raise TypeError(f"cache must be a LinearizedCache from prefill() or step(), got {type(cache).__name__}")
-        if len(cache.layers) != self.config.n_layers:
-            raise ValueError(f"cache must hold {self.config.n_layers} layers, got {len(cache.layers)}")
+        cfg = self.config
+        if len(cache.layers) != cfg.n_layers:
+            raise ValueError(f"cache must hold {cfg.n_layers} layers, got {len(cache.layers)}")
         if cache.batch_size != batch:
             raise ValueError(f"cache has batch size {cache.batch_size}, but the tokens have {batch}")
+        if cache.signature is not None and cache.signature != cfg.state_signature():
+            names = ("d_model", "n_layers", "n_heads", "attention", "feature_map", "normalize_qk", "group_size",
+                     "conv", "conv_kernel_size", "pos", "rope_base")
+            diff = [f"{n}={a!r} (this model: {b!r})" for n, a, b in zip(names, cache.signature, cfg.state_signature())
+                    if a != b]
+            raise ValueError(f"cache comes from a differently configured 'linearized' model: {', '.join(diff)}")
+        h, d, f = cfg.n_heads, cfg.head_dim, cfg.n_features
+        for i, layer in enumerate(cache.layers):
+            problem = None
+            if tuple(layer.s.shape[1:]) != (h, f, d):
+                problem = f"S of shape (B, {h}, {f}, {d}), got {tuple(layer.s.shape)}"
+            elif (layer.z is None) != (cfg.attention == "grouped") or (layer.keys is None) != (cfg.attention == "linear"):
+                problem = f"the state of attention={cfg.attention!r}"
+            elif cfg.attention == "grouped" and (tuple(layer.keys.shape[1:2]) + tuple(layer.keys.shape[3:]) != (h, d)
+                                                 or layer.keys.shape[2] >= cfg.group_size
+                                                 or layer.keys.shape[2] != cache.position % cfg.group_size):
+                problem = (f"a partial group of position % group_size = {cache.position % cfg.group_size} keys "
+                           f"(B, {h}, ., {d}), got {tuple(layer.keys.shape)}")
+            elif (layer.conv is None) == cfg.conv:
+                problem = "a conv buffer" if cfg.conv else "no conv buffer (conv=False)"
+            elif cfg.conv and tuple(layer.conv.shape[1:]) != (cfg.conv_kernel_size - 1, h * d):
+                problem = (f"a conv buffer of shape (B, {cfg.conv_kernel_size - 1}, {h * d}), "
+                           f"got {tuple(layer.conv.shape)}")
+            if problem is not None:
+                raise ValueError(f"cache does not fit this model (a cache from a differently configured "
+                                 f"'linearized' model?): layer {i} should hold {problem}")
 
     def extra_repr(self) -> str:
         cfg = self.config
         extra = f", group_size={cfg.group_size}, local={cfg.local!r}" if cfg.attention == "grouped" else ""
-        conv = f"conv K={cfg.conv_kernel_size}" if cfg.conv else "no conv"
+        conv = f"conv K={cfg.conv_kernel_size} per {cfg.conv_filters}" if cfg.conv else "no conv"
         return f"attention={cfg.attention!r}{extra}, feature_map={cfg.feature_map!r}, {conv}, pos={cfg.pos!r}"
 
 

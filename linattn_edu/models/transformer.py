@@ -49,9 +49,11 @@ outputs of the attention and MLP sublayers.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
-from typing import Any
+from typing import Any, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -59,7 +61,8 @@ from ..reference.alibi import alibi_slopes
 from .common import MLP, NORMS, KVCache, check_tokens, make_norm, rope_cos_sin, apply_rope, sinusoidal_positions
 from .registry import register_model
 
-__all__ = ["POSITION_ENCODINGS", "ATTN_BACKENDS", "TransformerConfig", "Transformer", "CausalSelfAttention"]
+__all__ = ["POSITION_ENCODINGS", "ATTN_BACKENDS", "TransformerConfig", "Transformer", "CausalSelfAttention",
+           "TransformerTreeStates"]
 
 #: Values of the ``pos=`` option.
 POSITION_ENCODINGS = ("alibi", "rope", "sinusoidal", "learned", "none")
@@ -229,7 +232,9 @@ class CausalSelfAttention(nn.Module):
         x ``(B, N, C)``: the tree nodes; past ``(K, V)`` each ``(B, H_kv, T_cached, D)``;
         visible ``(N, T_cached + N)`` bool; q_pos ``(N,)`` / k_pos ``(T_cached + N,)`` absolute
         positions (for ALiBi's ``-m_h (i - j)``). Plain PyTorch, the math of
-        ``flash_attention_torch`` with the mask and positions given. Returns ``(B, N, C)``.
+        ``flash_attention_torch`` with the mask and positions given. Returns ``((B, N, C), (k, v))``
+        with the nodes' own keys (after RoPE) and values ``(B, H_kv, N, D)``, which
+        :meth:`Transformer.commit_tree` appends to the cache for the accepted path.
         """
         cfg = self.cfg
         b, t, _ = x.shape
@@ -238,6 +243,7 @@ class CausalSelfAttention(nn.Module):
         if rope is not None:
             cos, sin = rope[0].to(q.dtype), rope[1].to(q.dtype)
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        node_kv = (k, v)
         k = torch.cat([past[0].to(k.dtype), k], dim=2)
         v = torch.cat([past[1].to(v.dtype), v], dim=2)
         compute = torch.float64 if q.dtype == torch.float64 else torch.float32
@@ -251,7 +257,41 @@ class CausalSelfAttention(nn.Module):
         scores = scores.masked_fill(~visible, float("-inf"))
         o = torch.matmul(torch.softmax(scores, dim=-1), v_full).to(q.dtype)
         o = o.transpose(1, 2).reshape(b, t, cfg.n_heads * cfg.head_dim)
-        return self.dropout(self.out_proj(o))
+        return self.dropout(self.out_proj(o)), node_kv
+
+
+def _tree_structure(parents: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(tree_attention_mask(parents), tree_depths(parents))``, cached for hashable (tuple) parents:
+    a speculative loop verifies trees of the same shape again and again."""
+    from ..reference.speculative import tree_attention_mask, tree_depths
+
+    if isinstance(parents, tuple):
+        return _tree_structure_cached(parents)
+    return tree_attention_mask(parents), tree_depths(parents)
+
+
+@functools.lru_cache(maxsize=256)
+def _tree_structure_cached(parents: tuple) -> tuple[np.ndarray, np.ndarray]:
+    from ..reference.speculative import tree_attention_mask, tree_depths
+
+    return tree_attention_mask(parents), tree_depths(parents)  # read only by tree_step
+
+
+@dataclasses.dataclass
+class TransformerTreeStates:
+    """What :meth:`Transformer.tree_step` keeps to commit an accepted path without another pass.
+
+    Attributes:
+        keys, values: one ``(B, H_kv, N, D)`` tensor per layer: every tree node's key (after
+            RoPE) and value.
+        parents: the tree's parent array (length ``N``).
+        position: the cache position the tree was verified at.
+    """
+
+    keys: list[torch.Tensor]
+    values: list[torch.Tensor]
+    parents: list[int]
+    position: int
 
 
 class Block(nn.Module):
@@ -399,7 +439,10 @@ class Transformer(nn.Module):
         logits, new_cache = self._run(token[:, None], cache, keep_cache=True)
         return logits[:, -1], new_cache  # type: ignore[return-value]
 
-    def tree_step(self, token_tree: torch.Tensor, parents: Any, cache: KVCache) -> torch.Tensor:
+    @torch.no_grad()
+    def tree_step(
+        self, token_tree: torch.Tensor, parents: Any, cache: KVCache, *, return_states: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, TransformerTreeStates]:
         """Verify a draft tree in one forward pass: ``token_tree (B, N)`` -> logits ``(B, N, V)``.
 
         ``parents`` ``(N,)`` (list, array or tensor; shared by the batch) gives each node's parent
@@ -409,8 +452,11 @@ class Transformer(nn.Module):
         (roots have depth 0), so its logits equal those of ``step``-decoding its root path one
         token at a time: the next-token prediction after that path. RoPE, ALiBi, learned,
         sinusoidal and no positions, grouped-query heads and sliding windows all follow the
-        node's absolute position. The cache is not modified (commit accepted tokens with
-        ``prefill(tokens, cache)``).
+        node's absolute position. The cache is not modified.
+
+        With ``return_states=True`` returns ``(logits, states)``: ``states``
+        (:class:`TransformerTreeStates`) holds every node's keys and values, so that
+        :meth:`commit_tree` appends an accepted root path to the cache without another pass.
 
         The tree mask is not causal-by-index, so the attention runs in plain PyTorch (scores
         materialized, ``(N, T_cached + N)`` per head; computed in float32, float64 stays
@@ -421,17 +467,18 @@ class Transformer(nn.Module):
                 ``parents`` for a bad parent array or one whose length is not ``N``;
                 ``ValueError`` naming ``max_len`` when a ``"learned"`` table is too short.
         """
-        from ..reference.speculative import tree_attention_mask, tree_depths
-
         cfg = self.config
         tokens = check_tokens(token_tree, cfg.vocab_size, name="token_tree")
         self._check_cache(cache, tokens.shape[0])
-        mask = tree_attention_mask(parents)
+        if isinstance(parents, torch.Tensor):
+            parents = parents.detach().cpu().numpy()
+        par = tuple(np.asarray(parents).reshape(-1).tolist()) if np.asarray(parents).ndim == 1 else parents
+        mask, depths_np = _tree_structure(par)
         n = tokens.shape[1]
         if mask.shape[0] != n:
             raise ValueError(f"parents must have one entry per node: token_tree has N={n} nodes, parents has {mask.shape[0]}")
         device = tokens.device
-        depths = torch.as_tensor(tree_depths(parents), device=device)
+        depths = torch.as_tensor(depths_np, device=device)
         positions = cache.position + depths  # (N,) absolute positions of the nodes
         if cfg.pos == "learned" and int(positions.max()) >= cfg.max_len:
             raise ValueError(
@@ -448,15 +495,61 @@ class Transformer(nn.Module):
             visible &= k_pos[None, :] > positions[:, None] - cfg.window
 
         x, rope = self._embed(tokens, positions)
+        node_keys, node_values = [], []
         for i, block in enumerate(self.blocks):
             past = (cache.keys[i], cache.values[i])
-            a = block.attn.tree_attend(
+            a, (k, v) = block.attn.tree_attend(
                 block.norm_attn(x), past=past, rope=rope, slopes=self.alibi_slopes,
                 visible=visible, q_pos=positions, k_pos=k_pos,
             )
+            node_keys.append(k)
+            node_values.append(v)
             x = x + a
             x = x + block.mlp(block.norm_mlp(x))
-        return self.lm_head(self.norm_out(x))
+        logits = self.lm_head(self.norm_out(x))
+        if not return_states:
+            return logits
+        return logits, TransformerTreeStates(node_keys, node_values, [int(p) for p in par], cache.position)
+
+    def commit_tree(self, cache: KVCache, states: TransformerTreeStates, path: Sequence[int]) -> KVCache:
+        """The cache after the tokens of the root path ``path`` of a verified tree, with no forward pass.
+
+        Args:
+            cache: the cache ``tree_step`` verified against (not modified).
+            states: from ``tree_step(..., return_states=True)`` on that cache.
+            path: node indices ``[root, child, grandchild, ...]``, each the parent of the next,
+                ``path[0]`` a root (parent -1); may be empty.
+
+        Returns:
+            A :class:`~linattn_edu.models.common.KVCache` equal (up to float rounding) to
+            ``prefill(tokens[path], cache)``'s: the nodes' keys and values appended, the window
+            applied, ``position`` advanced by ``len(path)``.
+
+        Raises:
+            TypeError / ValueError: a bad ``cache`` or ``states``; ``ValueError`` naming ``path``
+                when it is not a root path of the tree.
+        """
+        from ..reference.speculative import check_root_path
+
+        if not isinstance(states, TransformerTreeStates):
+            raise TypeError(f"states must be the TransformerTreeStates of tree_step(return_states=True), "
+                            f"got {type(states).__name__}")
+        self._check_cache(cache, states.keys[0].shape[0] if states.keys else 0)
+        if states.position != cache.position:
+            raise ValueError(f"cache is at position {cache.position} but states were verified at position "
+                             f"{states.position}: pass the cache given to tree_step")
+        path = check_root_path(states.parents, path)
+        index = torch.tensor(path, dtype=torch.long, device=cache.keys[0].device)
+        keys, values = [], []
+        window = self.config.window
+        for past_k, past_v, k, v in zip(cache.keys, cache.values, states.keys, states.values):
+            k = torch.cat([past_k, k.index_select(2, index).to(past_k.dtype)], dim=2)
+            v = torch.cat([past_v, v.index_select(2, index).to(past_v.dtype)], dim=2)
+            if window is not None:
+                k, v = k[:, :, -window:], v[:, :, -window:]
+            keys.append(k)
+            values.append(v)
+        return KVCache(keys, values, cache.position + len(path))
 
     def _check_cache(self, cache: Any, batch: int) -> None:
         if not isinstance(cache, KVCache):

@@ -124,7 +124,9 @@ def value_conv(v: ArrayLike, conv_weight: ArrayLike, *, causal: bool = True) -> 
     """Depthwise convolution of the values along time, per head and channel: ``(B, H, T, Dv)``.
 
     ``conv_weight`` is ``(H, Dv, K)`` or, equivalently, ``(H·Dv, K)`` with channel ``h·Dv + d``
-    (head-major, the layout of a ``(B, T, H·Dv)`` value projection). ``causal=True`` uses
+    (head-major, the layout of a ``(B, T, H·Dv)`` value projection), or ``(H, 1, K)``: one filter
+    per head shared by its ``Dv`` channels, as in the official code (its ``Conv2d(H, H, (K, 1),
+    groups=H)`` weight ``(H, 1, K, 1)`` without the last axis). ``causal=True`` uses
     :func:`~linattn_edu.reference.causal_conv1d` (tap ``K-1`` is the current token), else
     :func:`centered_conv1d` (``K`` odd, tap ``K//2`` is the current token).
     """
@@ -133,12 +135,14 @@ def value_conv(v: ArrayLike, conv_weight: ArrayLike, *, causal: bool = True) -> 
         raise ValueError(f"v must have shape (B, H, T, Dv) with every size >= 1, got shape {v.shape}")
     _, h, _, dv = v.shape
     w = _float_array(conv_weight, "conv_weight")
+    if w.ndim == 3 and w.shape[:2] == (h, 1) and w.shape[2] >= 1:  # one filter per head
+        w = np.repeat(w, dv, axis=1)
     if w.ndim == 3 and w.shape[:2] == (h, dv) and w.shape[2] >= 1:
         w = w.reshape(h * dv, w.shape[2])
     elif not (w.ndim == 2 and w.shape[0] == h * dv and w.shape[1] >= 1):
         raise ValueError(
-            f"conv_weight must have shape (H, Dv, K) = ({h}, {dv}, K) or (H*Dv, K) = ({h * dv}, K), "
-            f"got shape {w.shape}"
+            f"conv_weight must have shape (H, Dv, K) = ({h}, {dv}, K), (H*Dv, K) = ({h * dv}, K) or "
+            f"(H, 1, K) = ({h}, 1, K), got shape {w.shape}"
         )
     if not causal and w.shape[1] % 2 == 0:
         raise ValueError(f"conv_weight must have an odd K for a centered convolution, got K = {w.shape[1]}")
@@ -164,7 +168,8 @@ def augmented_linear_attention(
         q, k: ``(B, H, T, D)`` raw queries and keys (the feature map is applied here).
         v: ``(B, H, T, Dv)`` values.
         conv_weight: ``(H, Dv, K)`` or ``(H·Dv, K)`` (channel ``h·Dv + d``): one ``K``-tap filter
-            per head and value channel (see :func:`value_conv`).
+            per head and value channel; or ``(H, 1, K)``: one per head, shared by its channels
+            (official; see :func:`value_conv`).
         feature_map: as for :func:`~linattn_edu.reference.linear_attention` (default ``"elu"``).
         causal_conv: True: the causal convolution (taps ``t-K+1 .. t``); False: the centered,
             leaky one (``K`` odd, taps ``t-K//2 .. t+K//2``).

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-__all__ = ["tree_attention_mask", "tree_depths", "tree_paths"]
+__all__ = ["tree_attention_mask", "tree_depths", "tree_paths", "check_root_path"]
 
 
 def _check_parents(parents: ArrayLike) -> np.ndarray:
@@ -101,3 +101,32 @@ def tree_paths(parents: ArrayLike) -> list[list[int]]:
     for i in range(par.size):
         paths.append((paths[par[i]] if par[i] >= 0 else []) + [i])
     return paths
+
+
+def check_root_path(parents: ArrayLike, path: ArrayLike) -> list[int]:
+    """Validate ``path`` as a root path of the tree ``parents``; return it as a list of ints.
+
+    A root path ``[n_0, n_1, ..., n_L]`` starts at a root (``parents[n_0] == -1``) and each node is
+    the parent of the next (``parents[n_{j+1}] == n_j``): the accepted tokens of one speculative
+    round, in order. The empty path is allowed (nothing accepted).
+
+    Raises:
+        ValueError: a bad parent array (naming ``parents``), or a ``path`` that is not a root path
+            of it (naming ``path``).
+    """
+    par = _check_parents(parents)
+    if hasattr(path, "detach"):
+        path = path.detach().cpu().numpy()
+    arr = np.asarray(path)
+    if arr.size and (arr.ndim != 1 or arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer)):
+        raise ValueError(f"path must be a 1-D sequence of node indices, got {path!r}")
+    out = [int(i) for i in arr.reshape(-1)]
+    prev = -1
+    for j, node in enumerate(out):
+        if not 0 <= node < par.size or int(par[node]) != prev:
+            raise ValueError(
+                f"path must be a root path of the tree (path[0] a root, each node the parent of the next): "
+                f"path[{j}] = {node} does not hang off {prev if prev >= 0 else 'the committed prefix'}"
+            )
+        prev = node
+    return out
