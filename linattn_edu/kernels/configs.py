@@ -130,7 +130,8 @@ def flash_blocks(capability: int, head_dim: int, dtype: torch.dtype) -> dict:
     q, k, v tiles of float32 take twice the bytes and the accumulator twice the registers).
     Backward: 32 x 64 for 16-bit inputs up to D = 64, else 32 x 32; float32 runs it with 8 warps
     instead of 4: its exact IEEE ``tl.dot`` runs on CUDA cores and, with 4 warps, the dK/dV
-    kernel spilled 34 KB of registers per thread at D = 128 (4.5 KB with 8 warps). Every choice
+    kernel spilled 34 KB of registers per thread at D = 128 on sm_80 (4.5 KB with 8 warps;
+    about 10 KB on sm_89, the best of the tiles tried). Every choice
     fits 101,376 B of shared memory, the smallest limit of a GPU that runs the kernels; the
     compile test checks sm_80, sm_89 and sm_90 (``capability`` does not change the tiles today).
     """
@@ -144,19 +145,22 @@ def flash_blocks(capability: int, head_dim: int, dtype: torch.dtype) -> dict:
 
 
 #: Largest kernel chunk size of the chunked linear attention per (element size, shared-memory
-#: limit): ``(bytes needed, chunk)`` pairs, largest first. Measured by ``scripts/aot_compile.py``
-#: (``linattn_edu/results/aot_compile.json``): at chunk 128 the 16-bit kernels need 118,784 B of
-#: shared memory, over the 101,376 B of sm_86/sm_89, within sm_80's 166,912 B. float32 stays at
-#: 64 everywhere: at 128 its dK/dV kernel needs 212,992 B (over an A100's limit) and its exact
-#: IEEE ``tl.dot`` on CUDA cores spills registers heavily even at 64.
-_LINEAR_CHUNK_CAPS = {4: ((0, 64),), 2: ((166_912, 128), (0, 64))}
+#: limit): ``(bytes needed, chunk)`` pairs, largest first. From ``scripts/aot_compile.py``: with
+#: 64 x 64 feature/value tiles, chunk 128 of the 16-bit dQ kernel needs 180,224 B of shared memory
+#: (over sm_80's 166,912 B and sm_89's 101,376 B) and the kernels spilled 1-41 KB of registers
+#: per thread; with 32 x 32 tiles it fits every limit but its 128 x 128 score tile still spills
+#: 1-2.7 KB on sm_90, over the budget. float32 at 128 needed 212,992 B (over an A100's limit).
+#: So no GPU gets chunk 128 today: the table stays so that a smaller-register kernel can
+#: offer it where it fits again.
+_LINEAR_CHUNK_CAPS = {4: ((0, 64),), 2: ((0, 64),)}
 
 
 def linear_max_chunk(capability: int, dtype: torch.dtype) -> int:
     """Largest ``chunk_size`` of the chunked linear-attention kernels on ``capability`` for ``dtype``.
 
-    128 only where it fits: 16-bit inputs on a GPU with at least 166,912 B of shared memory per
-    block (sm_80, sm_90); 64 everywhere else and for float32.
+    64 on every GPU today: chunk 128 does not fit the shared memory of sm_80/sm_89 at 64-wide
+    tiles and spills registers beyond the budget on every target at 32-wide tiles
+    (``linattn_edu/results/aot_compile.json``). The result does not depend on the chunk size.
     """
     size = 4 if dtype == torch.float32 else 2
     limit = shared_memory_limit(capability)
@@ -167,14 +171,14 @@ def linear_blocks(capability: int, feature_dim: int, value_dim: int, dtype: torc
     """Chunked linear attention tiles on a GPU: ``{"blocks": {BLOCK_F, BLOCK_V}, "launch": {...}}``.
 
     ``BLOCK_F`` and ``BLOCK_V`` are the smallest power of two covering ``F`` and ``Dv``, clamped to
-    16..64 for 16-bit inputs (tensor-core ``tl.dot``; F = 273 runs as 5 tiles of 64) and to 16..32
-    with 8 warps for float32, whose exact IEEE ``tl.dot`` runs on CUDA cores and needs several
-    times the registers: at 64 x 64 tiles with 4 warps its dK/dV kernel spilled 34 KB per thread,
-    at 32 x 32 with 8 warps about 4 KB (``linattn_edu/results/aot_compile.json``).
+    16..32 (F = 273 runs as 9 tiles of 32, the last one 17/32 used). 64 x 64 tiles spilled
+    registers at chunk 64 on sm_80 (3.4 KB per thread in the 16-bit dK/dV kernel, 34 KB in
+    float32 with 4 warps), so the state tile is at most 32 x 32. float32 runs with 8 warps: its
+    exact IEEE ``tl.dot`` runs on CUDA cores and needs several times the registers of the
+    tensor-core 16-bit path (``linattn_edu/results/aot_compile.json``).
     """
-    cap, warps = (32, 8) if dtype == torch.float32 else (64, 4)
-    blocks = dict(BLOCK_F=_tile(feature_dim, cap), BLOCK_V=_tile(value_dim, cap))
-    return {"blocks": blocks, "launch": dict(num_warps=warps, num_stages=2)}
+    blocks = dict(BLOCK_F=_tile(feature_dim, 32), BLOCK_V=_tile(value_dim, 32))
+    return {"blocks": blocks, "launch": dict(num_warps=8 if dtype == torch.float32 else 4, num_stages=2)}
 
 
 def _tile(n: int, cap: int) -> int:

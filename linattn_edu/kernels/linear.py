@@ -247,8 +247,9 @@ def linear_attention_config(
 
     ``BLOCK_F`` and ``BLOCK_V`` are the smallest power of two covering ``F`` and ``Dv``, clamped to
     16..64: ``F = 273`` runs as 5 tiles of 64 (the last one 17/64 used), ``Dv = 64`` as one tile.
-    On a GPU the choice comes from :func:`linattn_edu.kernels.configs.linear_blocks`: float32
-    inputs (exact IEEE ``tl.dot`` on CUDA cores) get tiles of at most 32 and 8 warps.
+    On a GPU the choice comes from :func:`linattn_edu.kernels.configs.linear_blocks`: tiles of
+    at most 32 (64 x 64 spilled registers), 8 warps for float32 inputs (exact IEEE ``tl.dot``
+    on CUDA cores), 4 for 16-bit inputs.
     """
     target = configs.target_of(device)
     if target is None:  # the interpreter: no registers to run out of
@@ -431,9 +432,8 @@ def chunked_linear_attention(
         v: ``(B, H, T, Dv)`` values; any ``Dv >= 1`` (tiles of 16..64, masked).
         chunk_size: tokens per chunk; for the Triton kernels one of :data:`KERNEL_CHUNK_SIZES`
             (16, 32, 64, 128), any positive int for ``backend="torch"``. Does not change the result.
-            On a GPU, 128 only where its tiles fit the shared memory
-            (:func:`linattn_edu.kernels.configs.linear_max_chunk`: float32 on sm_90, 16-bit
-            inputs on sm_80/sm_90); 64 and below fit every GPU that runs the kernels.
+            On a GPU at most :func:`linattn_edu.kernels.configs.linear_max_chunk` (64 today:
+            128 overflows shared memory or the register budget on sm_80, sm_89 and sm_90).
         normalize: divide by ``q_i·z_i + eps`` (computed as linear attention with values 1).
         eps: added to the denominator, >= 0.
         backend: None picks from the tensors' device (compiled Triton on a CUDA GPU with compute
