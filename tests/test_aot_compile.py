@@ -142,13 +142,22 @@ def _meta(*shape, dtype=torch.bfloat16):
 
 @pytest.mark.parametrize("cc,dtype", [(89, torch.bfloat16), (86, torch.float16), (80, torch.bfloat16),
                                       (90, torch.bfloat16), (80, torch.float32), (90, torch.float32)])
-def test_chunk_128_that_does_not_fit_is_a_value_error_naming_chunk_size(monkeypatch, cc, dtype):
+def test_chunk_128_that_does_not_fit_is_refused_naming_chunk_size(monkeypatch, cc, dtype):
+    """``backend="triton"``: a ValueError; ``backend=None`` (models): the PyTorch path, one warning."""
+    from linattn_edu import runtime
     from linattn_edu.kernels import linear
 
     monkeypatch.setattr(linear, "choose_backend", lambda *a, **k: "triton")  # as on a GPU
     q = _meta(1, 1, 40, 16, dtype=dtype)
-    with configs.assume_target(cc), pytest.raises(ValueError, match=r"chunk_size=128 .*sm_%d.*chunk_size <= 64" % cc):
-        linear.chunked_linear_attention(q, q, q, chunk_size=128)
+    with configs.assume_target(cc):
+        with pytest.raises(ValueError, match=r"chunk_size=128 .*sm_%d.*chunk_size <= 64" % cc):
+            linear.chunked_linear_attention(q, q, q, chunk_size=128, backend="triton")
+        calls = []
+        monkeypatch.setattr(linear, "chunked_linear_attention_torch", lambda *a, **k: calls.append(k) or "torch")
+        runtime._warned.clear()
+        with pytest.warns(UserWarning, match="chunk_size=128 does not fit"):
+            assert linear.chunked_linear_attention(q, q, q, chunk_size=128) == "torch"
+        assert calls == [dict(chunk_size=128, normalize=True, eps=1e-6)]
 
 
 def test_check_grid_names_the_length():

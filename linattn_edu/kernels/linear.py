@@ -51,6 +51,7 @@ from typing import Any, NamedTuple
 
 import torch
 
+from .. import runtime
 from . import configs
 from ._common import choose_backend, jit, require_tensor, tl, triton
 
@@ -447,8 +448,9 @@ def chunked_linear_attention(
 
     Raises:
         TypeError: non-tensor or non-float inputs, mixed dtypes, a non-bool ``normalize``.
-        ValueError: shapes that do not fit together, mixed devices, a bad ``chunk_size`` (also one
-            too big for this GPU's shared memory) or ``eps``, or a Triton backend requested where it cannot run; each names the argument.
+        ValueError: shapes that do not fit together, mixed devices, a bad ``chunk_size`` (also,
+            with ``backend="triton"``, one too big for this GPU; with ``backend=None`` that one
+            takes the PyTorch path with a warning) or ``eps``, or a Triton backend requested where it cannot run; each names the argument.
     """
     _validate(q, k, v, chunk_size, normalize, eps)
     if backend == "torch" or (backend is None and q.dtype == torch.float64):
@@ -465,12 +467,15 @@ def chunked_linear_attention(
         )
     target = configs.target_of(q.device) if chosen == "triton" else None
     if target is not None and chunk_size > configs.linear_max_chunk(target, q.dtype):
-        cap = configs.linear_max_chunk(target, q.dtype)
-        raise ValueError(
-            f"chunk_size={chunk_size} does not fit the shared memory of this GPU (sm_{target}, "
-            f"{configs.shared_memory_limit(target)} B per block) for {q.dtype} inputs; use chunk_size <= {cap} "
-            "(the result does not depend on it)"
+        message = (
+            f"chunk_size={chunk_size} does not fit this GPU (sm_{target}, {configs.shared_memory_limit(target)} B "
+            f"of shared memory per block) for {q.dtype} inputs: use chunk_size <= "
+            f"{configs.linear_max_chunk(target, q.dtype)} (the result does not depend on it)"
         )
+        if backend == "triton":  # asked for the kernel explicitly
+            raise ValueError(message)
+        runtime.warn_once(message + "; using the PyTorch implementation for this chunk size.")
+        return chunked_linear_attention_torch(q, k, v, chunk_size=chunk_size, normalize=normalize, eps=eps)
     upcast = chosen == "interpreter" and q.dtype == torch.bfloat16
     num = _ChunkedLinearAttentionFn.apply(q, k, v, chunk_size, upcast)  # float32
     if not normalize:
