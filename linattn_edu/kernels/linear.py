@@ -434,7 +434,9 @@ def chunked_linear_attention(
         chunk_size: tokens per chunk; for the Triton kernels one of :data:`KERNEL_CHUNK_SIZES`
             (16, 32, 64, 128), any positive int for ``backend="torch"``. Does not change the result.
             On a GPU at most :func:`linattn_edu.kernels.configs.linear_max_chunk` (64 today:
-            128 overflows shared memory or the register budget on sm_80, sm_89 and sm_90).
+            128 overflows shared memory or the register budget on sm_80, sm_89 and sm_90); a
+            larger one takes the PyTorch path with one warning (``backend=None``) or raises
+            ``ValueError`` (``backend="triton"``).
         normalize: divide by ``q_i·z_i + eps`` (computed as linear attention with values 1).
         eps: added to the denominator, >= 0.
         backend: None picks from the tensors' device (compiled Triton on a CUDA GPU with compute
