@@ -183,7 +183,8 @@ def train_lm(
             recorded every ``eval_every`` steps and after the last step.
         min_lr_ratio: the cosine decays to ``min_lr_ratio · lr``.
         amp: compute the forward pass under bfloat16 autocast (weights and optimizer stay
-            float32). None: on for a CUDA GPU that supports bfloat16, off elsewhere.
+            float32). None: on for a CUDA GPU with native bfloat16 (sm_80+, :func:`linattn_edu.runtime.amp_dtype`),
+            off elsewhere (a T4 only emulates bf16, slowly).
 
     Returns:
         A history dict: ``loss`` and ``lr`` (one float per step), ``step_times_s`` (per step:
@@ -229,7 +230,7 @@ def train_lm(
             _check_vocab(eval_tokens, vocab_size, "eval_tokens")
     dev = _resolve_device(device)
     if amp is None:
-        amp = dev.type == "cuda" and torch.cuda.is_bf16_supported()
+        amp = runtime.amp_dtype(dev) is not None  # bf16 only where it is native (not a T4's emulation)
     elif not isinstance(amp, bool):
         raise ValueError(f"amp must be None, True or False, got {amp!r}")
 

@@ -141,7 +141,7 @@ def test_vector_add_rejects_bad_input(device: torch.device) -> None:
     if device.type == "cuda":
         with pytest.raises(ValueError, match="y must be on x's device"):
             basics.vector_add(x, torch.zeros(8))
-    for bad in (0, 8, 100, 2**17, 64.0, True):
+    for bad in (0, 8, 100, 2 * basics.MAX_ADD_BLOCK, 2**17, 64.0, True):
         with pytest.raises(ValueError, match="block_size"):
             basics.vector_add(x, x, block_size=bad)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="backend"):

@@ -346,7 +346,7 @@ def test_conv_steps_replay_the_full_convolution(device, k):
 def test_configs_on_the_interpreter():
     assert linear_scan_config(torch.device("cpu"), 2, C) == {"blocks": {"BLOCK_T": 8, "BLOCK_C": 32}, "launch": {}}
     cfg = causal_conv1d_config(torch.device("cpu"), 1, 37, C, 3)  # a case of the conv tests above
-    assert cfg["blocks"] == {"BLOCK_T": 8, "BLOCK_C": 32, "K_PAD": 4}
+    assert cfg["blocks"] == {"BLOCK_T": 8, "BLOCK_C": 32}
     # 5 time tiles over 2 backward programs of 3 tiles: the per-program loop, an all-masked tile
     # and the sum of partials all run.
     assert (cfg["programs_t"], cfg["tiles_per_program"]) == (2, 3)

@@ -78,3 +78,98 @@ def test_without_interpreter_kernels_fall_back_to_torch_with_one_warning():
         "print('WARNINGS', sum('PyTorch implementation' in str(x.message) for x in w))\n"
     )
     assert "WARNINGS 1" in _run(code)
+
+
+# ----------------------------------------------------------------------------------------------
+# Size tiers by GPU capability, the LINATTN_SIZE override, and native-bf16 autocast
+# ----------------------------------------------------------------------------------------------
+
+
+def _fake_gpu(monkeypatch, capability: tuple[int, int], name: str, bf16_native: bool) -> None:
+    """Pretend a CUDA GPU of ``capability`` is present (no GPU needed)."""
+    monkeypatch.delenv("LINATTN_FAST", raising=False)
+    monkeypatch.delenv("LINATTN_SIZE", raising=False)
+    monkeypatch.delenv("LINATTN_FORCE_CPU", raising=False)
+    monkeypatch.setattr(runtime, "cuda_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: capability)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: name)
+
+    def is_bf16_supported(including_emulation: bool = True) -> bool:
+        return bf16_native or including_emulation  # a T4 says True only through emulation
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", is_bf16_supported)
+
+
+@pytest.mark.parametrize(
+    "capability,name,expected",
+    [((7, 5), "Tesla T4", "t4"), ((8, 0), "A100", "gpu"), ((8, 9), "L4", "gpu"), ((9, 0), "H100", "gpu")],
+)
+def test_mode_follows_the_gpu_capability(monkeypatch, capability, name, expected):
+    _fake_gpu(monkeypatch, capability, name, bf16_native=capability >= (8, 0))
+    assert runtime.mode() == expected
+    assert runtime.pick(fast="f", cpu="c", gpu="g") == {"t4": "c", "gpu": "g"}[expected]
+    assert runtime.pick(fast="f", cpu="c", gpu="g", t4="t") == {"t4": "t", "gpu": "g"}[expected]
+
+
+def test_t4_gets_no_emulated_bf16_and_an_a100_gets_bf16(monkeypatch):
+    _fake_gpu(monkeypatch, (7, 5), "Tesla T4", bf16_native=False)
+    assert torch.cuda.is_bf16_supported()  # what the old code asked: True through emulation
+    assert not runtime.native_bf16(torch.device("cuda"))
+    assert runtime.amp_dtype(torch.device("cuda")) is None
+    _fake_gpu(monkeypatch, (8, 0), "A100", bf16_native=True)
+    assert runtime.amp_dtype(torch.device("cuda")) is torch.bfloat16
+    assert runtime.amp_dtype(torch.device("cpu")) is None
+
+
+def test_native_bf16_on_old_torch_uses_the_capability(monkeypatch):
+    _fake_gpu(monkeypatch, (7, 5), "Tesla T4", bf16_native=False)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)  # PyTorch < 2.3: no argument
+    assert not runtime.native_bf16(torch.device("cuda"))
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: (9, 0))
+    assert runtime.native_bf16(torch.device("cuda"))
+
+
+def test_train_and_the_mqar_sweep_ask_the_runtime_for_autocast():
+    """The bf16 decision lives in one function: no trainer calls is_bf16_supported itself."""
+    import inspect
+
+    from linattn_edu import train
+    from linattn_edu.experiments import mqar_sweep
+
+    for module in (train, mqar_sweep):
+        source = inspect.getsource(module)
+        assert "is_bf16_supported" not in source
+        assert "runtime.amp_dtype(" in source
+
+
+@pytest.mark.parametrize("tier", ["cpu", "t4", "gpu"])
+def test_size_override(monkeypatch, tier):
+    _fake_gpu(monkeypatch, (9, 0), "H100", bf16_native=True)
+    monkeypatch.setenv("LINATTN_SIZE", tier.upper())
+    assert runtime.mode() == tier
+    assert runtime.pick(fast=0, cpu=1, gpu=3, t4=2) == {"cpu": 1, "t4": 2, "gpu": 3}[tier]
+    monkeypatch.setenv("LINATTN_FAST", "1")  # the tests' tiny sizes still win
+    assert runtime.mode() == "fast"
+
+
+def test_bad_size_override_names_the_variable(monkeypatch):
+    monkeypatch.delenv("LINATTN_FAST", raising=False)
+    monkeypatch.setenv("LINATTN_SIZE", "huge")
+    with pytest.raises(ValueError, match="LINATTN_SIZE"):
+        runtime.mode()
+
+
+def test_t4_falls_back_to_torch_with_one_warning(monkeypatch):
+    _fake_gpu(monkeypatch, (7, 5), "Tesla T4", bf16_native=False)
+    monkeypatch.setattr(runtime, "interpreter_requested", lambda: False)
+    runtime._warned.clear()
+    assert not runtime.triton_compiles()
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            assert runtime.backend_for(torch.device("cuda"), kernels_interpreted=False) == "torch"
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 1 and "Tesla T4" in messages[0] and "7.5 < 8.0" in messages[0]
+    assert "PyTorch fallback" in runtime.describe() and "t4 mode" in runtime.describe()

@@ -549,7 +549,7 @@ def train_mqar(
     warmup = max(1, steps // 10) if warmup is None else _int(warmup, "warmup", 0)
     dev = _device(device)
     if amp is None:
-        amp = dev.type == "cuda" and torch.cuda.is_bf16_supported()
+        amp = runtime.amp_dtype(dev) is not None
     model.to(dev)
     model.train()
     optimizer = torch.optim.AdamW(_param_groups(model, weight_decay), lr=lr, betas=(0.9, 0.98))

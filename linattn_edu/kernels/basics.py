@@ -20,7 +20,13 @@ import torch
 
 from ._common import check_int, choose_backend, jit, require_tensor, tl
 
-__all__ = ["vector_add", "row_softmax", "MAX_SOFTMAX_COLS", "next_power_of_2", "cdiv"]
+__all__ = ["vector_add", "row_softmax", "MAX_ADD_BLOCK", "MAX_SOFTMAX_COLS", "next_power_of_2", "cdiv"]
+
+#: Largest ``block_size`` of :func:`vector_add`. A block lives in registers: 16384 float64
+#: elements of x and y over 16 warps are 64 registers per thread each; 65536 would need more
+#: than a streaming multiprocessor's whole register file and spill (measured by
+#: ``scripts/aot_compile.py``: 19 KB of spills per thread at 65536 float32 elements on 4 warps).
+MAX_ADD_BLOCK = 16384
 
 #: Longest row :func:`row_softmax` accepts: the whole row is one block held in registers.
 MAX_SOFTMAX_COLS = 65536
@@ -53,11 +59,18 @@ def _interpreter_dtype(dtype: torch.dtype, backend: str) -> torch.dtype:
 def _vector_add_kernel(x_ptr, y_ptr, out_ptr, n_elements, BLOCK_SIZE: tl.constexpr):
     """``out[i] = x[i] + y[i]`` for the ``BLOCK_SIZE`` elements of this program's block."""
     pid = tl.program_id(axis=0)  # which block this program instance handles
-    offsets = pid * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)  # element indices of the block
+    # int64: with more than 2**31 elements, pid * BLOCK_SIZE in int32 would wrap negative,
+    # pass the mask and touch memory before the array.
+    offsets = pid.to(tl.int64) * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)  # element indices of the block
     mask = offsets < n_elements  # the last block may stick out past the end
     x = tl.load(x_ptr + offsets, mask=mask)
     y = tl.load(y_ptr + offsets, mask=mask)
     tl.store(out_ptr + offsets, x + y, mask=mask)
+
+
+def _add_num_warps(block_size: int) -> int:
+    """4 warps up to 2048 elements, 8 at 4096, 16 from 8192: at most 32 elements per thread and input."""
+    return 16 if block_size >= 8192 else 8 if block_size >= 4096 else 4
 
 
 def vector_add(
@@ -68,7 +81,8 @@ def vector_add(
     Args:
         x: a floating tensor of any shape (float16, bfloat16, float32 or float64).
         y: same shape, dtype and device as ``x``.
-        block_size: elements per program, a power of two between 16 and 65536. The grid has
+        block_size: elements per program, a power of two between 16 and ``MAX_ADD_BLOCK``
+            (16384; 4 warps up to 2048 elements, 8 at 4096, 16 from 8192). The grid has
             ``ceil(x.numel() / block_size)`` programs; the last one is masked.
         backend: ``None`` (decide from the device), ``"triton"``, ``"interpreter"`` or
             ``"torch"``; see :func:`linattn_edu.kernels._common.choose_backend`.
@@ -90,9 +104,9 @@ def vector_add(
         raise ValueError(f"y must have x's dtype {x.dtype}, got {y.dtype}")
     if y.device != x.device:
         raise ValueError(f"y must be on x's device {x.device}, got {y.device}")
-    expected = f"block_size must be a power of two in [16, 65536], got {block_size!r}"
+    expected = f"block_size must be a power of two in [16, {MAX_ADD_BLOCK}], got {block_size!r}"
     try:
-        block_size = check_int(block_size, "block_size", minimum=16, maximum=65536)  # NumPy ints too
+        block_size = check_int(block_size, "block_size", minimum=16, maximum=MAX_ADD_BLOCK)  # NumPy ints too
     except ValueError as err:  # ArgumentTypeError for a non-int, ValueError out of range
         raise type(err)(expected) from None
     if block_size & (block_size - 1):
@@ -108,7 +122,7 @@ def vector_add(
     out = torch.empty_like(xf)
     n = xf.numel()
     grid = (cdiv(n, block_size),)
-    _vector_add_kernel[grid](xf, yf, out, n, BLOCK_SIZE=block_size)
+    _vector_add_kernel[grid](xf, yf, out, n, BLOCK_SIZE=block_size, num_warps=_add_num_warps(block_size))
     return out.to(x.dtype).reshape(x.shape)
 
 
@@ -122,7 +136,7 @@ def _row_softmax_kernel(
     x_ptr, out_ptr, n_cols, x_row_stride, out_row_stride, BLOCK_N: tl.constexpr
 ):
     """Softmax of one row (this program's ``tl.program_id(0)``), computed in float32."""
-    row = tl.program_id(axis=0)
+    row = tl.program_id(axis=0).to(tl.int64)  # int64: row * row_stride may pass 2**31
     cols = tl.arange(0, BLOCK_N)  # BLOCK_N >= n_cols: the whole row in one block
     mask = cols < n_cols
     # Padding columns load -inf: they neither win the max nor add to the sum (exp(-inf) = 0).
@@ -136,7 +150,13 @@ def _row_softmax_kernel(
 
 
 def _softmax_num_warps(block_n: int) -> int:
-    """More warps for longer rows, as in Triton's fused-softmax tutorial (ignored by the interpreter)."""
+    """More warps for longer rows, as in Triton's fused-softmax tutorial (ignored by the interpreter).
+
+    32 warps for the longest rows (65536): with 16 warps a float32 row is 128 values per thread
+    and ptxas spills 804 B of registers; 32 warps halve that (``scripts/aot_compile.py``).
+    """
+    if block_n >= 65536:
+        return 32
     if block_n >= 8192:
         return 16
     if block_n >= 2048:

@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from . import configs
 from ._common import check_bool, check_float, check_int, choose_backend, jit, require_tensor, tl, triton
 
 __all__ = [
@@ -110,7 +111,7 @@ def _flash_fwd_kernel(
     q_base = Q + b.to(tl.int64) * stride_qb + h.to(tl.int64) * stride_qh
     k_base = K + b.to(tl.int64) * stride_kb + h_kv.to(tl.int64) * stride_kh
     v_base = V + b.to(tl.int64) * stride_vb + h_kv.to(tl.int64) * stride_vh
-    q = tl.load(q_base + offs_m[:, None] * stride_qt + offs_d[None, :], mask=q_valid[:, None], other=0.0)
+    q = tl.load(q_base + offs_m.to(tl.int64)[:, None] * stride_qt + offs_d[None, :], mask=q_valid[:, None], other=0.0)
 
     slope = 0.0
     if HAS_ALIBI:
@@ -124,8 +125,8 @@ def _flash_fwd_kernel(
     for start_n in range(lo, hi, BLOCK_N):
         offs_n = start_n + tl.arange(0, BLOCK_N)
         k_valid = offs_n < Tk
-        k = tl.load(k_base + offs_n[:, None] * stride_kt + offs_d[None, :], mask=k_valid[:, None], other=0.0)
-        v = tl.load(v_base + offs_n[:, None] * stride_vt + offs_d[None, :], mask=k_valid[:, None], other=0.0)
+        k = tl.load(k_base + offs_n.to(tl.int64)[:, None] * stride_kt + offs_d[None, :], mask=k_valid[:, None], other=0.0)
+        v = tl.load(v_base + offs_n.to(tl.int64)[:, None] * stride_vt + offs_d[None, :], mask=k_valid[:, None], other=0.0)
 
         qk = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION)
         s = _scores_to_log2(qk, q_pos, offs_n, slope, sm_scale, q_valid, k_valid, window,
@@ -143,7 +144,7 @@ def _flash_fwd_kernel(
     l_safe = tl.where(l_i == 0.0, 1.0, l_i)
     acc = acc / l_safe[:, None]
     o_base = O + b.to(tl.int64) * stride_ob + h.to(tl.int64) * stride_oh
-    tl.store(o_base + offs_m[:, None] * stride_ot + offs_d[None, :], acc.to(O.dtype.element_ty),
+    tl.store(o_base + offs_m.to(tl.int64)[:, None] * stride_ot + offs_d[None, :], acc.to(O.dtype.element_ty),
              mask=q_valid[:, None])
     # Log-sum-exp in base 2 per row: the backward pass rebuilds p = exp2(s - lse) from it.
     m_final = tl.where(m_i == float("-inf"), 0.0, m_i)
@@ -180,8 +181,8 @@ def _flash_bwd_dkdv_kernel(
     k_valid = offs_n < Tk
     k_base = K + b.to(tl.int64) * stride_kb + h_kv.to(tl.int64) * stride_kh
     v_base = V + b.to(tl.int64) * stride_vb + h_kv.to(tl.int64) * stride_vh
-    k = tl.load(k_base + offs_n[:, None] * stride_kt + offs_d[None, :], mask=k_valid[:, None], other=0.0)
-    v = tl.load(v_base + offs_n[:, None] * stride_vt + offs_d[None, :], mask=k_valid[:, None], other=0.0)
+    k = tl.load(k_base + offs_n.to(tl.int64)[:, None] * stride_kt + offs_d[None, :], mask=k_valid[:, None], other=0.0)
+    v = tl.load(v_base + offs_n.to(tl.int64)[:, None] * stride_vt + offs_d[None, :], mask=k_valid[:, None], other=0.0)
 
     slope = 0.0
     if HAS_ALIBI:
@@ -204,8 +205,8 @@ def _flash_bwd_dkdv_kernel(
     for start_m in range(lo, hi, BLOCK_M):
         offs_m = start_m + tl.arange(0, BLOCK_M)
         q_valid = offs_m < Tq
-        q = tl.load(q_base + offs_m[:, None] * stride_qt + offs_d[None, :], mask=q_valid[:, None], other=0.0)
-        do = tl.load(do_base + offs_m[:, None] * stride_dot + offs_d[None, :], mask=q_valid[:, None], other=0.0)
+        q = tl.load(q_base + offs_m.to(tl.int64)[:, None] * stride_qt + offs_d[None, :], mask=q_valid[:, None], other=0.0)
+        do = tl.load(do_base + offs_m.to(tl.int64)[:, None] * stride_dot + offs_d[None, :], mask=q_valid[:, None], other=0.0)
         lse = tl.load(LSE + bh.to(tl.int64) * Tq + offs_m, mask=q_valid, other=0.0)
         delta = tl.load(DELTA + bh.to(tl.int64) * Tq + offs_m, mask=q_valid, other=0.0)
 
@@ -219,8 +220,8 @@ def _flash_bwd_dkdv_kernel(
         dk += tl.dot(tl.trans(ds.to(q.dtype)), q, input_precision=DOT_PRECISION)
 
     dk = dk * sm_scale
-    dk_ptrs = DK + b.to(tl.int64) * stride_dkb + h.to(tl.int64) * stride_dkh + offs_n[:, None] * stride_dkt + offs_d[None, :]
-    dv_ptrs = DV + b.to(tl.int64) * stride_dkb + h.to(tl.int64) * stride_dkh + offs_n[:, None] * stride_dkt + offs_d[None, :]
+    dk_ptrs = DK + b.to(tl.int64) * stride_dkb + h.to(tl.int64) * stride_dkh + offs_n.to(tl.int64)[:, None] * stride_dkt + offs_d[None, :]
+    dv_ptrs = DV + b.to(tl.int64) * stride_dkb + h.to(tl.int64) * stride_dkh + offs_n.to(tl.int64)[:, None] * stride_dkt + offs_d[None, :]
     tl.store(dk_ptrs, dk, mask=k_valid[:, None])
     tl.store(dv_ptrs, dv, mask=k_valid[:, None])
 
@@ -251,8 +252,8 @@ def _flash_bwd_dq_kernel(
     q_valid = offs_m < Tq
     q_base = Q + b.to(tl.int64) * stride_qb + h.to(tl.int64) * stride_qh
     do_base = DO + b.to(tl.int64) * stride_dob + h.to(tl.int64) * stride_doh
-    q = tl.load(q_base + offs_m[:, None] * stride_qt + offs_d[None, :], mask=q_valid[:, None], other=0.0)
-    do = tl.load(do_base + offs_m[:, None] * stride_dot + offs_d[None, :], mask=q_valid[:, None], other=0.0)
+    q = tl.load(q_base + offs_m.to(tl.int64)[:, None] * stride_qt + offs_d[None, :], mask=q_valid[:, None], other=0.0)
+    do = tl.load(do_base + offs_m.to(tl.int64)[:, None] * stride_dot + offs_d[None, :], mask=q_valid[:, None], other=0.0)
     lse = tl.load(LSE + bh.to(tl.int64) * Tq + offs_m, mask=q_valid, other=0.0)
     delta = tl.load(DELTA + bh.to(tl.int64) * Tq + offs_m, mask=q_valid, other=0.0)
 
@@ -267,8 +268,8 @@ def _flash_bwd_dq_kernel(
     for start_n in range(lo, hi, BLOCK_N):
         offs_n = start_n + tl.arange(0, BLOCK_N)
         k_valid = offs_n < Tk
-        k = tl.load(k_base + offs_n[:, None] * stride_kt + offs_d[None, :], mask=k_valid[:, None], other=0.0)
-        v = tl.load(v_base + offs_n[:, None] * stride_vt + offs_d[None, :], mask=k_valid[:, None], other=0.0)
+        k = tl.load(k_base + offs_n.to(tl.int64)[:, None] * stride_kt + offs_d[None, :], mask=k_valid[:, None], other=0.0)
+        v = tl.load(v_base + offs_n.to(tl.int64)[:, None] * stride_vt + offs_d[None, :], mask=k_valid[:, None], other=0.0)
         qk = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION)
         s = _scores_to_log2(qk, offs_m + offset, offs_n, slope, sm_scale, q_valid, k_valid, window,
                             CAUSAL, HAS_WINDOW, HAS_ALIBI)
@@ -278,7 +279,7 @@ def _flash_bwd_dq_kernel(
         dq += tl.dot(ds.to(k.dtype), k, input_precision=DOT_PRECISION)
 
     dq = dq * sm_scale
-    dq_ptrs = DQ + b.to(tl.int64) * stride_dqb + h.to(tl.int64) * stride_dqh + offs_m[:, None] * stride_dqt + offs_d[None, :]
+    dq_ptrs = DQ + b.to(tl.int64) * stride_dqb + h.to(tl.int64) * stride_dqh + offs_m.to(tl.int64)[:, None] * stride_dqt + offs_d[None, :]
     tl.store(dq_ptrs, dq.to(DQ.dtype.element_ty), mask=q_valid[:, None])
 
 
@@ -291,17 +292,16 @@ def flash_attention_config(device: torch.device, head_dim: int, dtype: torch.dty
     """A small fixed launch configuration (no autotuning, so readers can see what runs).
 
     On the interpreter the blocks are the smallest ``tl.dot`` accepts (16): cheap, and small
-    test shapes still cross several blocks. On a GPU: 64-row query tiles and 64-key tiles for
-    the forward (fp32 or D=128 halves the key tile to fit shared memory), 32x64 for the backward.
+    test shapes still cross several blocks. On a GPU the tiles come from
+    :func:`linattn_edu.kernels.configs.flash_blocks` for the device's architecture: 128 x 64
+    forward tiles for 16-bit inputs up to D = 64 (fp32 or D = 128 halve them), 32 x 64 / 32 x 32
+    for the backward.
     """
-    if device.type != "cuda":
-        return {"fwd": dict(BLOCK_M=16, BLOCK_N=16), "bwd": dict(BLOCK_M=16, BLOCK_N=16), "launch": {}}
-    wide = head_dim > 64 or dtype == torch.float32
-    return {
-        "fwd": dict(BLOCK_M=64 if wide else 128, BLOCK_N=32 if wide else 64),
-        "bwd": dict(BLOCK_M=32, BLOCK_N=32 if wide else 64),
-        "launch": dict(num_warps=4, num_stages=2),
-    }
+    target = configs.target_of(device)
+    if target is None:
+        return {"fwd": dict(BLOCK_M=16, BLOCK_N=16), "bwd": dict(BLOCK_M=16, BLOCK_N=16),
+                "launch": {}, "launch_bwd": {}}
+    return configs.flash_blocks(target, head_dim, dtype)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -468,12 +468,12 @@ def _backward(q, k, v, o, lse, do, slopes, causal, scale, window):
     grid_kv = (triton.cdiv(tk, cfg["bwd"]["BLOCK_N"]), b * h)
     _flash_bwd_dkdv_kernel[grid_kv](
         q, k, v, do, lse, delta, dk_full, dv_full, slopes_arg,
-        *strides, *dk_full.stride()[:3], *_common_args(q, k, scale, window), **consts, **cfg["launch"],
+        *strides, *dk_full.stride()[:3], *_common_args(q, k, scale, window), **consts, **cfg["launch_bwd"],
     )
     grid_q = (triton.cdiv(tq, cfg["bwd"]["BLOCK_M"]), b * h)
     _flash_bwd_dq_kernel[grid_q](
         q, k, v, do, lse, delta, dq, slopes_arg,
-        *strides, *dq.stride()[:3], *_common_args(q, k, scale, window), **consts, **cfg["launch"],
+        *strides, *dq.stride()[:3], *_common_args(q, k, scale, window), **consts, **cfg["launch_bwd"],
     )
     group = h // h_kv  # GQA: the query heads sharing a KV head add their contributions
     dk = dk_full.view(b, h_kv, group, tk, d).sum(2)

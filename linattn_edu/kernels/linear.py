@@ -51,6 +51,8 @@ from typing import Any, NamedTuple
 
 import torch
 
+from .. import runtime
+from . import configs
 from ._common import check_bool, check_float, check_int, choose_backend, jit, require_tensor, safe_divide, tl, triton
 
 __all__ = [
@@ -76,7 +78,7 @@ _KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 def _load_tile(base, offs_t, offs_c, T, stride_t, n_cols):
     """Rows ``offs_t`` (< T) and columns ``offs_c`` (< n_cols) of a row-major (T, n_cols) slab, as fp32."""
     mask = (offs_t[:, None] < T) & (offs_c[None, :] < n_cols)
-    x = tl.load(base + offs_t[:, None] * stride_t + offs_c[None, :], mask=mask, other=0.0)
+    x = tl.load(base + offs_t.to(tl.int64)[:, None] * stride_t + offs_c[None, :], mask=mask, other=0.0)
     return x.to(tl.float32)
 
 
@@ -120,7 +122,7 @@ def _linear_fwd_kernel(
         y = tl.dot(scores, v, input_precision=DOT_PRECISION)  # this chunk's own keys
         y += tl.dot(q, state, input_precision=DOT_PRECISION)  # every earlier chunk, through S
         out_mask = (offs_t[:, None] < T) & (offs_v[None, :] < DV)
-        tl.store(y_base + offs_t[:, None] * stride_yt + offs_v[None, :], y, mask=out_mask)
+        tl.store(y_base + offs_t.to(tl.int64)[:, None] * stride_yt + offs_v[None, :], y, mask=out_mask)
 
         state += tl.dot(tl.trans(k), v, input_precision=DOT_PRECISION)  # S += K_cᵀ V_c
 
@@ -166,7 +168,7 @@ def _linear_bwd_dq_kernel(
         dq = tl.dot(dscores, k, input_precision=DOT_PRECISION)
         dq += tl.dot(dy, tl.trans(state), input_precision=DOT_PRECISION)
         out_mask = (offs_t[:, None] < T) & (offs_f[None, :] < F)
-        tl.store(dq_base + offs_t[:, None] * stride_dqt + offs_f[None, :], dq, mask=out_mask)
+        tl.store(dq_base + offs_t.to(tl.int64)[:, None] * stride_dqt + offs_f[None, :], dq, mask=out_mask)
 
         state += tl.dot(tl.trans(k), v, input_precision=DOT_PRECISION)
 
@@ -223,8 +225,8 @@ def _linear_bwd_dkdv_kernel(
         dv += tl.dot(k, dstate, input_precision=DOT_PRECISION)
 
         t_valid = offs_t[:, None] < T
-        tl.store(dk_base + offs_t[:, None] * stride_dkt + offs_f[None, :], dk, mask=t_valid & (offs_f[None, :] < F))
-        tl.store(dv_base + offs_t[:, None] * stride_dvt + offs_v[None, :], dv, mask=t_valid & (offs_v[None, :] < DV))
+        tl.store(dk_base + offs_t.to(tl.int64)[:, None] * stride_dkt + offs_f[None, :], dk, mask=t_valid & (offs_f[None, :] < F))
+        tl.store(dv_base + offs_t.to(tl.int64)[:, None] * stride_dvt + offs_v[None, :], dv, mask=t_valid & (offs_v[None, :] < DV))
 
         dstate += tl.dot(tl.trans(q), dy, input_precision=DOT_PRECISION)  # dS += Q_cᵀ dY_c
 
@@ -239,16 +241,21 @@ def _tile(n: int, cap: int) -> int:
     return max(16, min(cap, triton.next_power_of_2(n)))
 
 
-def linear_attention_config(device: torch.device, feature_dim: int, value_dim: int) -> dict[str, Any]:
+def linear_attention_config(
+    device: torch.device, feature_dim: int, value_dim: int, dtype: torch.dtype = torch.float16
+) -> dict[str, Any]:
     """The fixed tile sizes (no autotuning): ``BLOCK_F``, ``BLOCK_V`` and the launch options.
 
     ``BLOCK_F`` and ``BLOCK_V`` are the smallest power of two covering ``F`` and ``Dv``, clamped to
     16..64: ``F = 273`` runs as 5 tiles of 64 (the last one 17/64 used), ``Dv = 64`` as one tile.
-    On a GPU the per-program state is at most a 64x64 float32 tile (16 KiB of registers over 4 warps).
+    On a GPU the choice comes from :func:`linattn_edu.kernels.configs.linear_blocks`: tiles of
+    at most 32 (64 x 64 spilled registers), 8 warps for float32 inputs (exact IEEE ``tl.dot``
+    on CUDA cores), 4 for 16-bit inputs.
     """
-    blocks = dict(BLOCK_F=_tile(feature_dim, 64), BLOCK_V=_tile(value_dim, 64))
-    launch = dict(num_warps=4, num_stages=2) if device.type == "cuda" else {}
-    return {"blocks": blocks, "launch": launch}
+    target = configs.target_of(device)
+    if target is None:  # the interpreter: no registers to run out of
+        return {"blocks": dict(BLOCK_F=_tile(feature_dim, 64), BLOCK_V=_tile(value_dim, 64)), "launch": {}}
+    return configs.linear_blocks(target, feature_dim, value_dim, dtype)
 
 
 def _dot_precision(dtype: torch.dtype) -> str:
@@ -259,7 +266,7 @@ def _forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, chunk: int, dtyp
     """Launch the forward kernel; returns ``y`` ``(B, H, T, Dv)`` float32."""
     b, h, t, f = q.shape
     dv = v.shape[-1]
-    cfg = linear_attention_config(q.device, f, dv)
+    cfg = linear_attention_config(q.device, f, dv, dtype)
     bf, bv = cfg["blocks"]["BLOCK_F"], cfg["blocks"]["BLOCK_V"]
     n_f, n_v = triton.cdiv(f, bf), triton.cdiv(dv, bv)
     y = torch.empty(n_f, b, h, t, dv, device=q.device, dtype=torch.float32)
@@ -276,7 +283,7 @@ def _backward(q, k, v, dy, chunk: int, dtype: torch.dtype):
     """Launch the two backward kernels; returns float32 ``dq, dk, dv``."""
     b, h, t, f = q.shape
     dv_dim = v.shape[-1]
-    cfg = linear_attention_config(q.device, f, dv_dim)
+    cfg = linear_attention_config(q.device, f, dv_dim, dtype)
     bf, bv = cfg["blocks"]["BLOCK_F"], cfg["blocks"]["BLOCK_V"]
     n_f, n_v = triton.cdiv(f, bf), triton.cdiv(dv_dim, bv)
     dq = torch.empty(n_v, b, h, t, f, device=q.device, dtype=torch.float32)
@@ -422,6 +429,10 @@ def chunked_linear_attention(
         v: ``(B, H, T, Dv)`` values; any ``Dv >= 1`` (tiles of 16..64, masked).
         chunk_size: tokens per chunk; for the Triton kernels one of :data:`KERNEL_CHUNK_SIZES`
             (16, 32, 64, 128), any positive int for ``backend="torch"``. Does not change the result.
+            On a GPU at most :func:`linattn_edu.kernels.configs.linear_max_chunk` (64 today:
+            128 overflows shared memory or the register budget on sm_80, sm_89 and sm_90); a
+            larger one takes the PyTorch path with one warning (``backend=None``) or raises
+            ``ValueError`` (``backend="triton"``).
         normalize: divide by ``q_i·z_i + eps`` (computed as linear attention with values 1).
         eps: added to the denominator, finite and >= 0. With ``eps = 0`` a row whose denominator
             is exactly 0 (all its weights 0) outputs 0, the limit as ``eps → 0``.
@@ -439,8 +450,9 @@ def chunked_linear_attention(
 
     Raises:
         TypeError: non-tensor or non-float inputs, mixed dtypes, a non-bool ``normalize``.
-        ValueError: shapes that do not fit together, mixed devices, a bad ``chunk_size`` or
-            ``eps``, or a Triton backend requested where it cannot run; each names the argument.
+        ValueError: shapes that do not fit together, mixed devices, a bad ``chunk_size`` (also,
+            with ``backend="triton"``, one too big for this GPU; with ``backend=None`` that one
+            takes the PyTorch path with a warning) or ``eps``, or a Triton backend requested where it cannot run; each names the argument.
     """
     _validate(q, k, v, chunk_size, normalize, eps)
     chunk_size, normalize, eps = int(chunk_size), bool(normalize), float(eps)  # NumPy scalars accepted
@@ -456,6 +468,17 @@ def chunked_linear_attention(
             f"chunk_size must be one of {KERNEL_CHUNK_SIZES} for the Triton kernel, got {chunk_size} "
             "(the result does not depend on it; backend='torch' accepts any positive int)"
         )
+    target = configs.target_of(q.device) if chosen == "triton" else None
+    if target is not None and chunk_size > configs.linear_max_chunk(target, q.dtype):
+        message = (
+            f"chunk_size={chunk_size} does not fit this GPU (sm_{target}, {configs.shared_memory_limit(target)} B "
+            f"of shared memory per block) for {q.dtype} inputs: use chunk_size <= "
+            f"{configs.linear_max_chunk(target, q.dtype)} (the result does not depend on it)"
+        )
+        if backend == "triton":  # asked for the kernel explicitly
+            raise ValueError(message)
+        runtime.warn_once(message + "; using the PyTorch implementation for this chunk size.")
+        return chunked_linear_attention_torch(q, k, v, chunk_size=chunk_size, normalize=normalize, eps=eps)
     upcast = chosen == "interpreter" and q.dtype == torch.bfloat16
     num = _ChunkedLinearAttentionFn.apply(q, k, v, chunk_size, upcast)  # float32
     if not normalize:

@@ -68,6 +68,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from . import configs
 from ._common import choose_backend, jit, require_tensor, tl, triton
 
 __all__ = [
@@ -202,25 +203,27 @@ def _linear_scan_bwd_kernel(
 @jit
 def _causal_conv1d_fwd_kernel(
     X, W, BIAS, Y,
-    T, C,
-    K: tl.constexpr, HAS_BIAS: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_C: tl.constexpr,
+    T, C, K,
+    HAS_BIAS: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
     """``y_t = bias + Σ_k w[:, k]·x_{t-(K-1)+k}`` on one ``(BLOCK_T, BLOCK_C)`` tile.
 
-    Grid ``(B, cdiv(T, BLOCK_T), cdiv(C, BLOCK_C))``; ``X``, ``Y`` contiguous ``(B, T, C)``,
-    ``W`` contiguous ``(C, K)``, ``BIAS`` ``(C,)``. The K taps are unrolled (``K`` is a constexpr).
+    Grid ``(cdiv(T, BLOCK_T), B, cdiv(C, BLOCK_C))`` (time on axis 0, the only axis without
+    CUDA's 65,535 cap); ``X``, ``Y`` contiguous ``(B, T, C)``, ``W`` contiguous ``(C, K)``,
+    ``BIAS`` ``(C,)``. The taps are a loop, not unrolled: ``K`` is a run-time argument, so one
+    compiled kernel serves every filter width and ``K = 63`` compiles as fast as ``K = 4``.
     """
-    pid_b = tl.program_id(0)
-    pid_t = tl.program_id(1)
+    pid_t = tl.program_id(0)
+    pid_b = tl.program_id(1)
     pid_c = tl.program_id(2)
     offs_t = pid_t * BLOCK_T + tl.arange(0, BLOCK_T)
     offs_c = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
     c_ok = offs_c < C
     t_ok = offs_t < T
-    batch = pid_b.to(tl.int64) * T * C
+    batch = pid_b.to(tl.int64) * T * C  # int64: B·T·C may exceed 2^31
 
     acc = tl.zeros([BLOCK_T, BLOCK_C], dtype=tl.float32)
-    for k in tl.static_range(K):
+    for k in range(0, K):
         src = offs_t - (K - 1 - k)  # the input step tap k reads
         m = ((src >= 0) & t_ok)[:, None] & c_ok[None, :]
         x = tl.load(X + batch + src[:, None].to(tl.int64) * C + offs_c[None, :], mask=m, other=0.0)
@@ -235,14 +238,17 @@ def _causal_conv1d_fwd_kernel(
 @jit
 def _causal_conv1d_bwd_kernel(
     X, W, DY, DX, DW, DBIAS,
-    T, C, tiles_per_program,
-    K: tl.constexpr, K_PAD: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_C: tl.constexpr,
+    T, C, K, tiles_per_program,
+    BLOCK_T: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
     """``dx``, and per-program partial sums of ``dw`` and ``dbias``, for a run of time tiles.
 
     Grid ``(B, P, cdiv(C, BLOCK_C))``: program ``(b, p, ·)`` covers time tiles
     ``p·tiles_per_program ..`` of batch row ``b``. ``DX`` is ``(B, T, C)``; ``DW`` is float32
     ``(B, P, K, C)`` and ``DBIAS`` float32 ``(B, P, C)``: the launcher sums them over ``(B, P)``.
+    Two passes over the program's tiles, both loops over taps (``K`` is a run-time argument):
+    the first accumulates each tile's ``dx`` over taps, the second each tap's ``dw`` over tiles,
+    so only a ``(BLOCK_T, BLOCK_C)`` tile and a ``(BLOCK_C,)`` sum are live at a time.
     """
     pid_b = tl.program_id(0)
     pid_p = tl.program_id(1)
@@ -250,45 +256,46 @@ def _causal_conv1d_bwd_kernel(
     n_p = tl.num_programs(1)
     rows = tl.arange(0, BLOCK_T)
     offs_c = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
-    offs_k = tl.arange(0, K_PAD)
     c_ok = offs_c < C
     batch = pid_b.to(tl.int64) * T * C
+    first_t = pid_p * tiles_per_program * BLOCK_T
 
-    dw = tl.zeros([K_PAD, BLOCK_C], dtype=tl.float32)  # row k: Σ_t dy_t·x_{t-(K-1)+k}
     dbias = tl.zeros([BLOCK_C], dtype=tl.float32)
     for i in range(0, tiles_per_program):
-        offs_t = (pid_p * tiles_per_program + i) * BLOCK_T + rows
+        offs_t = first_t + i * BLOCK_T + rows
         t_ok = offs_t < T
         here = batch + offs_t[:, None].to(tl.int64) * C + offs_c[None, :]
         mask = t_ok[:, None] & c_ok[None, :]
-        dy = tl.load(DY + here, mask=mask, other=0.0).to(tl.float32)
-        dbias += tl.sum(dy, axis=0)
+        dbias += tl.sum(tl.load(DY + here, mask=mask, other=0.0).to(tl.float32), axis=0)
         dx = tl.zeros([BLOCK_T, BLOCK_C], dtype=tl.float32)
-        for k in tl.static_range(K):
+        for k in range(0, K):
             shift = K - 1 - k  # tap k links input step s to output step s + shift
             w = tl.load(W + offs_c * K + k, mask=c_ok, other=0.0).to(tl.float32)
             # dx_s += w[k]·dy_{s+shift}: the flipped correlation, looking forward in time.
             m_dst = ((offs_t + shift) < T)[:, None] & c_ok[None, :]
             dy_later = tl.load(DY + here + shift * C, mask=m_dst, other=0.0).to(tl.float32)
             dx += w[None, :] * dy_later
-            # dw[k] += Σ_t dy_t·x_{t-shift}
+        tl.store(DX + here, dx.to(DX.dtype.element_ty), mask=mask)
+
+    part = pid_b.to(tl.int64) * n_p + pid_p
+    for k in range(0, K):
+        shift = K - 1 - k
+        dw = tl.zeros([BLOCK_C], dtype=tl.float32)  # Σ_t dy_t·x_{t-shift} over this program's tiles
+        for i in range(0, tiles_per_program):
+            offs_t = first_t + i * BLOCK_T + rows
+            t_ok = offs_t < T
+            here = batch + offs_t[:, None].to(tl.int64) * C + offs_c[None, :]
+            dy = tl.load(DY + here, mask=t_ok[:, None] & c_ok[None, :], other=0.0).to(tl.float32)
             m_src = ((offs_t - shift >= 0) & t_ok)[:, None] & c_ok[None, :]
             x_earlier = tl.load(X + here - shift * C, mask=m_src, other=0.0).to(tl.float32)
-            dw += tl.where(offs_k[:, None] == k, tl.sum(dy * x_earlier, axis=0)[None, :], 0.0)
-        tl.store(DX + here, dx.to(DX.dtype.element_ty), mask=mask)
-    part = pid_b.to(tl.int64) * n_p + pid_p
-    dw_ptrs = DW + part * K * C + offs_k[:, None] * C + offs_c[None, :]
-    tl.store(dw_ptrs, dw, mask=(offs_k[:, None] < K) & c_ok[None, :])
+            dw += tl.sum(dy * x_earlier, axis=0)
+        tl.store(DW + (part * K + k) * C + offs_c, dw, mask=c_ok)
     tl.store(DBIAS + part * C + offs_c, dbias, mask=c_ok)
 
 
 # ----------------------------------------------------------------------------------------------
 # Launch configuration
 # ----------------------------------------------------------------------------------------------
-
-
-def _sm_count(device: torch.device) -> int:
-    return torch.cuda.get_device_properties(device).multi_processor_count
 
 
 def linear_scan_config(device: torch.device, batch: int, channels: int) -> dict[str, Any]:
@@ -301,9 +308,9 @@ def linear_scan_config(device: torch.device, batch: int, channels: int) -> dict[
     float32 per input in flight per program, 16 elements per thread with 4 warps. Under the
     interpreter tiles are small (8 x 32) so that small tests cross several tiles and a masked tail.
     """
-    if device.type != "cuda":
+    if configs.target_of(device) is None:
         return {"blocks": dict(BLOCK_T=8, BLOCK_C=32), "launch": {}}
-    want = 2 * _sm_count(device)
+    want = 2 * configs.sm_count(device)
     block_c = next((bc for bc in (128, 64, 32) if batch * triton.cdiv(channels, bc) >= want), 32)
     block_t = min(64, max(16, 2048 // block_c))
     return {"blocks": dict(BLOCK_T=block_t, BLOCK_C=block_c), "launch": dict(num_warps=4)}
@@ -312,7 +319,7 @@ def linear_scan_config(device: torch.device, batch: int, channels: int) -> dict[
 def causal_conv1d_config(
     device: torch.device, batch: int, seq_len: int, channels: int, kernel_size: int
 ) -> dict[str, Any]:
-    """Fixed tile sizes of the convolution kernels: ``BLOCK_T``, ``BLOCK_C``, ``K_PAD``, launch options,
+    """Fixed tile sizes of the convolution kernels: ``BLOCK_T``, ``BLOCK_C``, launch options,
     and ``programs_t``, how many programs share the time axis in the backward.
 
     GPU: ``(32, 128)`` tiles with 4 warps. The backward uses about ``4 · SMs`` programs in all,
@@ -320,10 +327,10 @@ def causal_conv1d_config(
     · K · C`` floats) stay small whatever ``T`` is. Interpreter: ``(8, 32)`` tiles, and up to 4
     programs, so that small tests exercise several time tiles per program and several partials.
     """
-    if device.type == "cuda":
+    if configs.target_of(device) is not None:
         blocks = dict(BLOCK_T=32, BLOCK_C=128)
         launch = dict(num_warps=4)
-        target = 4 * _sm_count(device)
+        target = 4 * configs.sm_count(device)
     else:
         blocks = dict(BLOCK_T=8, BLOCK_C=32)
         launch = {}
@@ -334,7 +341,7 @@ def causal_conv1d_config(
     tiles_per_program = triton.cdiv(n_t_tiles, programs_t)
     programs_t = triton.cdiv(n_t_tiles, tiles_per_program)  # no program left with nothing to do
     return {
-        "blocks": dict(blocks, K_PAD=triton.next_power_of_2(kernel_size)),
+        "blocks": blocks,
         "launch": launch,
         "programs_t": programs_t,
         "tiles_per_program": tiles_per_program,
@@ -365,7 +372,7 @@ class _LinearScanFn(torch.autograd.Function):
         h = torch.empty_like(a)
         h_last = torch.empty(bsz, c, device=a.device, dtype=torch.float32)
         cfg = linear_scan_config(a.device, bsz, c)
-        grid = (bsz, triton.cdiv(c, cfg["blocks"]["BLOCK_C"]))
+        grid = configs.check_grid((bsz, triton.cdiv(c, cfg["blocks"]["BLOCK_C"])), ("a's batch B", "a's channels C"))
         _linear_scan_fwd_kernel[grid](
             a, b, a if h0_32 is None else h0_32, h, h_last, t, c,
             HAS_H0=h0_32 is not None, **cfg["blocks"], **cfg["launch"],
@@ -385,7 +392,7 @@ class _LinearScanFn(torch.autograd.Function):
         db = torch.empty_like(a)
         dh0 = torch.empty(bsz, c, device=a.device, dtype=torch.float32) if h0_32 is not None else None
         cfg = linear_scan_config(a.device, bsz, c)
-        grid = (bsz, triton.cdiv(c, cfg["blocks"]["BLOCK_C"]))
+        grid = configs.check_grid((bsz, triton.cdiv(c, cfg["blocks"]["BLOCK_C"])), ("a's batch B", "a's channels C"))
         _linear_scan_bwd_kernel[grid](
             a, h, a if h0_32 is None else h0_32, dh, dh_last, da, db, a if dh0 is None else dh0, t, c,
             HAS_H0=h0_32 is not None, **cfg["blocks"], **cfg["launch"],
@@ -415,9 +422,11 @@ class _CausalConv1dFn(torch.autograd.Function):
         cfg = causal_conv1d_config(x.device, bsz, t, c, k)
         bt, bc = cfg["blocks"]["BLOCK_T"], cfg["blocks"]["BLOCK_C"]
         y = torch.empty_like(x)
-        _causal_conv1d_fwd_kernel[(bsz, triton.cdiv(t, bt), triton.cdiv(c, bc))](
-            x, weight, weight if bias is None else bias, y, t, c,
-            K=k, HAS_BIAS=bias is not None, BLOCK_T=bt, BLOCK_C=bc, **cfg["launch"],
+        grid = configs.check_grid((triton.cdiv(t, bt), bsz, triton.cdiv(c, bc)),
+                                  ("x's length T", "x's batch B", "x's channels C"))
+        _causal_conv1d_fwd_kernel[grid](
+            x, weight, weight if bias is None else bias, y, t, c, k,
+            HAS_BIAS=bias is not None, BLOCK_T=bt, BLOCK_C=bc, **cfg["launch"],
         )
         ctx.save_for_backward(x, weight)
         ctx.meta = (in_dtype, bias is not None)
@@ -436,9 +445,11 @@ class _CausalConv1dFn(torch.autograd.Function):
         dx = torch.empty_like(x)
         dw_part = torch.empty(bsz, n_p, k, c, device=x.device, dtype=torch.float32)
         db_part = torch.empty(bsz, n_p, c, device=x.device, dtype=torch.float32)
-        _causal_conv1d_bwd_kernel[(bsz, n_p, triton.cdiv(c, blocks["BLOCK_C"]))](
-            x, weight, dy, dx, dw_part, db_part, t, c, cfg["tiles_per_program"],
-            K=k, **blocks, **cfg["launch"],
+        grid = configs.check_grid((bsz, n_p, triton.cdiv(c, blocks["BLOCK_C"])),
+                                  ("x's batch B", "x's length T", "x's channels C"))
+        _causal_conv1d_bwd_kernel[grid](
+            x, weight, dy, dx, dw_part, db_part, t, c, k, cfg["tiles_per_program"],
+            **blocks, **cfg["launch"],
         )
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         dw = dw_part.sum((0, 1)).t().to(in_dtype) if need_w else None
