@@ -44,8 +44,9 @@ __all__ = [
 
 #: Cells carrying any of these tags do not appear in the student edition.
 REMOVED_TAGS = frozenset({"solution", "proof", "hidden-check"})
-#: The markers of a solution block inside an ``exercise`` cell (each on a line of its own).
+#: The line opening a solution block inside an ``exercise`` cell.
 BEGIN = "# BEGIN SOLUTION"
+#: The line closing it (same indentation as ``BEGIN``).
 END = "# END SOLUTION"
 #: The line every block the reader completes starts with.
 YOUR_CODE = "# YOUR CODE HERE"
