@@ -300,3 +300,68 @@ def test_mqar_stub_and_bad_return(capsys: pytest.CaptureFixture[str]) -> None:
     assert ch05.check_mqar_accuracy(stub, quiet=True) is False
     assert ch05.check_mqar_accuracy(mqar_right, quiet=True) is True
     assert capsys.readouterr().out == ""
+
+
+# --------------------------------------------------------------------------------------------
+# Issue 14: sliding-window decoding with a ring buffer
+# --------------------------------------------------------------------------------------------
+
+
+def ring_right(k_cache, v_cache, t, q_t, k_t, v_t):
+    w = k_cache.shape[0]
+    k_cache[t % w], v_cache[t % w] = k_t, v_t
+    n = min(t + 1, w)                                   # filled slots; order does not matter to softmax
+    s = k_cache[:n] @ q_t / np.sqrt(q_t.shape[0])
+    p = np.exp(s - s.max())
+    return p @ v_cache[:n] / p.sum()
+
+
+def ring_reads_empty_slots(k_cache, v_cache, t, q_t, k_t, v_t):
+    w = k_cache.shape[0]
+    k_cache[t % w], v_cache[t % w] = k_t, v_t
+    s = np.nan_to_num(k_cache) @ q_t / np.sqrt(q_t.shape[0])
+    p = np.exp(s - s.max())
+    return p @ np.nan_to_num(v_cache) / p.sum()
+
+
+def ring_writes_wrong_slot(k_cache, v_cache, t, q_t, k_t, v_t):
+    w = k_cache.shape[0]
+    k_cache[(t + 1) % w], v_cache[(t + 1) % w] = k_t, v_t
+    return ring_right(k_cache.copy(), v_cache.copy(), t, q_t, k_t, v_t)
+
+
+def ring_window_off_by_one(k_cache, v_cache, t, q_t, k_t, v_t):
+    """Attends to the current token plus the previous W tokens (W + 1): keeps an extra slot elsewhere."""
+    w = k_cache.shape[0]
+    out = ring_right(k_cache, v_cache, t, q_t, k_t, v_t)
+    if t >= w:
+        return out + 0.1
+    return out
+
+
+def test_window_decode_step_accepts_ring_buffer(capsys):
+    assert ch05.check_window_decode_step(ring_right)
+    assert capsys.readouterr().out.startswith("✓ window_decode_step")
+
+
+def test_window_decode_step_rejects_mistakes(capsys):
+    assert not ch05.check_window_decode_step(ring_reads_empty_slots)
+    assert "filled slots" in capsys.readouterr().out
+    assert not ch05.check_window_decode_step(ring_writes_wrong_slot)
+    assert "slot t % W" in capsys.readouterr().out
+    assert not ch05.check_window_decode_step(ring_window_off_by_one)
+    assert "✗ window_decode_step" in capsys.readouterr().out
+
+    def grows_cache(k_cache, v_cache, t, q_t, k_t, v_t):
+        return np.zeros(v_t.shape[0] + 1)
+
+    assert not ch05.check_window_decode_step(grows_cache)
+    assert "✗" in capsys.readouterr().out
+
+
+def test_window_decode_step_stub_does_not_raise(capsys):
+    def stub(*a):
+        raise NotImplementedError
+
+    assert not ch05.check_window_decode_step(stub)
+    assert "not solved yet" in capsys.readouterr().out

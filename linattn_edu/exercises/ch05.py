@@ -6,6 +6,9 @@
 3. :func:`check_sliding_window_attention`: causal softmax attention in which each query sees only
    the last ``window`` keys, itself included.
 4. :func:`check_mqar_accuracy`: the MQAR score, accuracy over the query positions only.
+5. :func:`check_window_decode_step` (issue 14; it replaces 3 as the chapter's exercise 4): one decoding step of
+   sliding-window attention with a ring-buffer cache of exactly ``window`` slots, which the checker
+   owns and inspects after every step.
 
 Each ``check_*`` function runs the reader's function on several cases, prints one line —
 ``✓ ...`` with the max error, or ``✗ ...`` naming the failing case, the max error and a hint —
@@ -27,6 +30,7 @@ from ._common import report as _report, failure as _failure, as_array as _as_arr
 from ._common import close as _close, compare as _compare, matches as _matches
 
 __all__ = [
+    "check_window_decode_step",
     "check_taylor_exp",
     "check_taylor_feature_map",
     "check_sliding_window_attention",
@@ -389,3 +393,53 @@ def _mqar_hint(preds: np.ndarray, tgt: np.ndarray, value: float) -> str:
         if abs(value - wrong) <= 1e-12:
             return hint
     return "mask = targets != -100; accuracy = (predictions[mask] == targets[mask]).mean()"
+
+
+# --------------------------------------------------------------------------------------------
+# Issue 14: sliding-window decoding with a ring buffer
+# --------------------------------------------------------------------------------------------
+
+
+def check_window_decode_step(fn: Callable[..., Any], *, seed: int = 0, quiet: bool = False) -> bool:
+    """Check ``fn(k_cache, v_cache, t, q_t, k_t, v_t) -> o_t``, one decoding step of window attention.
+
+    The checker owns the caches, ``k_cache: (W, D)`` and ``v_cache: (W, Dv)``, initially NaN (slots
+    never written hold garbage), and calls ``fn`` for ``t = 0, 1, ..., T-1`` with ``q_t, k_t: (D,)``,
+    ``v_t: (Dv,)``. ``fn`` must write token ``t`` into slot ``t % W`` in place and return
+    ``o_t: (Dv,)``, softmax attention of ``q_t`` (scores scaled by ``1/sqrt(D)``) over the last
+    ``min(t + 1, W)`` tokens, itself included. After each step the checker compares ``o_t`` with
+    full-sequence window attention and the caches with the last ``W`` tokens in ring order.
+    """
+    name = "window_decode_step"
+    rng = np.random.default_rng(seed)
+    cases = [(1, 5, 4, 3), (3, 10, 4, 2), (4, 4, 8, 8), (5, 17, 8, 3)]
+    worst = 0.0
+    for window, t_len, d, dv in cases:
+        q, k = rng.standard_normal((t_len, d)) * 2, rng.standard_normal((t_len, d))
+        v = rng.standard_normal((t_len, dv))
+        expected = softmax_attention(q, k, v, window=window)
+        k_cache, v_cache = np.full((window, d), np.nan), np.full((window, dv), np.nan)
+        for t in range(t_len):
+            case = f"W={window}, D={d}, Dv={dv}, step t={t}"
+            try:
+                got = fn(k_cache, v_cache, t, q[t].copy(), k[t].copy(), v[t].copy())
+            except Exception as err:  # noqa: BLE001
+                return _failure(name, err, quiet)
+            slots = [s % window for s in range(max(0, t + 1 - window), t + 1)]
+            tokens = list(range(max(0, t + 1 - window), t + 1))
+            if not (np.array_equal(k_cache[slots], k[tokens]) and np.array_equal(v_cache[slots], v[tokens])):
+                return _report(False, name, f"{case}: after the step the caches should hold tokens "
+                               f"{tokens[0]}..{t} at slots (token % W); write k_t, v_t into slot t % W, in place "
+                               "(k_cache[t % W] = k_t)", quiet)
+            problem, err = _compare(got, expected[t])
+            if problem is not None:
+                hint = ""
+                if t + 1 < window:
+                    hint = (" Hint: the cache is not full yet; slots never written hold NaN in this checker "
+                            "(garbage in a real cache): attend only to the min(t + 1, W) filled slots")
+                else:
+                    hint = " Hint: the full cache holds exactly the W visible tokens, the current one included"
+                return _report(False, name, f"{case}: {problem}.{hint}", quiet)
+            worst = max(worst, err)
+    return _report(True, name, f"{len(cases)} sequences step by step (W = 1, W = T, W > T), caches of exactly W "
+                   f"slots, max |err| = {worst:.1e}", quiet)
