@@ -491,3 +491,42 @@ def test_new_scan_checkers_do_not_raise_on_stubs(capsys):
     assert not ch06.check_blelloch_scan(stub)
     assert not ch06.check_chunked_scan(stub)
     assert capsys.readouterr().out.count("not solved yet") == 2
+
+
+def conv_backward_right(x, weight, dy):
+    k, t = weight.shape[1], x.shape[1]
+    dy_pad = np.concatenate([dy, np.zeros((dy.shape[0], k - 1, dy.shape[2]))], axis=1)   # zeros after the end
+    x_pad = np.concatenate([np.zeros((x.shape[0], k - 1, x.shape[2])), x], axis=1)       # zeros before the start
+    dx = sum(weight[:, j] * dy_pad[:, k - 1 - j:k - 1 - j + t] for j in range(k))
+    dweight = np.stack([np.einsum("btc,btc->c", dy, x_pad[:, j:j + t]) for j in range(k)], axis=1)
+    return dx, dweight, dy.sum(axis=(0, 1))
+
+
+def conv_backward_causal_dx(x, weight, dy):
+    _, dweight, dbias = conv_backward_right(x, weight, dy)
+    return ch06.causal_conv1d(dy, weight), dweight, dbias
+
+
+def conv_backward_first_batch_only(x, weight, dy):
+    dx, _, _ = conv_backward_right(x, weight, dy)
+    _, dweight, dbias = conv_backward_right(x[:1], weight, dy[:1])
+    return dx, dweight, dbias
+
+
+def test_causal_conv1d_backward(capsys):
+    assert ch06.check_causal_conv1d_backward(conv_backward_right)
+    assert capsys.readouterr().out.startswith("✓ causal_conv1d_backward")
+    assert not ch06.check_causal_conv1d_backward(conv_backward_causal_dx)
+    assert "from the *future*" in capsys.readouterr().out
+    assert not ch06.check_causal_conv1d_backward(conv_backward_first_batch_only)
+    assert "sum over B" in capsys.readouterr().out
+    assert not ch06.check_causal_conv1d_backward(lambda x, w, dy: conv_backward_right(x, w, dy)[:2])
+    assert "tuple (dx, dweight, dbias)" in capsys.readouterr().out
+
+
+def test_causal_conv1d_backward_stub_does_not_raise(capsys):
+    def stub(*a):
+        raise NotImplementedError
+
+    assert not ch06.check_causal_conv1d_backward(stub)
+    assert "not solved yet" in capsys.readouterr().out

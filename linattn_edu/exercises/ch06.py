@@ -15,6 +15,8 @@ Since issue 14 the chapter's first two exercises are (the two above stay for ins
    loop (``T`` rounds) both exceed.
 6. :func:`check_chunked_scan`: the scan a kernel runs, chunk by chunk, with a carried state decayed
    by the chunk's cumulative gates.
+7. :func:`check_causal_conv1d_backward`: the gradients of the causal depthwise convolution (replaces
+   4 as the chapter's exercise 4): ``dx`` is an *anti-causal* correlation with the same taps.
 
 Each ``check_*`` function runs the reader's function on several cases, prints one line —
 ``✓ ...`` with the max error, or ``✗ ...`` naming the failing case, the max error and a hint —
@@ -41,6 +43,7 @@ __all__ = [
     "check_causal_conv1d",
     "check_blelloch_scan",
     "check_chunked_scan",
+    "check_causal_conv1d_backward",
 ]
 
 
@@ -670,3 +673,71 @@ def check_chunked_scan(fn: Callable[..., Any], *, seed: int = 0, quiet: bool = F
         worst = max(worst, err)
     return _report(True, name, f"{len(cases)} cases (chunk 1, ragged last chunks, chunk > T, a reset gate of 0), "
                    f"max |err| = {worst:.1e}", quiet)
+
+
+# --------------------------------------------------------------------------------------------
+# Exercise 4 (issue 14): the backward pass of the causal depthwise convolution
+# --------------------------------------------------------------------------------------------
+
+
+def causal_conv1d_backward_reference(
+    x: np.ndarray, weight: np.ndarray, dy: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(dx (B, T, C), dweight (C, K), dbias (C,))`` of :func:`~linattn_edu.reference.causal_conv1d`.
+
+    By float64 autograd through ``torch.nn.functional.conv1d`` on ``x`` left-padded with ``K - 1``
+    zeros (the oracle); ``x, dy: (B, T, C)``, ``weight: (C, K)``.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    c, k = weight.shape
+    xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+    wt = torch.tensor(weight, dtype=torch.float64, requires_grad=True)
+    bt = torch.zeros(c, dtype=torch.float64, requires_grad=True)
+    y = F.conv1d(F.pad(xt.transpose(1, 2), (k - 1, 0)), wt[:, None, :], bt, groups=c).transpose(1, 2)
+    grads = torch.autograd.grad(y, (xt, wt, bt), torch.tensor(dy, dtype=torch.float64))
+    return tuple(g.numpy() for g in grads)
+
+
+def _conv_backward_causal_dx(x: np.ndarray, weight: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """The usual slip: dx by the forward (causal) convolution of dy instead of the anti-causal one."""
+    return causal_conv1d(dy, weight)
+
+
+def check_causal_conv1d_backward(fn: Callable[..., Any], *, seed: int = 0, quiet: bool = False) -> bool:
+    """Check ``fn(x, weight, dy) -> (dx, dweight, dbias)`` against float64 autograd.
+
+    ``x, dy: (B, T, C)``, ``weight: (C, K)`` with tap ``K - 1`` on the current token (as in
+    :func:`~linattn_edu.reference.causal_conv1d`). Cases include ``K = 1``, ``T < K`` and a batch
+    of 3. Hints recognize a causal ``dx`` (it must look *forward* in time) and a ``dbias`` or
+    ``dweight`` that does not sum over the batch.
+    """
+    name = "causal_conv1d_backward"
+    rng = np.random.default_rng(seed)
+    cases = [(1, 9, 2, 4), (3, 7, 3, 3), (2, 5, 4, 1), (2, 2, 3, 4)]
+    worst = 0.0
+    for b, t, c, k in cases:
+        case = f"B={b}, T={t}, C={c}, K={k}"
+        x, dy, weight = rng.standard_normal((b, t, c)), rng.standard_normal((b, t, c)), rng.standard_normal((c, k))
+        expected = causal_conv1d_backward_reference(x, weight, dy)
+        try:
+            got = fn(x.copy(), weight.copy(), dy.copy())
+        except Exception as err:  # noqa: BLE001
+            return _failure(name, err, quiet)
+        if not isinstance(got, (tuple, list)) or len(got) != 3:
+            return _report(False, name, f"{case}: return the tuple (dx, dweight, dbias), got {type(got).__name__}",
+                           quiet)
+        for label, g, e in zip(("dx", "dweight", "dbias"), got, expected):
+            problem, err = _compare(g, e)
+            if problem is not None:
+                hint = ""
+                if label == "dx" and _matches(g, _conv_backward_causal_dx(x, weight, dy)):
+                    hint = (" Hint: x[s] feeds y[s], ..., y[s + K - 1]: its gradient collects dy from the "
+                            "*future*, dx[s] = sum_k w[k] dy[s + K - 1 - k] (pad dy on the right)")
+                elif label != "dx" and b > 1 and _matches(
+                        g, causal_conv1d_backward_reference(x[:1], weight, dy[:1])[1 if label == "dweight" else 2]):
+                    hint = " Hint: the taps and the bias are shared by the whole batch: sum over B as well as T"
+                return _report(False, name, f"{case}: {label}: {problem}.{hint}", quiet)
+            worst = max(worst, err)
+    return _report(True, name, f"{len(cases)} cases (K = 1, T < K, a batch of 3), max |err| = {worst:.1e}", quiet)
