@@ -365,3 +365,26 @@ def test_window_decode_step_stub_does_not_raise(capsys):
 
     assert not ch05.check_window_decode_step(stub)
     assert "not solved yet" in capsys.readouterr().out
+
+
+def taylor_err_right(r):
+    return (1 - r + r * r / 2) * math.exp(r) - 1
+
+
+def test_taylor_max_rel_error(capsys):
+    assert ch05.check_taylor_max_rel_error(taylor_err_right)
+    assert capsys.readouterr().out.startswith("✓ taylor_max_rel_error")
+    assert not ch05.check_taylor_max_rel_error(lambda r: abs((1 + r + r * r / 2) * math.exp(-r) - 1))
+    assert "negative side" in capsys.readouterr().out
+    assert not ch05.check_taylor_max_rel_error(lambda r: abs(1 - r + r * r / 2 - math.exp(-r)))
+    assert "relative error" in capsys.readouterr().out
+    grid = lambda r: float(np.max(np.abs((1 + (s := np.linspace(-r, r, 101)) + s * s / 2) * np.exp(-s) - 1)))
+    assert ch05.check_taylor_max_rel_error(grid, quiet=True)  # a grid containing both ends is exact too
+    assert not ch05.check_taylor_max_rel_error(lambda r: np.array([taylor_err_right(r)]), quiet=True)
+
+
+def test_taylor_max_rel_error_matches_a_dense_grid():
+    for r in (0.3, 1.0, 2.5):
+        s = np.linspace(-r, r, 100001)
+        dense = np.max(np.abs((1 + s + s * s / 2) * np.exp(-s) - 1))
+        assert math.isclose(dense, taylor_err_right(r), rel_tol=1e-9)

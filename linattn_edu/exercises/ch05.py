@@ -9,6 +9,8 @@
 5. :func:`check_window_decode_step` (issue 14; it replaces 3 as the chapter's exercise 4): one decoding step of
    sliding-window attention with a ring-buffer cache of exactly ``window`` slots, which the checker
    owns and inspects after every step.
+6. :func:`check_taylor_max_rel_error` (issue 14; it replaces 1 as the chapter's exercise 2): the
+   worst relative error of ``1 + s + s²/2`` against ``exp(s)`` on ``|s| <= r``, found by calculus.
 
 Each ``check_*`` function runs the reader's function on several cases, prints one line —
 ``✓ ...`` with the max error, or ``✗ ...`` naming the failing case, the max error and a hint —
@@ -31,6 +33,7 @@ from ._common import close as _close, compare as _compare, matches as _matches
 
 __all__ = [
     "check_window_decode_step",
+    "check_taylor_max_rel_error",
     "check_taylor_exp",
     "check_taylor_feature_map",
     "check_sliding_window_attention",
@@ -443,3 +446,45 @@ def check_window_decode_step(fn: Callable[..., Any], *, seed: int = 0, quiet: bo
             worst = max(worst, err)
     return _report(True, name, f"{len(cases)} sequences step by step (W = 1, W = T, W > T), caches of exactly W "
                    f"slots, max |err| = {worst:.1e}", quiet)
+
+
+# --------------------------------------------------------------------------------------------
+# Issue 14: the worst relative error of the Taylor polynomial on an interval
+# --------------------------------------------------------------------------------------------
+
+
+def _taylor_rel_error(s: np.ndarray) -> np.ndarray:
+    """``(1 + s + s²/2) e^{-s} - 1``: the signed relative error, decreasing in ``s``."""
+    return (1 + s + s * s / 2) * np.exp(-s) - 1
+
+
+def check_taylor_max_rel_error(fn: Callable[[float], Any], *, quiet: bool = False) -> bool:
+    """Check ``fn(r) -> max_{|s| <= r} |1 + s + s²/2 - e^s| / e^s`` for ``r >= 0``.
+
+    The exact value is ``(1 - r + r²/2) e^r - 1`` (the error is decreasing in ``s``, and larger at
+    ``-r`` than at ``+r``); it is compared at several ``r`` with a relative tolerance of 1e-9. A
+    grid search passes only if the grid contains ``-r`` exactly (which is the point to discover).
+    Hints recognize the error at ``+r`` only and the absolute instead of the relative error.
+    """
+    name = "taylor_max_rel_error"
+    radii = [0.0, 0.25, 0.5, 1.0, 2.0, 3.0, 6.0]
+    for r in radii:
+        expected = float(_taylor_rel_error(np.float64(-r)))
+        try:
+            got = fn(r)
+        except Exception as err:  # noqa: BLE001
+            return _failure(name, err, quiet)
+        value = _as_number(got)
+        if value is None:
+            return _report(False, name, f"r={r}: return a number, got {type(got).__name__}", quiet)
+        if not math.isclose(value, expected, rel_tol=1e-9, abs_tol=1e-15):
+            hint = ("differentiate the relative error (1 + s + s²/2) e^{-s} - 1: its derivative has one sign, so "
+                    "the maximum of its absolute value sits at an end of [-r, r]; which end?")
+            if math.isclose(value, abs(float(_taylor_rel_error(np.float64(r)))), rel_tol=1e-9):
+                hint = ("that is the error at s = +r; the polynomial errs more on the negative side, where e^s decays "
+                        "and 1 + s + s²/2 does not")
+            elif math.isclose(value, abs(1 - r + r * r / 2 - math.exp(-r)), rel_tol=1e-9):
+                hint = "that is the absolute error at -r; divide by e^s (relative error)"
+            return _report(False, name, f"r={r}: got {value:.12g}, expected {expected:.12g}. Hint: {hint}", quiet)
+    return _report(True, name, f"{len(radii)} radii from 0 to 6; at r = 1 the polynomial errs by up to "
+                   f"{float(_taylor_rel_error(np.float64(-1.0))):.1%}", quiet)
