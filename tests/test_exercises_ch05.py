@@ -388,3 +388,46 @@ def test_taylor_max_rel_error_matches_a_dense_grid():
         s = np.linspace(-r, r, 100001)
         dense = np.max(np.abs((1 + s + s * s / 2) * np.exp(-s) - 1))
         assert math.isclose(dense, taylor_err_right(r), rel_tol=1e-9)
+
+
+def recall_fraction_right(inputs, targets, window):
+    hits = []
+    for row_in, row_tgt in zip(inputs, targets):
+        for p in np.flatnonzero(row_tgt != -100):
+            value_pos = np.flatnonzero(row_in == row_in[p])[0] + 1
+            hits.append(p - window < value_pos <= p)
+    return float(np.mean(hits))
+
+
+def test_window_recall_fraction(capsys):
+    assert ch05.check_window_recall_fraction(recall_fraction_right)
+    assert capsys.readouterr().out.startswith("✓ window_recall_fraction")
+    assert not ch05.check_window_recall_fraction(lambda x, y, w: recall_fraction_right(x, y, w + 1))
+    assert "window + 1 tokens" in capsys.readouterr().out
+    assert not ch05.check_window_recall_fraction(lambda x, y, w: recall_fraction_right(x, y, w - 1 if w > 1 else 1) * 0.5)
+    assert "✗" in capsys.readouterr().out
+    assert not ch05.check_window_recall_fraction(lambda x, y, w: None)
+    assert "return a number" in capsys.readouterr().out
+
+
+def test_window_recall_fraction_key_slip_is_named(capsys):
+    def to_key(inputs, targets, window):
+        hits = []
+        for row_in, row_tgt in zip(inputs, targets):
+            for p in np.flatnonzero(row_tgt != -100):
+                hits.append(p - window < np.flatnonzero(row_in == row_in[p])[0] <= p)
+        return float(np.mean(hits))
+
+    assert not ch05.check_window_recall_fraction(to_key)
+    out = capsys.readouterr().out
+    assert "*value* token" in out or "window + 1" in out  # both slips give the same count at some windows
+
+
+def test_window_recall_fraction_bounds():
+    from linattn_edu.tasks.mqar import make_mqar
+
+    x, y = make_mqar(8, seq_len=64, n_pairs=8, vocab_size=128, seed=1)
+    assert ch05.window_recall_fraction_reference(x, y, 1) == 0.0  # the query token alone never holds the answer
+    assert ch05.window_recall_fraction_reference(x, y, 64) == 1.0
+    fractions = [ch05.window_recall_fraction_reference(x, y, w) for w in range(1, 65)]
+    assert fractions == sorted(fractions)

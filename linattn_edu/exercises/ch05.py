@@ -9,6 +9,9 @@
 5. :func:`check_window_decode_step` (issue 14; it replaces 3 as the chapter's exercise 4): one decoding step of
    sliding-window attention with a ring-buffer cache of exactly ``window`` slots, which the checker
    owns and inspects after every step.
+7. :func:`check_window_recall_fraction` (issue 14; it replaces 4 as the chapter's exercise 1): the
+   share of MQAR queries whose answer lies inside a sliding window, an upper bound on the accuracy
+   of a model that attends through the window only.
 6. :func:`check_taylor_max_rel_error` (issue 14; it replaces 1 as the chapter's exercise 2): the
    worst relative error of ``1 + s + s²/2`` against ``exp(s)`` on ``|s| <= r``, found by calculus.
 
@@ -32,6 +35,7 @@ from ._common import report as _report, failure as _failure, as_array as _as_arr
 from ._common import close as _close, compare as _compare, matches as _matches
 
 __all__ = [
+    "check_window_recall_fraction",
     "check_window_decode_step",
     "check_taylor_max_rel_error",
     "check_taylor_exp",
@@ -488,3 +492,73 @@ def check_taylor_max_rel_error(fn: Callable[[float], Any], *, quiet: bool = Fals
             return _report(False, name, f"r={r}: got {value:.12g}, expected {expected:.12g}. Hint: {hint}", quiet)
     return _report(True, name, f"{len(radii)} radii from 0 to 6; at r = 1 the polynomial errs by up to "
                    f"{float(_taylor_rel_error(np.float64(-1.0))):.1%}", quiet)
+
+
+# --------------------------------------------------------------------------------------------
+# Issue 14: which MQAR queries can a sliding window answer?
+# --------------------------------------------------------------------------------------------
+
+
+def window_recall_fraction_reference(inputs: np.ndarray, targets: np.ndarray, window: int) -> float:
+    """Share of query positions ``p`` whose bound *value* token sits at ``p - window < j <= p``.
+
+    ``inputs, targets: (N, L)`` from :func:`~linattn_edu.tasks.mqar.make_mqar`. The binding of a key is
+    its first occurrence ``i`` (keys appear once in the pair list before being queried); its value is
+    at ``i + 1``.
+    """
+    hits = total = 0
+    for row_in, row_tgt in zip(inputs, targets):
+        for p in np.flatnonzero(row_tgt != IGNORE_INDEX):
+            value_pos = int(np.flatnonzero(row_in == row_in[p])[0]) + 1
+            hits += p - window < value_pos <= p
+            total += 1
+    return hits / total
+
+
+def check_window_recall_fraction(fn: Callable[..., Any], *, quiet: bool = False) -> bool:
+    """Check ``fn(inputs, targets, window) -> float`` against :func:`window_recall_fraction_reference`.
+
+    Windows range from 1 (the query itself only) to the whole sequence; the MQAR layouts include
+    the power-law gaps of the chapter. Hints recognize measuring to the key instead of the value
+    and a window of ``window + 1`` tokens.
+    """
+    name = "window_recall_fraction"
+    cases = []
+    for seed, (n, length, pairs, vocab) in enumerate([(4, 32, 4, 64), (16, 64, 8, 128), (8, 128, 16, 256)]):
+        x, y = make_mqar(n, seq_len=length, n_pairs=pairs, vocab_size=vocab, seed=40 + seed)
+        # the smallest window that shows each query its value: p - (i + 1) + 1
+        needed = sorted({int(p - np.flatnonzero(r == r[p])[0]) for r, t in zip(x, y)
+                         for p in np.flatnonzero(t != IGNORE_INDEX)})
+        edges = {needed[0] - 1, needed[0], needed[len(needed) // 2] - 1, needed[len(needed) // 2]}
+        for window in sorted({1, 2, length // 4, length} | {w for w in edges if w >= 1}):
+            cases.append((f"L={length}, {pairs} pairs, window={window}", x, y, window))
+    for case, x, y, window in cases:
+        expected = window_recall_fraction_reference(x, y, window)
+        try:
+            got = fn(x.copy(), y.copy(), window)
+        except Exception as err:  # noqa: BLE001
+            return _failure(name, err, quiet)
+        value = _as_number(got)
+        if value is None:
+            return _report(False, name, f"{case}: return a number, got {type(got).__name__}", quiet)
+        if not math.isclose(value, expected, rel_tol=1e-12, abs_tol=1e-12):
+            hint = ("for each query position p, find where its key was bound (its first occurrence i); the "
+                    "answer is the value at i + 1, visible when p - window < i + 1 <= p")
+            if math.isclose(value, window_recall_fraction_reference(x, y, window + 1), abs_tol=1e-12):
+                hint = ("your window holds window + 1 tokens; it covers p - window < j <= p, the current token "
+                        "included")
+            elif math.isclose(value, _key_in_window(x, y, window), abs_tol=1e-12):
+                hint = "you measured to the key; the model must see the *value* token, one position later"
+            return _report(False, name, f"{case}: got {value:.6g}, expected {expected:.6g}. Hint: {hint}", quiet)
+    return _report(True, name, f"{len(cases)} cases (windows from 1 to L), exact", quiet)
+
+
+def _key_in_window(inputs: np.ndarray, targets: np.ndarray, window: int) -> float:
+    """The slip: the *key's* binding position inside the window instead of its value's."""
+    hits = total = 0
+    for row_in, row_tgt in zip(inputs, targets):
+        for p in np.flatnonzero(row_tgt != IGNORE_INDEX):
+            key_pos = int(np.flatnonzero(row_in == row_in[p])[0])
+            hits += p - window < key_pos <= p
+            total += 1
+    return hits / total
