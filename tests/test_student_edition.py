@@ -25,6 +25,8 @@ CHAPTERS = se.chapter_notebooks(ROOT)
 #: Chapters whose exercises this repository's tags cover (chapter 7's notebook is tagged by its owner).
 TAGGED = [p for p in CHAPTERS if p.name[:2] in {"01", "02", "03", "04", "05", "06", "08"}]
 _CHECK_CALL = re.compile(r"\b(ch\d\d)\.(check_\w+)\s*\(")
+#: Any checker call (the chapters' ``chNN.check_*`` and the puzzles' checkers alike).
+_ANY_CHECK = re.compile(r"\bcheck_\w+\s*\(")
 KERNEL_NAME = "python3"
 
 
@@ -117,15 +119,25 @@ def test_committed_student_edition_is_up_to_date(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("path", TAGGED, ids=_ids(TAGGED))
 def test_every_exercise_is_tagged_and_has_a_checker(path: Path) -> None:
-    """Each exercise cell calls its chapter's checker; each checker call sits in an exercise or proof cell."""
+    """Each exercise has a checker (in its cell or a following ``checker`` cell) and its solution a proof.
+
+    Exercises checked by ``chNN.check_*`` use their own chapter's module and have a ``proof`` cell
+    calling the same checker on the solution (puzzles may prove their solutions in the test suite).
+    """
     nb = nbformat.read(path, as_version=4)
     module = f"ch{path.name[:2]}"
-    exercises = [c for c in nb.cells if "exercise" in _tags(c)]
+    exercises = [i for i, c in enumerate(nb.cells) if "exercise" in _tags(c)]
     assert exercises, f"{path.name} has no cell tagged 'exercise'"
-    for cell in exercises:
+    for i in exercises:
+        cell = nb.cells[i]
+        following = [c for c in nb.cells[i + 1:] if "checker" in _tags(c)][:1]
+        assert _ANY_CHECK.search(cell.source) or any(_ANY_CHECK.search(c.source) for c in following), (
+            f"{path.name}: exercise cell {i} has no checker call in it or in a later cell tagged 'checker'"
+        )
         calls = _CHECK_CALL.findall(cell.source)
-        assert calls and all(m == module for m, _ in calls), f"exercise cell without a {module} checker:\n{cell.source}"
+        assert all(m == module for m, _ in calls), f"exercise cell calls another chapter's checker:\n{cell.source}"
         assert "# YOUR CODE HERE" in cell.source or se.BEGIN in cell.source, cell.source
+    exercises = [nb.cells[i] for i in exercises]
     in_exercises = {n for c in exercises for _, n in _CHECK_CALL.findall(c.source)}
     proved = {n for c in nb.cells if "proof" in _tags(c) for _, n in _CHECK_CALL.findall(c.source)}
     assert in_exercises <= proved, f"exercises without a proof cell: {sorted(in_exercises - proved)}"
@@ -208,11 +220,14 @@ def _execute_student(name: str, jupyter_path: str, monkeypatch: pytest.MonkeyPat
     client = NotebookClient(nb, timeout=600, kernel_name=KERNEL_NAME, allow_errors=False,
                             resources={"metadata": {"path": str(ROOT / "book")}})
     client.execute()  # raises CellExecutionError on the first crashing cell
+    checked = 0
     for index, cell in enumerate(nb.cells):
-        if "exercise" not in _tags(cell):
+        if not (_tags(cell) & {"exercise", "checker"}) or not _ANY_CHECK.search(cell.source):
             continue
         printed = "".join(o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream")
         assert "✗" in printed and "✓" not in printed, f"{name} cell {index}: expected a ✗ line, got {printed!r}"
+        checked += 1
+    assert checked, f"{name}: no checker ran"
 
 
 STUDENT_FAST = ["01_softmax_attention.ipynb"]
