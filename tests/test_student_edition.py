@@ -245,3 +245,56 @@ def test_student_notebook_runs_with_checkers_reporting_not_solved(
     [p for p in TAGGED if p.name not in STUDENT_FAST]))
 def test_student_notebook_runs_slow(path: Path, jupyter_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
     _execute_student(path.name, jupyter_path, monkeypatch)
+
+
+# ------------------------------------------------------------------------------------------------
+# The Colab launch button opens the student edition
+# ------------------------------------------------------------------------------------------------
+
+
+def _colab_extension():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("linattn_colab", ROOT / "book" / "_ext" / "linattn_colab.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_colab_url_points_at_the_student_notebook() -> None:
+    ext = _colab_extension()
+    base = "https://colab.research.google.com/github/linattn/linattn/blob/main/"
+    available = {p.name for p in STUDENT.glob("*.ipynb")}
+    assert ext.student_url(base + "book/05_based.ipynb", "student", available) == base + "student/05_based.ipynb"
+    # pages without a student notebook, and other URLs, are left alone
+    assert ext.student_url(base + "book/intro.ipynb", "student", available) == base + "book/intro.ipynb"
+    assert ext.student_url("https://mybinder.org/v2/gh/x/y/main", "student", available) == "https://mybinder.org/v2/gh/x/y/main"
+
+
+def test_colab_extension_rewrites_the_theme_button() -> None:
+    """The html-page-context handler edits the Colab entry of the theme's launch-button group only."""
+    from types import SimpleNamespace
+
+    ext = _colab_extension()
+    base = "https://colab.research.google.com/github/linattn/linattn/blob/main/"
+    app = SimpleNamespace(config=SimpleNamespace(linattn_student_dir="student"), srcdir=str(ROOT))
+    context = {"header_buttons": [
+        {"label": "download-buttons", "buttons": [{"text": "Colab", "url": base + "book/01_softmax_attention.ipynb"}]},
+        {"label": "launch-buttons", "buttons": [
+            {"text": "Binder", "url": "https://mybinder.org/v2/gh/linattn/linattn/main?urlpath=tree/book/01_softmax_attention.ipynb"},
+            {"text": "Colab", "url": base + "book/01_softmax_attention.ipynb"},
+        ]},
+    ]}
+    ext._rewrite_colab(app, "book/01_softmax_attention", "page.html", context, None)
+    launch = context["header_buttons"][1]["buttons"]
+    assert launch[1]["url"] == base + "student/01_softmax_attention.ipynb"
+    assert "book/01_softmax_attention" in launch[0]["url"]
+    assert context["header_buttons"][0]["buttons"][0]["url"].endswith("book/01_softmax_attention.ipynb")
+
+
+def test_config_registers_the_colab_extension() -> None:
+    import yaml
+
+    config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+    assert config["sphinx"]["local_extensions"].get("linattn_colab") == "book/_ext"
+    assert config["launch_buttons"].get("colab_url"), "Colab launch buttons are configured"
