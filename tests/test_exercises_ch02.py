@@ -196,3 +196,69 @@ def lse_stub(x_ptr, out_ptr, n_cols, row_stride, BLOCK_N: tl.constexpr):
 def test_lse_checker_on_the_stub(capsys: pytest.CaptureFixture[str]) -> None:
     assert ch02.check_row_logsumexp_kernel(lse_stub) is False
     assert "never written" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------------------------
+# Issue 14: the attention backward from the saved log-sum-exp
+# ------------------------------------------------------------------------------------------------
+
+
+def _backward_right(q, k, v, o, lse, do):
+    t_q, d = q.shape
+    s = q @ k.T / np.sqrt(d)
+    s = np.where(np.tril(np.ones((t_q, k.shape[0]), dtype=bool), k=k.shape[0] - t_q), s, -np.inf)
+    p = np.exp(s - lse[:, None])
+    dp = do @ v.T
+    ds = p * (dp - np.sum(do * o, axis=1, keepdims=True))
+    return ds @ k / np.sqrt(d), ds.T @ q / np.sqrt(d), p.T @ do
+
+
+def _backward_no_delta(q, k, v, o, lse, do):
+    t_q, d = q.shape
+    s = np.where(np.tril(np.ones((t_q, k.shape[0]), dtype=bool), k=k.shape[0] - t_q), q @ k.T / np.sqrt(d), -np.inf)
+    p = np.exp(s - lse[:, None])
+    ds = p * (do @ v.T)
+    return ds @ k / np.sqrt(d), ds.T @ q / np.sqrt(d), p.T @ do
+
+
+def _backward_mask_off_by_one(q, k, v, o, lse, do):
+    t_q, d = q.shape
+    s = np.where(np.tril(np.ones((t_q, k.shape[0]), dtype=bool)), q @ k.T / np.sqrt(d), -np.inf)  # ignores Tk - Tq
+    p = np.exp(s - lse[:, None])
+    ds = p * (do @ v.T - np.sum(do * o, axis=1, keepdims=True))
+    return ds @ k / np.sqrt(d), ds.T @ q / np.sqrt(d), p.T @ do
+
+
+def test_attention_backward_accepts_right_answer(capsys):
+    assert ch02.check_attention_backward(_backward_right)
+    assert capsys.readouterr().out.startswith("✓ attention_backward")
+
+
+def test_attention_backward_rejects_mistakes(capsys):
+    assert not ch02.check_attention_backward(_backward_no_delta)
+    assert "delta = rowsum(dO * O)" in capsys.readouterr().out
+    assert not ch02.check_attention_backward(lambda *a: tuple(g * np.sqrt(a[0].shape[1]) if i < 2 else g
+                                                               for i, g in enumerate(_backward_right(*a))))
+    assert "1/sqrt(D)" in capsys.readouterr().out
+    assert not ch02.check_attention_backward(_backward_mask_off_by_one)
+    assert "Tq=3, Tk=10" in capsys.readouterr().out
+    assert not ch02.check_attention_backward(lambda *a: _backward_right(*a)[:2])
+    assert "tuple (dq, dk, dv)" in capsys.readouterr().out
+
+
+def test_attention_backward_stub_does_not_raise(capsys):
+    def stub(*a):
+        raise NotImplementedError
+
+    assert not ch02.check_attention_backward(stub)
+    assert "not solved yet" in capsys.readouterr().out
+
+
+def test_attention_backward_reference_matches_the_kernel_math():
+    """The oracle's lse re-creates P exactly: exp(s - lse) sums to 1 over the visible keys."""
+    rng = np.random.default_rng(3)
+    q, k, v, do = rng.standard_normal((4, 8)), rng.standard_normal((6, 8)), rng.standard_normal((6, 3)), rng.standard_normal((4, 3))
+    o, lse, *_ = ch02.attention_backward_reference(q, k, v, do)
+    s = np.where(np.tril(np.ones((4, 6), dtype=bool), k=2), q @ k.T / np.sqrt(8), -np.inf)
+    np.testing.assert_allclose(np.exp(s - lse[:, None]).sum(axis=1), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(np.exp(s - lse[:, None]) @ v, o, rtol=1e-12)

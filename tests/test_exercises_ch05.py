@@ -300,3 +300,134 @@ def test_mqar_stub_and_bad_return(capsys: pytest.CaptureFixture[str]) -> None:
     assert ch05.check_mqar_accuracy(stub, quiet=True) is False
     assert ch05.check_mqar_accuracy(mqar_right, quiet=True) is True
     assert capsys.readouterr().out == ""
+
+
+# --------------------------------------------------------------------------------------------
+# Issue 14: sliding-window decoding with a ring buffer
+# --------------------------------------------------------------------------------------------
+
+
+def ring_right(k_cache, v_cache, t, q_t, k_t, v_t):
+    w = k_cache.shape[0]
+    k_cache[t % w], v_cache[t % w] = k_t, v_t
+    n = min(t + 1, w)                                   # filled slots; order does not matter to softmax
+    s = k_cache[:n] @ q_t / np.sqrt(q_t.shape[0])
+    p = np.exp(s - s.max())
+    return p @ v_cache[:n] / p.sum()
+
+
+def ring_reads_empty_slots(k_cache, v_cache, t, q_t, k_t, v_t):
+    w = k_cache.shape[0]
+    k_cache[t % w], v_cache[t % w] = k_t, v_t
+    s = np.nan_to_num(k_cache) @ q_t / np.sqrt(q_t.shape[0])
+    p = np.exp(s - s.max())
+    return p @ np.nan_to_num(v_cache) / p.sum()
+
+
+def ring_writes_wrong_slot(k_cache, v_cache, t, q_t, k_t, v_t):
+    w = k_cache.shape[0]
+    k_cache[(t + 1) % w], v_cache[(t + 1) % w] = k_t, v_t
+    return ring_right(k_cache.copy(), v_cache.copy(), t, q_t, k_t, v_t)
+
+
+def ring_window_off_by_one(k_cache, v_cache, t, q_t, k_t, v_t):
+    """Attends to the current token plus the previous W tokens (W + 1): keeps an extra slot elsewhere."""
+    w = k_cache.shape[0]
+    out = ring_right(k_cache, v_cache, t, q_t, k_t, v_t)
+    if t >= w:
+        return out + 0.1
+    return out
+
+
+def test_window_decode_step_accepts_ring_buffer(capsys):
+    assert ch05.check_window_decode_step(ring_right)
+    assert capsys.readouterr().out.startswith("✓ window_decode_step")
+
+
+def test_window_decode_step_rejects_mistakes(capsys):
+    assert not ch05.check_window_decode_step(ring_reads_empty_slots)
+    assert "filled slots" in capsys.readouterr().out
+    assert not ch05.check_window_decode_step(ring_writes_wrong_slot)
+    assert "slot t % W" in capsys.readouterr().out
+    assert not ch05.check_window_decode_step(ring_window_off_by_one)
+    assert "✗ window_decode_step" in capsys.readouterr().out
+
+    def grows_cache(k_cache, v_cache, t, q_t, k_t, v_t):
+        return np.zeros(v_t.shape[0] + 1)
+
+    assert not ch05.check_window_decode_step(grows_cache)
+    assert "✗" in capsys.readouterr().out
+
+
+def test_window_decode_step_stub_does_not_raise(capsys):
+    def stub(*a):
+        raise NotImplementedError
+
+    assert not ch05.check_window_decode_step(stub)
+    assert "not solved yet" in capsys.readouterr().out
+
+
+def taylor_err_right(r):
+    return (1 - r + r * r / 2) * math.exp(r) - 1
+
+
+def test_taylor_max_rel_error(capsys):
+    assert ch05.check_taylor_max_rel_error(taylor_err_right)
+    assert capsys.readouterr().out.startswith("✓ taylor_max_rel_error")
+    assert not ch05.check_taylor_max_rel_error(lambda r: abs((1 + r + r * r / 2) * math.exp(-r) - 1))
+    assert "negative side" in capsys.readouterr().out
+    assert not ch05.check_taylor_max_rel_error(lambda r: abs(1 - r + r * r / 2 - math.exp(-r)))
+    assert "relative error" in capsys.readouterr().out
+    grid = lambda r: float(np.max(np.abs((1 + (s := np.linspace(-r, r, 101)) + s * s / 2) * np.exp(-s) - 1)))
+    assert ch05.check_taylor_max_rel_error(grid, quiet=True)  # a grid containing both ends is exact too
+    assert not ch05.check_taylor_max_rel_error(lambda r: np.array([taylor_err_right(r)]), quiet=True)
+
+
+def test_taylor_max_rel_error_matches_a_dense_grid():
+    for r in (0.3, 1.0, 2.5):
+        s = np.linspace(-r, r, 100001)
+        dense = np.max(np.abs((1 + s + s * s / 2) * np.exp(-s) - 1))
+        assert math.isclose(dense, taylor_err_right(r), rel_tol=1e-9)
+
+
+def recall_fraction_right(inputs, targets, window):
+    hits = []
+    for row_in, row_tgt in zip(inputs, targets):
+        for p in np.flatnonzero(row_tgt != -100):
+            value_pos = np.flatnonzero(row_in == row_in[p])[0] + 1
+            hits.append(p - window < value_pos <= p)
+    return float(np.mean(hits))
+
+
+def test_window_recall_fraction(capsys):
+    assert ch05.check_window_recall_fraction(recall_fraction_right)
+    assert capsys.readouterr().out.startswith("✓ window_recall_fraction")
+    assert not ch05.check_window_recall_fraction(lambda x, y, w: recall_fraction_right(x, y, w + 1))
+    assert "window + 1 tokens" in capsys.readouterr().out
+    assert not ch05.check_window_recall_fraction(lambda x, y, w: recall_fraction_right(x, y, w - 1 if w > 1 else 1) * 0.5)
+    assert "✗" in capsys.readouterr().out
+    assert not ch05.check_window_recall_fraction(lambda x, y, w: None)
+    assert "return a number" in capsys.readouterr().out
+
+
+def test_window_recall_fraction_key_slip_is_named(capsys):
+    def to_key(inputs, targets, window):
+        hits = []
+        for row_in, row_tgt in zip(inputs, targets):
+            for p in np.flatnonzero(row_tgt != -100):
+                hits.append(p - window < np.flatnonzero(row_in == row_in[p])[0] <= p)
+        return float(np.mean(hits))
+
+    assert not ch05.check_window_recall_fraction(to_key)
+    out = capsys.readouterr().out
+    assert "*value* token" in out or "window + 1" in out  # both slips give the same count at some windows
+
+
+def test_window_recall_fraction_bounds():
+    from linattn_edu.tasks.mqar import make_mqar
+
+    x, y = make_mqar(8, seq_len=64, n_pairs=8, vocab_size=128, seed=1)
+    assert ch05.window_recall_fraction_reference(x, y, 1) == 0.0  # the query token alone never holds the answer
+    assert ch05.window_recall_fraction_reference(x, y, 64) == 1.0
+    fractions = [ch05.window_recall_fraction_reference(x, y, w) for w in range(1, 65)]
+    assert fractions == sorted(fractions)

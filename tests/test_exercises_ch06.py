@@ -367,3 +367,166 @@ def test_conv_stub_and_bad_return(capsys: pytest.CaptureFixture[str]) -> None:
     assert ch06.check_causal_conv1d(stub, quiet=True) is False
     assert ch06.check_causal_conv1d(conv_right, quiet=True) is True
     assert capsys.readouterr().out == ""
+
+
+# --------------------------------------------------------------------------------------------
+# Issue 14: the work-efficient scan and the chunked scan with a decayed carry
+# --------------------------------------------------------------------------------------------
+
+
+def blelloch_right(a, b, combine):
+    t, c = a.shape
+    n = 1 << max(0, (t - 1).bit_length())
+    A, B = np.ones((n, c)), np.zeros((n, c))
+    A[:t], B[:t] = a, b
+    step = 1
+    while step < n:
+        right = np.arange(2 * step - 1, n, 2 * step)
+        A[right], B[right] = combine((A[right - step], B[right - step]), (A[right], B[right]))
+        step *= 2
+    step = n // 4
+    while step >= 1:
+        left = np.arange(2 * step - 1, n - step, 2 * step)
+        A[left + step], B[left + step] = combine((A[left], B[left]), (A[left + step], B[left + step]))
+        step //= 2
+    return B[:t]
+
+
+def hillis_steele_with_combine(a, b, combine):
+    a, b = a.copy(), b.copy()
+    step = 1
+    while step < len(a):
+        na, nb = combine((a[:-step], b[:-step]), (a[step:], b[step:]))
+        a[step:], b[step:] = na, nb
+        step *= 2
+    return b
+
+
+def loop_with_combine(a, b, combine):
+    a, b = a.copy(), b.copy()
+    for t in range(1, len(a)):
+        a[t], b[t] = combine((a[t - 1], b[t - 1]), (a[t], b[t]))
+    return b
+
+
+def blelloch_without_combine(a, b, combine):
+    h, out = np.zeros(a.shape[1]), []
+    for a_t, b_t in zip(a, b):
+        h = a_t * h + b_t
+        out.append(h)
+    return np.array(out)
+
+
+def test_blelloch_scan_accepts_work_efficient_scan(capsys):
+    assert ch06.check_blelloch_scan(blelloch_right)
+    assert capsys.readouterr().out.startswith("✓ blelloch_scan")
+
+
+def test_blelloch_scan_rejects_too_much_work_or_depth(capsys):
+    assert not ch06.check_blelloch_scan(hillis_steele_with_combine)
+    assert "combined pairs" in capsys.readouterr().out
+    assert not ch06.check_blelloch_scan(loop_with_combine)
+    assert "calls of combine" in capsys.readouterr().out
+    # right values but no combine calls at all is a loop in disguise: zero work counted, so it passes
+    # the bounds; the values are what is checked then (documented limitation of a value checker)
+    assert not ch06.check_blelloch_scan(lambda a, b, combine: blelloch_right(a, b, combine)[::-1])
+    assert "max |err|" in capsys.readouterr().out
+
+
+def test_blelloch_combine_rejects_bad_shapes(capsys):
+    def swapped_shapes(a, b, combine):
+        combine((a[:1], b[:1]), (a[1:, :1], b[1:, :1]))
+        return blelloch_right(a, b, combine)
+
+    assert not ch06.check_blelloch_scan(swapped_shapes)
+    assert "ValueError" in capsys.readouterr().out
+
+
+def chunked_right(a, b, chunk, h0):
+    out, carry = np.empty_like(b), np.asarray(h0, dtype=float)
+    for start in range(0, len(a), chunk):
+        ac, bc = a[start:start + chunk], b[start:start + chunk]
+        local, h = np.empty_like(bc), np.zeros_like(carry)
+        for i in range(len(ac)):
+            h = ac[i] * h + bc[i]
+            local[i] = h
+        out[start:start + len(ac)] = local + np.cumprod(ac, axis=0) * carry
+        carry = out[start + len(ac) - 1]
+    return out
+
+
+def chunked_no_decay(a, b, chunk, h0):
+    out, carry = np.empty_like(b), np.asarray(h0, dtype=float)
+    for start in range(0, len(a), chunk):
+        ac, bc = a[start:start + chunk], b[start:start + chunk]
+        local, h = np.empty_like(bc), np.zeros_like(carry)
+        for i in range(len(ac)):
+            h = ac[i] * h + bc[i]
+            local[i] = h
+        out[start:start + len(ac)] = local + carry
+        carry = out[start + len(ac) - 1]
+    return out
+
+
+def chunked_by_division(a, b, chunk, h0):
+    """h_t = A_t (h0 + sum_s b_s / A_s): exact in exact arithmetic, unstable when a gate is ~0."""
+    cum = np.cumprod(a, axis=0)
+    return cum * (h0 + np.cumsum(b / cum, axis=0))
+
+
+def test_chunked_scan(capsys):
+    assert ch06.check_chunked_scan(chunked_right)
+    assert capsys.readouterr().out.startswith("✓ chunked_scan")
+    assert not ch06.check_chunked_scan(chunked_no_decay)
+    assert "cumprod" in capsys.readouterr().out
+    with np.errstate(all="ignore"):
+        assert not ch06.check_chunked_scan(chunked_by_division)
+    assert "✗ chunked_scan" in capsys.readouterr().out
+
+
+def test_new_scan_checkers_do_not_raise_on_stubs(capsys):
+    def stub(*args):
+        raise NotImplementedError
+
+    assert not ch06.check_blelloch_scan(stub)
+    assert not ch06.check_chunked_scan(stub)
+    assert capsys.readouterr().out.count("not solved yet") == 2
+
+
+def conv_backward_right(x, weight, dy):
+    k, t = weight.shape[1], x.shape[1]
+    dy_pad = np.concatenate([dy, np.zeros((dy.shape[0], k - 1, dy.shape[2]))], axis=1)   # zeros after the end
+    x_pad = np.concatenate([np.zeros((x.shape[0], k - 1, x.shape[2])), x], axis=1)       # zeros before the start
+    dx = sum(weight[:, j] * dy_pad[:, k - 1 - j:k - 1 - j + t] for j in range(k))
+    dweight = np.stack([np.einsum("btc,btc->c", dy, x_pad[:, j:j + t]) for j in range(k)], axis=1)
+    return dx, dweight, dy.sum(axis=(0, 1))
+
+
+def conv_backward_causal_dx(x, weight, dy):
+    _, dweight, dbias = conv_backward_right(x, weight, dy)
+    return ch06.causal_conv1d(dy, weight), dweight, dbias
+
+
+def conv_backward_first_batch_only(x, weight, dy):
+    dx, _, _ = conv_backward_right(x, weight, dy)
+    _, dweight, dbias = conv_backward_right(x[:1], weight, dy[:1])
+    return dx, dweight, dbias
+
+
+def test_causal_conv1d_backward(capsys):
+    assert ch06.check_causal_conv1d_backward(conv_backward_right)
+    assert capsys.readouterr().out.startswith("✓ causal_conv1d_backward")
+    assert not ch06.check_causal_conv1d_backward(conv_backward_causal_dx)
+    assert "from the *future*" in capsys.readouterr().out
+    assert not ch06.check_causal_conv1d_backward(conv_backward_first_batch_only)
+    assert "sum over B" in capsys.readouterr().out
+    assert not ch06.check_causal_conv1d_backward(lambda x, w, dy: conv_backward_right(x, w, dy)[:2])
+    assert "tuple (dx, dweight, dbias)" in capsys.readouterr().out
+
+
+def test_causal_conv1d_backward_stub_does_not_raise(capsys):
+    def stub(*a):
+        raise NotImplementedError
+
+    assert not ch06.check_causal_conv1d_backward(stub)
+    assert "not solved yet" in capsys.readouterr().out

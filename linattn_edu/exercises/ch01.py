@@ -3,7 +3,9 @@
 Each ``check_*`` function takes *your* function, runs it on random inputs and on the edge cases
 that break the obvious first attempt, compares every result with the package reference through
 :func:`linattn_edu.checks.check`, and prints a single ``✓`` line. On the first wrong result it
-raises ``AssertionError`` naming the case, the worst element and the max error.
+prints a ``✗`` line naming the case, the worst element and the max error, and returns False; it
+never raises (an unsolved stub's ``NotImplementedError`` becomes a "not solved yet" line), so
+"Run all" in the student edition runs to the end, like the other chapters' checkers.
 
 Layouts follow the book: attention tensors are head-first ``(B, H, T, D)``.
 """
@@ -11,6 +13,9 @@ Layouts follow the book: attention tensors are head-first ``(B, H, T, D)``.
 from __future__ import annotations
 
 import numbers
+import contextlib
+import functools
+import io
 from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
@@ -18,6 +23,7 @@ import torch
 
 from ..checks import check, tolerance
 from ..reference import attention_mask, kv_cache_bytes, softmax_attention
+from ._common import failure
 
 __all__ = [
     "check_document_mask",
@@ -26,6 +32,32 @@ __all__ = [
     "check_max_context",
     "check_online_logsumexp",
 ]
+
+
+def _never_raises(name: str) -> Callable[[Callable[..., None]], Callable[..., bool]]:
+    """Turn a checker that raises ``AssertionError("✗ ...")`` into one that prints ✓/✗ and returns a bool."""
+
+    def wrap(inner: Callable[..., None]) -> Callable[..., bool]:
+        @functools.wraps(inner)
+        def checker(*args: Any, quiet: bool = False, **kwargs: Any) -> bool:
+            try:
+                if quiet:
+                    with contextlib.redirect_stdout(io.StringIO()):
+                        inner(*args, **kwargs)
+                else:
+                    inner(*args, **kwargs)
+            except AssertionError as err:
+                message = str(err).splitlines()[0] if str(err) else "wrong result"
+                if not quiet:
+                    print(message if message.startswith("✗") else f"✗ {name}: {message}")
+                return False
+            except Exception as err:  # the reader's code raised: report it, never a traceback
+                return failure(name, err, quiet)
+            return True
+
+        return checker
+
+    return wrap
 
 
 def _as_result(out: Any, case: str) -> tuple[Any, torch.dtype | np.dtype]:
@@ -64,7 +96,8 @@ def _document_mask_reference(doc_ids: np.ndarray) -> np.ndarray:
     return attention_mask(t) & (doc_ids[:, None] == doc_ids[None, :])
 
 
-def check_document_mask(fn: Callable[[np.ndarray], Any], *, seed: int = 0) -> None:
+@_never_raises("document_mask")
+def check_document_mask(fn: Callable[[np.ndarray], Any], *, seed: int = 0) -> bool:
     """Check ``fn(doc_ids) -> mask`` for sequences that pack several documents one after another.
 
     Args:
@@ -74,8 +107,8 @@ def check_document_mask(fn: Callable[[np.ndarray], Any], *, seed: int = 0) -> No
             ``doc_ids[j] == doc_ids[i]``.
         seed: seed of the random layouts.
 
-    Raises:
-        AssertionError: on the first wrong mask, naming the layout.
+    Returns:
+        True when every case matches; prints ✗ and returns False otherwise (never raises).
     """
     rng = np.random.default_rng(seed)
     layouts = [
@@ -109,7 +142,8 @@ def _logsumexp_reference(x: np.ndarray, axis: int) -> np.ndarray:
     return torch.logsumexp(torch.from_numpy(x), dim=axis).numpy()
 
 
-def check_logsumexp(fn: Callable[..., Any], *, seed: int = 0) -> None:
+@_never_raises("logsumexp")
+def check_logsumexp(fn: Callable[..., Any], *, seed: int = 0) -> bool:
     """Check ``fn(x, axis=-1) -> log(sum(exp(x), axis))``, computed without overflow.
 
     Args:
@@ -119,8 +153,8 @@ def check_logsumexp(fn: Callable[..., Any], *, seed: int = 0) -> None:
             one finite entry).
         seed: seed of the random inputs.
 
-    Raises:
-        AssertionError: on the first wrong result, with the max error.
+    Returns:
+        True when every case passes; otherwise prints ✗ and returns False (never raises).
     """
     rng = np.random.default_rng(seed)
     masked = rng.standard_normal((5, 9)) * 3
@@ -150,7 +184,8 @@ def check_logsumexp(fn: Callable[..., Any], *, seed: int = 0) -> None:
 # ------------------------------------------------------------------------------------------------
 
 
-def check_gqa_attention(fn: Callable[[np.ndarray, np.ndarray, np.ndarray], Any], *, seed: int = 0) -> None:
+@_never_raises("gqa_attention")
+def check_gqa_attention(fn: Callable[[np.ndarray, np.ndarray, np.ndarray], Any], *, seed: int = 0) -> bool:
     """Check ``fn(q, k, v) -> o``: causal grouped-query attention, queries at the end of the keys.
 
     Args:
@@ -161,8 +196,8 @@ def check_gqa_attention(fn: Callable[[np.ndarray, np.ndarray, np.ndarray], Any],
             ``1 / sqrt(D)``.
         seed: seed of the random inputs.
 
-    Raises:
-        AssertionError: on the first wrong result, with the max error.
+    Returns:
+        True when every case passes; otherwise prints ✗ and returns False (never raises).
     """
     rng = np.random.default_rng(seed)
     shapes = [  # (B, H, H_kv, Tq, Tk, D, Dv)
@@ -197,7 +232,8 @@ def _max_context_reference(
     return budget_bytes // per_token
 
 
-def check_max_context(fn: Callable[..., Any]) -> None:
+@_never_raises("max_context")
+def check_max_context(fn: Callable[..., Any]) -> bool:
     """Check ``fn(budget_bytes, *, n_layers, n_kv_heads, head_dim, bytes_per_element, batch) -> T``.
 
     Args:
@@ -205,8 +241,8 @@ def check_max_context(fn: Callable[..., Any]) -> None:
             caches of ``batch`` sequences of ``T`` tokens fit in ``budget_bytes``:
             ``batch * 2 * n_layers * n_kv_heads * head_dim * T * bytes_per_element <= budget_bytes``.
 
-    Raises:
-        AssertionError: on the first wrong answer.
+    Returns:
+        True when every case passes; otherwise prints ✗ and returns False (never raises).
     """
     gib = 2**30
     configs = [
@@ -246,7 +282,8 @@ def _blocks(x: np.ndarray, widths: list[int]) -> Iterator[np.ndarray]:
         start += w
 
 
-def check_online_logsumexp(fn: Callable[[Iterable[np.ndarray]], Any], *, seed: int = 0) -> None:
+@_never_raises("online_logsumexp")
+def check_online_logsumexp(fn: Callable[[Iterable[np.ndarray]], Any], *, seed: int = 0) -> bool:
     """Check ``fn(blocks) -> lse``: log-sum-exp over the last axis of blocks that arrive one by one.
 
     Args:
@@ -257,8 +294,8 @@ def check_online_logsumexp(fn: Callable[[Iterable[np.ndarray]], Any], *, seed: i
             blocks, as a sliding window does; every row has a finite entry somewhere.
         seed: seed of the random inputs.
 
-    Raises:
-        AssertionError: on the first wrong result, with the max error.
+    Returns:
+        True when every case passes; otherwise prints ✗ and returns False (never raises).
     """
     rng = np.random.default_rng(seed)
     window_like = rng.standard_normal((4, 20)) * 3

@@ -1,4 +1,4 @@
-"""Checkers for Chapter 2's exercises (Triton basics, online softmax, block skipping).
+"""Checkers for Chapter 2's exercises (Triton basics, online softmax, block skipping, the backward).
 
 Each ``check_*`` function runs the reader's code on several cases, prints one line —
 ``✓ ...`` with the max error, or ``✗ ...`` saying what went wrong and on which case — and
@@ -18,13 +18,15 @@ import numpy as np
 import torch
 
 from ..reference import attention_mask
-from ._common import report as _report, failure as _failure
+from ._common import compare as _compare, failure as _failure, matches as _matches, report as _report
 
 __all__ = [
     "check_scale_kernel",
     "check_online_softmax_update",
     "check_key_block_range",
     "check_row_logsumexp_kernel",
+    "check_attention_backward",
+    "attention_backward_reference",
     "brute_force_key_blocks",
 ]
 
@@ -293,3 +295,86 @@ def check_row_logsumexp_kernel(kernel: Any, *, quiet: bool = False) -> bool:
             )
         worst = max(worst, float(err.max()))
     return _report(True, name, f"{len(cases)} shapes, max |err| = {worst:.3g}", quiet)
+
+
+# ------------------------------------------------------------------------------------------------
+# Exercise 2 (issue 14): the FlashAttention backward from the saved log-sum-exp
+# ------------------------------------------------------------------------------------------------
+
+
+def attention_backward_reference(
+    q: np.ndarray, k: np.ndarray, v: np.ndarray, do: np.ndarray, *, causal: bool = True
+) -> tuple[np.ndarray, ...]:
+    """``(o, lse, dq, dk, dv)`` of single-head attention by float64 autograd (the oracle).
+
+    Args:
+        q: (Tq, D) queries, the last Tq of the Tk positions; k: (Tk, D); v: (Tk, Dv);
+            do: (Tq, Dv) upstream gradient.
+        causal: mask the future (query i sits at position Tk - Tq + i).
+
+    Returns:
+        o (Tq, Dv), lse (Tq,) natural-log log-sum-exp of the scaled scores, dq (Tq, D),
+        dk (Tk, D), dv (Tk, Dv), all float64 NumPy.
+    """
+    tq, d = q.shape
+    qt, kt, vt = (torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in (q, k, v))
+    s = qt @ kt.T / math.sqrt(d)
+    if causal:
+        s = s.masked_fill(~torch.from_numpy(attention_mask(tq, k.shape[0])), float("-inf"))
+    lse = torch.logsumexp(s, dim=-1)
+    o = torch.softmax(s, dim=-1) @ vt
+    dq, dk, dv = torch.autograd.grad(o, (qt, kt, vt), torch.tensor(do, dtype=torch.float64))
+    return tuple(x.detach().numpy() for x in (o, lse, dq, dk, dv))
+
+
+def _backward_wrong(q, k, v, o, lse, do, *, forget: str) -> tuple[np.ndarray, ...]:
+    """Typical mistakes: ``forget='delta'`` (dS = P * dP) or ``'scale'`` (no 1/sqrt(D) in dq, dk)."""
+    tq, d = q.shape
+    s = q @ k.T / math.sqrt(d)
+    s = np.where(attention_mask(tq, k.shape[0]), s, -np.inf)
+    p = np.exp(s - lse[:, None])
+    dp = do @ v.T
+    delta = 0.0 if forget == "delta" else np.sum(do * o, axis=1, keepdims=True)
+    ds = p * (dp - delta)
+    scale = 1.0 if forget == "scale" else 1.0 / math.sqrt(d)
+    return ds @ k * scale, ds.T @ q * scale, p.T @ do
+
+
+def check_attention_backward(fn: Callable[..., Any], *, seed: int = 0, quiet: bool = False) -> bool:
+    """Check ``fn(q, k, v, o, lse, do) -> (dq, dk, dv)`` for causal single-head attention.
+
+    ``q: (Tq, D)``, ``k: (Tk, D)``, ``v: (Tk, Dv)``, the forward's output ``o: (Tq, Dv)`` and
+    log-sum-exp ``lse: (Tq,)`` (natural log, of the scores ``q k^T / sqrt(D)``), the upstream
+    gradient ``do: (Tq, Dv)``; queries sit at the end of the keys. The reader rebuilds ``P`` from
+    ``lse`` and uses ``dS = P * (dP - delta)`` with ``delta = rowsum(dO * O)``. Compared with float64
+    autograd; hints recognize a forgotten ``delta`` and a forgotten ``1/sqrt(D)``.
+    """
+    name = "attention_backward"
+    rng = np.random.default_rng(seed)
+    shapes = [(1, 1, 4, 3), (5, 5, 8, 8), (7, 7, 16, 4), (3, 10, 8, 5), (16, 16, 32, 16)]
+    worst = 0.0
+    for tq, tk, d, dv in shapes:
+        case = f"Tq={tq}, Tk={tk}, D={d}, Dv={dv}"
+        q, k = rng.standard_normal((tq, d)), rng.standard_normal((tk, d))
+        v, do = rng.standard_normal((tk, dv)), rng.standard_normal((tq, dv))
+        o, lse, *expected = attention_backward_reference(q, k, v, do)
+        try:
+            got = fn(q.copy(), k.copy(), v.copy(), o.copy(), lse.copy(), do.copy())
+        except Exception as err:  # noqa: BLE001
+            return _failure(name, err, quiet)
+        if not isinstance(got, (tuple, list)) or len(got) != 3:
+            return _report(False, name, f"{case}: return the tuple (dq, dk, dv), got {type(got).__name__}", quiet)
+        for label, g, e in zip(("dq", "dk", "dv"), got, expected):
+            problem, err = _compare(g, e)
+            if problem is not None:
+                hint = ""
+                for forget, text in (("delta", "dS = P * (dP - delta) with delta = rowsum(dO * O): the softmax's "
+                                               "Jacobian subtracts the row's weighted mean of dP"),
+                                     ("scale", "the scores are q k^T / sqrt(D): dq and dk carry the factor 1/sqrt(D)")):
+                    wrong = _backward_wrong(q, k, v, o, lse, do, forget=forget)
+                    if all(_matches(a, b) for a, b in zip(got, wrong)):
+                        hint = f" Hint: {text}."
+                return _report(False, name, f"{case}: {label}: {problem}.{hint}", quiet)
+            worst = max(worst, err)
+    return _report(True, name, f"{len(shapes)} shapes (one query, a cache with Tq < Tk), max |err| = {worst:.1e}",
+                   quiet)

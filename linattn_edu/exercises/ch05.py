@@ -6,6 +6,14 @@
 3. :func:`check_sliding_window_attention`: causal softmax attention in which each query sees only
    the last ``window`` keys, itself included.
 4. :func:`check_mqar_accuracy`: the MQAR score, accuracy over the query positions only.
+5. :func:`check_window_decode_step` (issue 14; it replaces 3 as the chapter's exercise 4): one decoding step of
+   sliding-window attention with a ring-buffer cache of exactly ``window`` slots, which the checker
+   owns and inspects after every step.
+7. :func:`check_window_recall_fraction` (issue 14; it replaces 4 as the chapter's exercise 1): the
+   share of MQAR queries whose answer lies inside a sliding window, an upper bound on the accuracy
+   of a model that attends through the window only.
+6. :func:`check_taylor_max_rel_error` (issue 14; it replaces 1 as the chapter's exercise 2): the
+   worst relative error of ``1 + s + s²/2`` against ``exp(s)`` on ``|s| <= r``, found by calculus.
 
 Each ``check_*`` function runs the reader's function on several cases, prints one line —
 ``✓ ...`` with the max error, or ``✗ ...`` naming the failing case, the max error and a hint —
@@ -27,6 +35,9 @@ from ._common import report as _report, failure as _failure, as_array as _as_arr
 from ._common import close as _close, compare as _compare, matches as _matches
 
 __all__ = [
+    "check_window_recall_fraction",
+    "check_window_decode_step",
+    "check_taylor_max_rel_error",
     "check_taylor_exp",
     "check_taylor_feature_map",
     "check_sliding_window_attention",
@@ -389,3 +400,165 @@ def _mqar_hint(preds: np.ndarray, tgt: np.ndarray, value: float) -> str:
         if abs(value - wrong) <= 1e-12:
             return hint
     return "mask = targets != -100; accuracy = (predictions[mask] == targets[mask]).mean()"
+
+
+# --------------------------------------------------------------------------------------------
+# Issue 14: sliding-window decoding with a ring buffer
+# --------------------------------------------------------------------------------------------
+
+
+def check_window_decode_step(fn: Callable[..., Any], *, seed: int = 0, quiet: bool = False) -> bool:
+    """Check ``fn(k_cache, v_cache, t, q_t, k_t, v_t) -> o_t``, one decoding step of window attention.
+
+    The checker owns the caches, ``k_cache: (W, D)`` and ``v_cache: (W, Dv)``, initially NaN (slots
+    never written hold garbage), and calls ``fn`` for ``t = 0, 1, ..., T-1`` with ``q_t, k_t: (D,)``,
+    ``v_t: (Dv,)``. ``fn`` must write token ``t`` into slot ``t % W`` in place and return
+    ``o_t: (Dv,)``, softmax attention of ``q_t`` (scores scaled by ``1/sqrt(D)``) over the last
+    ``min(t + 1, W)`` tokens, itself included. After each step the checker compares ``o_t`` with
+    full-sequence window attention and the caches with the last ``W`` tokens in ring order.
+    """
+    name = "window_decode_step"
+    rng = np.random.default_rng(seed)
+    cases = [(1, 5, 4, 3), (3, 10, 4, 2), (4, 4, 8, 8), (5, 17, 8, 3)]
+    worst = 0.0
+    for window, t_len, d, dv in cases:
+        q, k = rng.standard_normal((t_len, d)) * 2, rng.standard_normal((t_len, d))
+        v = rng.standard_normal((t_len, dv))
+        expected = softmax_attention(q, k, v, window=window)
+        k_cache, v_cache = np.full((window, d), np.nan), np.full((window, dv), np.nan)
+        for t in range(t_len):
+            case = f"W={window}, D={d}, Dv={dv}, step t={t}"
+            try:
+                got = fn(k_cache, v_cache, t, q[t].copy(), k[t].copy(), v[t].copy())
+            except Exception as err:  # noqa: BLE001
+                return _failure(name, err, quiet)
+            slots = [s % window for s in range(max(0, t + 1 - window), t + 1)]
+            tokens = list(range(max(0, t + 1 - window), t + 1))
+            if not (np.array_equal(k_cache[slots], k[tokens]) and np.array_equal(v_cache[slots], v[tokens])):
+                return _report(False, name, f"{case}: after the step the caches should hold tokens "
+                               f"{tokens[0]}..{t} at slots (token % W); write k_t, v_t into slot t % W, in place "
+                               "(k_cache[t % W] = k_t)", quiet)
+            problem, err = _compare(got, expected[t])
+            if problem is not None:
+                hint = ""
+                if t + 1 < window:
+                    hint = (" Hint: the cache is not full yet; slots never written hold NaN in this checker "
+                            "(garbage in a real cache): attend only to the min(t + 1, W) filled slots")
+                else:
+                    hint = " Hint: the full cache holds exactly the W visible tokens, the current one included"
+                return _report(False, name, f"{case}: {problem}.{hint}", quiet)
+            worst = max(worst, err)
+    return _report(True, name, f"{len(cases)} sequences step by step (W = 1, W = T, W > T), caches of exactly W "
+                   f"slots, max |err| = {worst:.1e}", quiet)
+
+
+# --------------------------------------------------------------------------------------------
+# Issue 14: the worst relative error of the Taylor polynomial on an interval
+# --------------------------------------------------------------------------------------------
+
+
+def _taylor_rel_error(s: np.ndarray) -> np.ndarray:
+    """``(1 + s + s²/2) e^{-s} - 1``: the signed relative error, decreasing in ``s``."""
+    return (1 + s + s * s / 2) * np.exp(-s) - 1
+
+
+def check_taylor_max_rel_error(fn: Callable[[float], Any], *, quiet: bool = False) -> bool:
+    """Check ``fn(r) -> max_{|s| <= r} |1 + s + s²/2 - e^s| / e^s`` for ``r >= 0``.
+
+    The exact value is ``(1 - r + r²/2) e^r - 1`` (the error is decreasing in ``s``, and larger at
+    ``-r`` than at ``+r``); it is compared at several ``r`` with a relative tolerance of 1e-9. A
+    grid search passes only if the grid contains ``-r`` exactly (which is the point to discover).
+    Hints recognize the error at ``+r`` only and the absolute instead of the relative error.
+    """
+    name = "taylor_max_rel_error"
+    radii = [0.0, 0.25, 0.5, 1.0, 2.0, 3.0, 6.0]
+    for r in radii:
+        expected = float(_taylor_rel_error(np.float64(-r)))
+        try:
+            got = fn(r)
+        except Exception as err:  # noqa: BLE001
+            return _failure(name, err, quiet)
+        value = _as_number(got)
+        if value is None:
+            return _report(False, name, f"r={r}: return a number, got {type(got).__name__}", quiet)
+        if not math.isclose(value, expected, rel_tol=1e-9, abs_tol=1e-15):
+            hint = ("differentiate the relative error (1 + s + s²/2) e^{-s} - 1: its derivative has one sign, so "
+                    "the maximum of its absolute value sits at an end of [-r, r]; which end?")
+            if math.isclose(value, abs(float(_taylor_rel_error(np.float64(r)))), rel_tol=1e-9):
+                hint = ("that is the error at s = +r; the polynomial errs more on the negative side, where e^s decays "
+                        "and 1 + s + s²/2 does not")
+            elif math.isclose(value, abs(1 - r + r * r / 2 - math.exp(-r)), rel_tol=1e-9):
+                hint = "that is the absolute error at -r; divide by e^s (relative error)"
+            return _report(False, name, f"r={r}: got {value:.12g}, expected {expected:.12g}. Hint: {hint}", quiet)
+    return _report(True, name, f"{len(radii)} radii from 0 to 6; at r = 1 the polynomial errs by up to "
+                   f"{float(_taylor_rel_error(np.float64(-1.0))):.1%}", quiet)
+
+
+# --------------------------------------------------------------------------------------------
+# Issue 14: which MQAR queries can a sliding window answer?
+# --------------------------------------------------------------------------------------------
+
+
+def window_recall_fraction_reference(inputs: np.ndarray, targets: np.ndarray, window: int) -> float:
+    """Share of query positions ``p`` whose bound *value* token sits at ``p - window < j <= p``.
+
+    ``inputs, targets: (N, L)`` from :func:`~linattn_edu.tasks.mqar.make_mqar`. The binding of a key is
+    its first occurrence ``i`` (keys appear once in the pair list before being queried); its value is
+    at ``i + 1``.
+    """
+    hits = total = 0
+    for row_in, row_tgt in zip(inputs, targets):
+        for p in np.flatnonzero(row_tgt != IGNORE_INDEX):
+            value_pos = int(np.flatnonzero(row_in == row_in[p])[0]) + 1
+            hits += p - window < value_pos <= p
+            total += 1
+    return hits / total
+
+
+def check_window_recall_fraction(fn: Callable[..., Any], *, quiet: bool = False) -> bool:
+    """Check ``fn(inputs, targets, window) -> float`` against :func:`window_recall_fraction_reference`.
+
+    Windows range from 1 (the query itself only) to the whole sequence; the MQAR layouts include
+    the power-law gaps of the chapter. Hints recognize measuring to the key instead of the value
+    and a window of ``window + 1`` tokens.
+    """
+    name = "window_recall_fraction"
+    cases = []
+    for seed, (n, length, pairs, vocab) in enumerate([(4, 32, 4, 64), (16, 64, 8, 128), (8, 128, 16, 256)]):
+        x, y = make_mqar(n, seq_len=length, n_pairs=pairs, vocab_size=vocab, seed=40 + seed)
+        # the smallest window that shows each query its value: p - (i + 1) + 1
+        needed = sorted({int(p - np.flatnonzero(r == r[p])[0]) for r, t in zip(x, y)
+                         for p in np.flatnonzero(t != IGNORE_INDEX)})
+        edges = {needed[0] - 1, needed[0], needed[len(needed) // 2] - 1, needed[len(needed) // 2]}
+        for window in sorted({1, 2, length // 4, length} | {w for w in edges if w >= 1}):
+            cases.append((f"L={length}, {pairs} pairs, window={window}", x, y, window))
+    for case, x, y, window in cases:
+        expected = window_recall_fraction_reference(x, y, window)
+        try:
+            got = fn(x.copy(), y.copy(), window)
+        except Exception as err:  # noqa: BLE001
+            return _failure(name, err, quiet)
+        value = _as_number(got)
+        if value is None:
+            return _report(False, name, f"{case}: return a number, got {type(got).__name__}", quiet)
+        if not math.isclose(value, expected, rel_tol=1e-12, abs_tol=1e-12):
+            hint = ("for each query position p, find where its key was bound (its first occurrence i); the "
+                    "answer is the value at i + 1, visible when p - window < i + 1 <= p")
+            if math.isclose(value, window_recall_fraction_reference(x, y, window + 1), abs_tol=1e-12):
+                hint = ("your window holds window + 1 tokens; it covers p - window < j <= p, the current token "
+                        "included")
+            elif math.isclose(value, _key_in_window(x, y, window), abs_tol=1e-12):
+                hint = "you measured to the key; the model must see the *value* token, one position later"
+            return _report(False, name, f"{case}: got {value:.6g}, expected {expected:.6g}. Hint: {hint}", quiet)
+    return _report(True, name, f"{len(cases)} cases (windows from 1 to L), exact", quiet)
+
+
+def _key_in_window(inputs: np.ndarray, targets: np.ndarray, window: int) -> float:
+    """The slip: the *key's* binding position inside the window instead of its value's."""
+    hits = total = 0
+    for row_in, row_tgt in zip(inputs, targets):
+        for p in np.flatnonzero(row_tgt != IGNORE_INDEX):
+            key_pos = int(np.flatnonzero(row_in == row_in[p])[0])
+            hits += p - window < key_pos <= p
+            total += 1
+    return hits / total

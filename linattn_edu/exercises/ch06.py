@@ -7,6 +7,17 @@
 3. :func:`check_rg_lru_step`: one step of the RG-LRU in log space, stable when ``a_t ≈ 1``.
 4. :func:`check_causal_conv1d`: the causal depthwise Conv1D in front of the RG-LRU.
 
+Since issue 14 the chapter's first two exercises are (the two above stay for instructors):
+
+5. :func:`check_blelloch_scan`: a work-efficient (Blelloch / Brent–Kung) scan written with a combine
+   the checker supplies and counts: at most ``3·T'`` combined pairs and ``2·log2 T' + 2`` rounds
+   (``T'`` = ``T`` rounded up to a power of two), which a Hillis–Steele scan (``T log T`` work) and a
+   loop (``T`` rounds) both exceed.
+6. :func:`check_chunked_scan`: the scan a kernel runs, chunk by chunk, with a carried state decayed
+   by the chunk's cumulative gates.
+7. :func:`check_causal_conv1d_backward`: the gradients of the causal depthwise convolution (replaces
+   4 as the chapter's exercise 4): ``dx`` is an *anti-causal* correlation with the same taps.
+
 Each ``check_*`` function runs the reader's function on several cases, prints one line —
 ``✓ ...`` with the max error, or ``✗ ...`` naming the failing case, the max error and a hint —
 and returns ``True`` or ``False``. Wrong answers never raise, so a notebook with unsolved
@@ -30,6 +41,9 @@ __all__ = [
     "check_associative_scan",
     "check_rg_lru_step",
     "check_causal_conv1d",
+    "check_blelloch_scan",
+    "check_chunked_scan",
+    "check_causal_conv1d_backward",
 ]
 
 
@@ -533,3 +547,197 @@ def _conv_hint(x: np.ndarray, w: np.ndarray, bias: np.ndarray, got: Any) -> str:
             return hint
     return ("y[:, t, c] = bias[c] + Σ_k weight[c, k]·x[:, t-(K-1)+k, c]: left-pad time with K - 1 zeros and "
             "slide the kernel without flipping it")
+
+
+# --------------------------------------------------------------------------------------------
+# Exercise 1 (issue 14): a work-efficient scan, with a combine the checker counts
+# --------------------------------------------------------------------------------------------
+
+
+class _CountingCombine:
+    """The combine ``(a1, b1) ∘ (a2, b2) = (a1·a2, a2·b1 + b2)`` that counts rounds and pairs.
+
+    Each call is one *round* (one parallel step); it may combine many pairs at once when given
+    arrays of shape ``(n, C)`` (``n`` pairs) or ``(C,)`` (one pair).
+    """
+
+    def __init__(self, channels: int) -> None:
+        self.channels = channels
+        self.calls = 0
+        self.pairs = 0
+
+    def __call__(self, left: Any, right: Any) -> tuple[np.ndarray, np.ndarray]:
+        (a1, b1), (a2, b2) = left, right
+        a1, b1, a2, b2 = (np.asarray(x, dtype=np.float64) for x in (a1, b1, a2, b2))
+        if not (a1.shape == b1.shape == a2.shape == b2.shape) or a1.shape[-1:] != (self.channels,):
+            raise ValueError(f"combine: a1, b1, a2, b2 must share a shape (..., C={self.channels}), got "
+                             f"{a1.shape}, {b1.shape}, {a2.shape}, {b2.shape}")
+        self.calls += 1
+        self.pairs += int(np.prod(a1.shape[:-1], dtype=np.int64))
+        return a1 * a2, a2 * b1 + b2
+
+
+def _blelloch_bounds(t: int) -> tuple[int, int]:
+    """(max rounds, max pairs) allowed for length ``t``."""
+    t_pad = 1 << max(0, math.ceil(math.log2(t))) if t > 1 else 1
+    return 2 * int(math.log2(t_pad)) + 2, 3 * t_pad
+
+
+def check_blelloch_scan(fn: Callable[..., Any], *, seed: int = 0, quiet: bool = False) -> bool:
+    """Check ``fn(a, b, combine) -> h`` for ``h_t = a_t h_{t-1} + b_t``, ``h_{-1} = 0`` (inclusive).
+
+    ``a, b: (T, C)``; ``combine(left, right)`` is the checker's associative operator, applied to
+    pairs ``(a, b)`` of arrays of shape ``(n, C)`` (``n`` pairs at once, one *round*) or ``(C,)``.
+    Every combining must go through it: besides the values, the checker requires at most
+    ``2·log2 T' + 2`` calls and ``3·T'`` combined pairs, ``T'`` = ``T`` rounded up to a power of
+    two. Lengths include 1 and non-powers of two.
+    """
+    name = "blelloch_scan"
+    rng = np.random.default_rng(seed)
+    worst = 0.0
+    lengths = [1, 2, 5, 8, 13, 64, 256]
+    for t in lengths:
+        c = 3
+        a, b = rng.uniform(0.3, 1.0, (t, c)), rng.standard_normal((t, c))
+        expected = _scan_reference(a, b)
+        combine = _CountingCombine(c)
+        try:
+            got = fn(a.copy(), b.copy(), combine)
+        except Exception as err:  # noqa: BLE001
+            return _failure(name, err, quiet)
+        problem, err = _compare(got, expected)
+        if problem is not None:
+            return _report(False, name, f"T={t}: {problem}. Hint: h_t = a_t h_(t-1) + b_t from h = 0; the "
+                           "combine applies its left (earlier) element first", quiet)
+        rounds, pairs = _blelloch_bounds(t)
+        if combine.calls > rounds:
+            return _report(False, name, f"T={t}: right values, but {combine.calls} calls of combine (rounds); a "
+                           f"work-efficient scan needs at most {rounds}. Hint: combine whole levels of the tree "
+                           "at once (strided slices), not one pair per call", quiet)
+        if combine.pairs > pairs:
+            return _report(False, name, f"T={t}: right values, but {combine.pairs} combined pairs; a work-efficient "
+                           f"scan needs at most {pairs} (a Hillis–Steele scan does about T·log2 T). Hint: "
+                           "up-sweep a tree of partial reductions, then sweep down", quiet)
+        worst = max(worst, err)
+    return _report(True, name, f"{len(lengths)} lengths (1 to 256, non-powers of two), work and rounds within "
+                   f"the Blelloch bounds, max |err| = {worst:.1e}", quiet)
+
+
+# --------------------------------------------------------------------------------------------
+# Exercise 2 (issue 14): the chunked scan with a decayed carry
+# --------------------------------------------------------------------------------------------
+
+
+def _chunked_without_decay(a: np.ndarray, b: np.ndarray, chunk: int, h0: np.ndarray) -> np.ndarray:
+    """The usual slip: the carry is added to every step of the next chunk without decaying it."""
+    out = np.empty_like(b)
+    carry = h0.copy()
+    for start in range(0, a.shape[0], chunk):
+        local = _scan_reference(a[start:start + chunk], b[start:start + chunk])
+        out[start:start + chunk] = local + carry
+        carry = out[start + len(local) - 1]
+    return out
+
+
+def check_chunked_scan(fn: Callable[..., Any], *, seed: int = 0, quiet: bool = False) -> bool:
+    """Check ``fn(a, b, chunk, h0) -> h``: the scan of ``a, b: (T, C)`` from ``h0: (C,)``, by chunks.
+
+    ``h_t = a_t h_{t-1} + b_t`` with ``h_{-1} = h0``. Values are compared with the sequential scan;
+    chunk sizes include 1, sizes that do not divide ``T`` and sizes larger than ``T``, and gates
+    of exactly 0 (a reset: dividing by cumulative gates fails there) and exactly 1. A hint recognizes a carry that was not
+    multiplied by the chunk's cumulative gates.
+    """
+    name = "chunked_scan"
+    rng = np.random.default_rng(seed)
+    cases = [(10, 1), (10, 4), (17, 5), (16, 16), (7, 32), (40, 8)]
+    worst = 0.0
+    for t, chunk in cases:
+        c = 3
+        a = rng.uniform(0.0, 1.0, (t, c))
+        a[t // 2, 0], a[:, 1] = 0.0, 1.0  # a reset in channel 0 (gate 0); channel 1 keeps everything
+        b, h0 = rng.standard_normal((t, c)), rng.standard_normal(c)
+        folded = b.copy()
+        folded[0] += a[0] * h0
+        expected = _scan_reference(a, folded)
+        try:
+            got = fn(a.copy(), b.copy(), chunk, h0.copy())
+        except Exception as err:  # noqa: BLE001
+            return _failure(name, err, quiet)
+        problem, err = _compare(got, expected)
+        if problem is not None:
+            hint = ""
+            if _matches(got, _chunked_without_decay(a, b, chunk, h0)):
+                hint = (" Hint: the carry enters step t of a chunk multiplied by the product of the chunk's "
+                        "gates up to t (cumprod), not unchanged")
+            return _report(False, name, f"T={t}, chunk={chunk}: {problem}.{hint}", quiet)
+        worst = max(worst, err)
+    return _report(True, name, f"{len(cases)} cases (chunk 1, ragged last chunks, chunk > T, a reset gate of 0), "
+                   f"max |err| = {worst:.1e}", quiet)
+
+
+# --------------------------------------------------------------------------------------------
+# Exercise 4 (issue 14): the backward pass of the causal depthwise convolution
+# --------------------------------------------------------------------------------------------
+
+
+def causal_conv1d_backward_reference(
+    x: np.ndarray, weight: np.ndarray, dy: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(dx (B, T, C), dweight (C, K), dbias (C,))`` of :func:`~linattn_edu.reference.causal_conv1d`.
+
+    By float64 autograd through ``torch.nn.functional.conv1d`` on ``x`` left-padded with ``K - 1``
+    zeros (the oracle); ``x, dy: (B, T, C)``, ``weight: (C, K)``.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    c, k = weight.shape
+    xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+    wt = torch.tensor(weight, dtype=torch.float64, requires_grad=True)
+    bt = torch.zeros(c, dtype=torch.float64, requires_grad=True)
+    y = F.conv1d(F.pad(xt.transpose(1, 2), (k - 1, 0)), wt[:, None, :], bt, groups=c).transpose(1, 2)
+    grads = torch.autograd.grad(y, (xt, wt, bt), torch.tensor(dy, dtype=torch.float64))
+    return tuple(g.numpy() for g in grads)
+
+
+def _conv_backward_causal_dx(x: np.ndarray, weight: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """The usual slip: dx by the forward (causal) convolution of dy instead of the anti-causal one."""
+    return causal_conv1d(dy, weight)
+
+
+def check_causal_conv1d_backward(fn: Callable[..., Any], *, seed: int = 0, quiet: bool = False) -> bool:
+    """Check ``fn(x, weight, dy) -> (dx, dweight, dbias)`` against float64 autograd.
+
+    ``x, dy: (B, T, C)``, ``weight: (C, K)`` with tap ``K - 1`` on the current token (as in
+    :func:`~linattn_edu.reference.causal_conv1d`). Cases include ``K = 1``, ``T < K`` and a batch
+    of 3. Hints recognize a causal ``dx`` (it must look *forward* in time) and a ``dbias`` or
+    ``dweight`` that does not sum over the batch.
+    """
+    name = "causal_conv1d_backward"
+    rng = np.random.default_rng(seed)
+    cases = [(1, 9, 2, 4), (3, 7, 3, 3), (2, 5, 4, 1), (2, 2, 3, 4)]
+    worst = 0.0
+    for b, t, c, k in cases:
+        case = f"B={b}, T={t}, C={c}, K={k}"
+        x, dy, weight = rng.standard_normal((b, t, c)), rng.standard_normal((b, t, c)), rng.standard_normal((c, k))
+        expected = causal_conv1d_backward_reference(x, weight, dy)
+        try:
+            got = fn(x.copy(), weight.copy(), dy.copy())
+        except Exception as err:  # noqa: BLE001
+            return _failure(name, err, quiet)
+        if not isinstance(got, (tuple, list)) or len(got) != 3:
+            return _report(False, name, f"{case}: return the tuple (dx, dweight, dbias), got {type(got).__name__}",
+                           quiet)
+        for label, g, e in zip(("dx", "dweight", "dbias"), got, expected):
+            problem, err = _compare(g, e)
+            if problem is not None:
+                hint = ""
+                if label == "dx" and _matches(g, _conv_backward_causal_dx(x, weight, dy)):
+                    hint = (" Hint: x[s] feeds y[s], ..., y[s + K - 1]: its gradient collects dy from the "
+                            "*future*, dx[s] = sum_k w[k] dy[s + K - 1 - k] (pad dy on the right)")
+                elif label != "dx" and b > 1 and _matches(
+                        g, causal_conv1d_backward_reference(x[:1], weight, dy[:1])[1 if label == "dweight" else 2]):
+                    hint = " Hint: the taps and the bias are shared by the whole batch: sum over B as well as T"
+                return _report(False, name, f"{case}: {label}: {problem}.{hint}", quiet)
+            worst = max(worst, err)
+    return _report(True, name, f"{len(cases)} cases (K = 1, T < K, a batch of 3), max |err| = {worst:.1e}", quiet)
