@@ -530,3 +530,37 @@ def test_causal_conv1d_backward_stub_does_not_raise(capsys):
 
     assert not ch06.check_causal_conv1d_backward(stub)
     assert "not solved yet" in capsys.readouterr().out
+
+
+# --- the decay bridge: chunked linear attention with a scalar gate ---------------------------
+
+
+def _chunked_decay_solution(q, k, v, a, chunk):
+    out, S = np.empty((q.shape[0], v.shape[1])), np.zeros((q.shape[1], v.shape[1]))
+    for start in range(0, len(a), chunk):
+        qc, kc, vc, ac = q[start:start + chunk], k[start:start + chunk], v[start:start + chunk], a[start:start + chunk]
+        L = np.cumsum(np.log(ac))                                    # log prod of gates up to i, inside the chunk
+        decay = np.tril(np.exp(np.minimum(L[:, None] - L[None, :], 0.0)))
+        out[start:start + chunk] = ((qc @ kc.T) * decay) @ vc + (qc * np.exp(L)[:, None]) @ S
+        S = np.exp(L[-1]) * S + (kc * np.exp(L[-1] - L)[:, None]).T @ vc
+    return out
+
+
+def test_chunked_decay_solution_passes(capsys):
+    assert ch06.check_chunked_decay_attention(_chunked_decay_solution)
+    assert "✓" in capsys.readouterr().out
+
+
+def test_chunked_decay_mistakes_fail_with_hints(capsys):
+    from linattn_edu.exercises.ch06 import _chunked_decay_by_division, _chunked_decay_no_carry_decay
+
+    assert not ch06.check_chunked_decay_attention(_chunked_decay_by_division)
+    assert "underflows" in capsys.readouterr().out
+    assert not ch06.check_chunked_decay_attention(_chunked_decay_no_carry_decay)
+    assert "carried state must be decayed" in capsys.readouterr().out
+
+    def stub(q, k, v, a, chunk):
+        raise NotImplementedError
+
+    assert not ch06.check_chunked_decay_attention(stub)
+    assert "not solved yet" in capsys.readouterr().out

@@ -17,6 +17,8 @@ Since issue 14 the chapter's first two exercises are (the two above stay for ins
    by the chunk's cumulative gates.
 7. :func:`check_causal_conv1d_backward`: the gradients of the causal depthwise convolution (replaces
    4 as the chapter's exercise 4): ``dx`` is an *anti-causal* correlation with the same taps.
+8. :func:`check_chunked_decay_attention` (the decay-bridge section): linear attention with a scalar
+   decay gate in chunked form, stable over long sequences where cumulative products underflow.
 
 Each ``check_*`` function runs the reader's function on several cases, prints one line —
 ``✓ ...`` with the max error, or ``✗ ...`` naming the failing case, the max error and a hint —
@@ -44,6 +46,7 @@ __all__ = [
     "check_blelloch_scan",
     "check_chunked_scan",
     "check_causal_conv1d_backward",
+    "check_chunked_decay_attention",
 ]
 
 
@@ -741,3 +744,71 @@ def check_causal_conv1d_backward(fn: Callable[..., Any], *, seed: int = 0, quiet
                 return _report(False, name, f"{case}: {label}: {problem}.{hint}", quiet)
             worst = max(worst, err)
     return _report(True, name, f"{len(cases)} cases (K = 1, T < K, a batch of 3), max |err| = {worst:.1e}", quiet)
+
+
+# --------------------------------------------------------------------------------------------
+# The decay bridge (section 6.x): chunked linear attention with a scalar decay gate
+# --------------------------------------------------------------------------------------------
+
+
+def _chunked_decay_by_division(q, k, v, a, chunk):
+    """A tempting wrong answer: decays as ratios of running products over the *whole* sequence
+    (0/0 once the product underflows)."""
+    with np.errstate(all="ignore"):
+        A = np.cumprod(a)
+        ratio = np.tril(A[:, None] / A[None, :])  # noqa: the mistake the hint names
+        return ((q @ k.T) * ratio) @ v
+
+
+def _chunked_decay_no_carry_decay(q, k, v, a, chunk):
+    """A wrong answer: the carried state enters each chunk undecayed."""
+    from ..reference import decay_linear_attention
+
+    out, S = np.empty((q.shape[0], v.shape[1])), np.zeros((q.shape[1], v.shape[1]))
+    for start in range(0, len(a), chunk):
+        sl = slice(start, start + chunk)
+        out[sl] = decay_linear_attention(q[sl], k[sl], v[sl], a[sl], form="parallel") + q[sl] @ S
+        _, S_local = decay_linear_attention(q[sl], k[sl], v[sl], a[sl], form="recurrent", return_state=True)
+        S = np.prod(a[sl]) * S + S_local
+    return out
+
+
+def check_chunked_decay_attention(fn: Callable[..., Any], *, seed: int = 0, quiet: bool = False) -> bool:
+    """Check ``fn(q, k, v, a, chunk) -> o``: ``S_t = a_t S_{t-1} + k_t v_tᵀ``, ``o_t = S_tᵀ q_t``
+    (``q, k: (T, Dk)``, ``v: (T, Dv)``, ``a: (T,)`` in ``(0, 1]``), computed chunk by chunk:
+    the masked parallel form with a decay mask inside each chunk, the state carried between chunks.
+
+    Cases include chunk sizes that do not divide ``T``, chunk 1 and chunk > ``T``, and a long
+    sequence with strong decay where the running product of all gates underflows to 0 (a formula
+    with ratios of whole-sequence products gives 0/0 there). Hints recognise that mistake and a
+    carried state that is not decayed inside the chunk.
+    """
+    from ..reference import decay_linear_attention
+
+    name = "chunked_decay_attention"
+    rng = np.random.default_rng(seed)
+    cases = [(12, 4, 0.5, 1.0), (13, 5, 0.5, 1.0), (9, 1, 0.3, 0.9), (7, 16, 0.5, 1.0), (400, 32, 0.05, 0.2)]
+    worst = 0.0
+    for t, chunk, lo, hi in cases:
+        q, k = rng.standard_normal((t, 4)), rng.standard_normal((t, 4))
+        v, a = rng.standard_normal((t, 3)), rng.uniform(lo, hi, t)
+        expected = decay_linear_attention(q, k, v, a, form="recurrent")
+        try:
+            got = fn(q.copy(), k.copy(), v.copy(), a.copy(), chunk)
+        except Exception as err:  # noqa: BLE001
+            return _failure(name, err, quiet)
+        problem, err = _compare(got, expected)
+        if problem is not None:
+            hint = ""
+            with np.errstate(all="ignore"):
+                got_arr = _as_array(got) if got is not None else None
+                if got_arr is not None and not np.all(np.isfinite(got_arr)):
+                    hint = (" Hint: NaN or inf — a ratio of running products over the whole sequence underflows "
+                            "(0/0); take products only inside a chunk, or differences of cumulative log-gates")
+                elif _matches(got, _chunked_decay_no_carry_decay(q, k, v, a, chunk)):
+                    hint = (" Hint: the carried state must be decayed by the gates from the chunk's start up to "
+                            "each position (a cumulative product inside the chunk)")
+            return _report(False, name, f"T={t}, chunk={chunk}: {problem}.{hint}", quiet)
+        worst = max(worst, err)
+    return _report(True, name, f"{len(cases)} cases (ragged chunks, chunk 1 and > T, 400 strongly decaying steps), "
+                   f"max |err| = {worst:.1e}", quiet)
