@@ -948,7 +948,7 @@ def check_kernels(
     selected = entries(names)
     dev = _default_device() if device is None else torch.device(device)
     if size is None:
-        size = "tiny" if runtime.fast_mode() else ("gpu" if dev.type == "cuda" else "small")
+        size = "tiny" if runtime.fast_mode() else ("gpu" if dev.type == "cuda" and runtime.mode() == "gpu" else "small")
     if size not in CHECK_SIZES:
         raise ValueError(f"size must be one of {CHECK_SIZES}, got {size!r}")
     dts = tuple(_CHECK_DTYPES[size] if dtypes is None else dtypes)

@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     preset = args.preset
     if preset == "auto":
-        preset = "gpu" if runtime.cuda_available() else "cpu"
+        preset = "gpu" if runtime.mode() == "gpu" else "cpu"  # a T4 (sm_75) gets the cpu sizes
     if preset == "gpu" and not runtime.cuda_available():
         print("error: --preset gpu needs a CUDA GPU; use --preset cpu or large-cpu", file=sys.stderr)
         return 2

@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     import triton
     import triton.testing
 
-    from linattn_edu import bench
+    from linattn_edu import bench, runtime
     from linattn_edu.kernels import flash_attention_config, kernel_backend
 
     device = torch.device("cuda")
@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
 
     seq_lens = QUICK_SEQ_LENS if args.quick else FULL_SEQ_LENS
     dtypes = [torch.float16]
-    if not args.quick and torch.cuda.is_bf16_supported():
+    if not args.quick and runtime.native_bf16():
         dtypes.append(torch.bfloat16)
     warmup_ms, rep_ms = (10, 50) if args.quick else (25, 100)
 

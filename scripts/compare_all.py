@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
 
     preset = args.preset
     if preset == "auto":
-        preset = "gpu" if runtime.cuda_available() else "cpu"
+        preset = "gpu" if runtime.mode() == "gpu" else "cpu"  # a T4 (sm_75) gets the cpu sizes
     if preset == "gpu" and not runtime.cuda_available():
         print("error: --preset gpu needs a CUDA GPU; use --preset cpu", file=sys.stderr)
         return 2
