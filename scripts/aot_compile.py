@@ -492,15 +492,39 @@ def run(subset: str, targets: Iterable[int], verbose: bool = True, only: str | N
         "kernels": [f"{m}.{k}" for m, k in kernels],
         "sm_75": {"backend": sm75_backend(),
                   "note": "below sm_80 the runtime takes the PyTorch fallback: no kernel is launched"},
-        "compiles": rows,
+        "rows": rows,
         "failures": failures,
     }
+
+
+def with_standard_fields(result: dict[str, Any]) -> dict[str, Any]:
+    """``result`` with the fields every results file of the package carries
+    (:func:`linattn_edu.bench.validate_results`), taken from its ``provenance``."""
+    import numpy as np
+
+    prov = result["provenance"]
+    command = prov["command"]
+    head = {
+        "name": "aot_compile",
+        "device": prov["machine"],
+        "date": prov["date_utc"][:19] + "Z",
+        "python": prov["python"],
+        "torch": prov["torch"],
+        "triton": prov["triton"],
+        "numpy": np.__version__,
+        "git_commit": (prov["git_commit"] or "") + ("+dirty" if prov.get("git_dirty") else "") or None,
+        "command": " && ".join(command) if isinstance(command, list) else command,
+        "config": {"subset": prov["subset"], "limits": result["limits"],
+                   "spill_budget_bytes": result["spill_budget_bytes"]},
+        "wall_seconds": prov["seconds"],
+    }
+    return {**head, **{k: v for k, v in result.items() if k not in head}}
 
 
 def summary_table(result: dict[str, Any]) -> str:
     """Kernel x target: max shared memory, warps, max registers, max spills over the configurations."""
     agg: dict[tuple[str, str], dict[str, Any]] = {}
-    for row in result["compiles"]:
+    for row in result["rows"]:
         if "shared_bytes" not in row:
             continue
         key = (row["kernel"], row["target"])
@@ -528,10 +552,10 @@ def verify(path: Path) -> list[str]:
     with a problem (so the committed table stays the table of the current configurations)."""
     result = json.loads(Path(path).read_text())
     good = {_row_key(r["target"], r["kernel"], r["constexprs"], r["options"], r["dtypes"]): r
-            for r in result["compiles"] if "shared_bytes" in r}
+            for r in result["rows"] if "shared_bytes" in r}
     problems = [f"{r.get('target', '')} {r['kernel']}: {r['problems']}" for r in result["failures"]]
     kernels = discover_kernels()
-    targets = sorted({int(r["target"][3:]) for r in result["compiles"]})
+    targets = sorted({int(r["target"][3:]) for r in result["rows"]})
     for cc in targets:
         for launch in record_launches(cc, "full", kernels):
             dtypes = sorted({t for t in launch.signature.values() if t.startswith("*")})
@@ -567,7 +591,7 @@ def merge(paths: list[str]) -> dict[str, Any]:
     out["limits"] = {k: v for p in parts for k, v in p["limits"].items()}
     rows: dict[str, dict] = {}
     for part in parts:
-        for r in part["compiles"]:
+        for r in part["rows"]:
             if "shared_bytes" in r:
                 rows[_row_key(r["target"], r["kernel"], r["constexprs"], r["options"], r["dtypes"])] = r
     kernels = discover_kernels()
@@ -576,11 +600,11 @@ def merge(paths: list[str]) -> dict[str, Any]:
         for launch in record_launches(cc, "full", kernels):
             dtypes = sorted({t for t in launch.signature.values() if t.startswith("*")})
             current.add(_row_key(f"sm_{cc}", launch.kernel, launch.constexprs, launch.options, dtypes))
-    out["compiles"] = [r for k, r in rows.items() if k in current]
-    for row in out["compiles"]:  # the problems follow from the numbers and today's budgets
+    out["rows"] = [r for k, r in rows.items() if k in current]
+    for row in out["rows"]:  # the problems follow from the numbers and today's budgets
         row["problems"] = check_result(row, int(row["target"][3:]))
     out["spill_budget_bytes"] = {"default": SPILL_BUDGET_BYTES, "ieee_fp32_dot": SPILL_BUDGET_IEEE_DOT_BYTES}
-    out["failures"] = [r for r in out["compiles"] if r["problems"]]
+    out["failures"] = [r for r in out["rows"] if r["problems"]]
     missing = current - {k for k in rows}
     out["failures"] += [{"kernel": json.loads(k)[1], "target": json.loads(k)[0], "problems": ["not compiled"]}
                         for k in sorted(missing)]
@@ -613,9 +637,9 @@ def main(argv: list[str] | None = None) -> int:
         result = run(args.subset, targets, verbose=not args.quiet, only=args.only)
     out = args.out or (str(ROOT / "linattn_edu" / "results" / "aot_compile.json") if args.subset == "full" else None)
     if out:
-        Path(out).write_text(json.dumps(result, indent=1, default=str) + "\n")
+        Path(out).write_text(json.dumps(with_standard_fields(result), indent=1, default=str) + "\n")
     print(summary_table(result))
-    print(f"{len(result['compiles'])} compiles, {len(result['failures'])} failures, "
+    print(f"{len(result['rows'])} compiles, {len(result['failures'])} failures, "
           f"{result['provenance']['seconds']} s; sm_75 backend: {result['sm_75']['backend']}")
     for row in result["failures"]:
         print("FAIL", row.get("target", ""), row["kernel"], row.get("constexprs", ""), row["problems"])

@@ -76,15 +76,15 @@ def ci_result(tmp_path_factory) -> dict:
 def test_ci_subset_compiles_for_every_target(ci_result):
     assert ci_result["failures"] == []
     assert set(ci_result["kernels"]) == _launched_kernels_by_grep()
-    targets = {row["target"] for row in ci_result["compiles"]}
+    targets = {row["target"] for row in ci_result["rows"]}
     assert targets == {f"sm_{cc}" for cc in configs.AOT_TARGETS}
-    compiled = {f"{row['module']}.{row['kernel']}" for row in ci_result["compiles"]}
+    compiled = {f"{row['module']}.{row['kernel']}" for row in ci_result["rows"]}
     assert compiled == set(ci_result["kernels"]), "a discovered kernel was never compiled"
-    for row in ci_result["compiles"]:
+    for row in ci_result["rows"]:
         assert row["shared_bytes"] <= configs.shared_memory_limit(int(row["target"][3:]))
         assert row["registers"] > 0 and row["num_warps"] in (4, 8, 16, 32)
     # the largest chunk the launcher accepts on a GPU, and nothing larger
-    chunks = {(r["target"], r["constexprs"].get("CHUNK")) for r in ci_result["compiles"] if r["module"] == "linear"}
+    chunks = {(r["target"], r["constexprs"].get("CHUNK")) for r in ci_result["rows"] if r["module"] == "linear"}
     assert {("sm_80", 64), ("sm_89", 64), ("sm_90", 64)} <= chunks and max(c for _, c in chunks) == 64
     assert ci_result["sm_75"]["backend"] == "torch"  # a T4 takes the PyTorch fallback: nothing to compile
 
@@ -95,8 +95,8 @@ def test_committed_matrix_holds_every_launch_now(tmp_path):
     result = json.loads(RESULTS.read_text())
     prov = result["provenance"]
     assert prov["subset"] == "full" and prov["triton"] and prov["git_commit"]
-    assert {r["target"] for r in result["compiles"]} == {f"sm_{cc}" for cc in configs.AOT_TARGETS}
-    for row in result["compiles"]:
+    assert {r["target"] for r in result["rows"]} == {f"sm_{cc}" for cc in configs.AOT_TARGETS}
+    for row in result["rows"]:
         assert row["shared_bytes"] <= result["limits"][row["target"]]
 
 

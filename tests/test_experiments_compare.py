@@ -180,7 +180,8 @@ def test_script_stores_a_record_that_loads_back(tmp_path):
     assert {r["mechanism"] for r in stored["lm"]["rows"]} == set(ALL)
     assert len(C.comparison_table(stored)) == len(ALL)
     assert C.stored_comparison("comparison", directory=tmp_path / "none") is None
-    (tmp_path / "bad.json").write_text('{"device": "x", "date": "y", "command": "z", "rows": [], "config": {}}')
+    (tmp_path / "bad.json").write_text('{"name": "bad", "device": "x", "date": "2026-01-01T00:00:00Z", "torch": "2", '
+                                      '"triton": null, "command": "z", "rows": [], "config": {}}')
     with pytest.raises(ValueError, match="not a comparison record"):
         C.stored_comparison("bad", directory=tmp_path)
 
