@@ -106,7 +106,8 @@ from torch import nn
 
 from ..reference.linear import feature_map_dim
 from ..reference.alibi import alibi_slopes
-from .common import MLP, NORMS, apply_rope, cache_bytes, check_tokens, make_norm, rope_cos_sin
+from .common import (MLP, NORMS, LanguageModel, apply_rope, attention_backend, cache_bytes, check_state_sizes,
+                     make_norm, rope_cos_sin)
 from .registry import register_model
 
 __all__ = [
@@ -408,6 +409,24 @@ class LinearConfig:
         if self.attn_backend not in ATTN_BACKENDS:
             raise ValueError(f"attn_backend must be one of {list(ATTN_BACKENDS)}, got {self.attn_backend!r}")
 
+    def state_bytes(
+        self, seq_len: int, bytes_per_element: int = 2, state_bytes_per_element: int | None = None
+    ) -> int:
+        """Bytes of decode state per sequence after ``seq_len`` tokens: the sum over every layer's mixers.
+
+        A ``"linear"`` mixer keeps ``H · (F·D + F)`` numbers at ``state_bytes_per_element``
+        (:func:`~linattn_edu.reference.linear_attention_state_bytes`; ``z`` is counted even with
+        ``normalize=False`` because the cache keeps it); for :class:`BasedConfig` a ``"window"``
+        mixer ``2 · H · D · min(T, window)`` and a ``"conv"`` mixer ``d_model · (kernel_size - 1)``
+        at ``bytes_per_element``. ``state_bytes_per_element=None`` means ``bytes_per_element``.
+        """
+        seq_len, bpe, sbpe = check_state_sizes(seq_len, bytes_per_element, state_bytes_per_element)
+        return int(sum(self._mixer_state_bytes(name, seq_len, bpe, sbpe) for mixers in self.pattern for name in mixers))
+
+    def _mixer_state_bytes(self, name: str, seq_len: int, bpe: int, sbpe: int) -> int:
+        f, d = self.n_features, self.head_dim
+        return self.n_heads * (f * d + f) * sbpe  # "linear": S (F x D) and z (F) per head
+
     def linear_backend(self, device: torch.device | str | None = None) -> str | None:
         """``backend=`` for :func:`~linattn_edu.kernels.chunked_linear_attention` on ``device``.
 
@@ -502,18 +521,20 @@ class BasedConfig(LinearConfig):
         if any("window" in layer for layer in self.pattern) and self.window_pos == "rope" and self.head_dim % 2:
             raise ValueError(f"a 'window' mixer (RoPE) needs an even head dim d_model/n_heads, got {self.head_dim}")
 
+    def _mixer_state_bytes(self, name: str, seq_len: int, bpe: int, sbpe: int) -> int:
+        if name == "window":
+            return 2 * self.n_heads * self.head_dim * min(seq_len, self.window) * bpe
+        if name == "conv":
+            return self.d_model * (self.conv_kernel_size - 1) * bpe
+        return super()._mixer_state_bytes(name, seq_len, bpe, sbpe)
+
     def window_backend(self, device: torch.device | str | None = None) -> str | None:
         """``backend=`` for :func:`~linattn_edu.kernels.flash_attention` in the window mixer.
 
         ``attn_backend`` if set; else ``"torch"`` on a CPU or for a head dim the kernel lacks,
         and None (the kernel chooses) on a GPU.
         """
-        if self.attn_backend is not None:
-            return self.attn_backend
-        device = torch.device("cpu" if device is None else device)
-        if device.type == "cpu" or self.head_dim not in _kernels().SUPPORTED_HEAD_DIMS:
-            return "torch"
-        return None
+        return attention_backend(self.attn_backend, self.head_dim, device)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -866,103 +887,39 @@ class MixerCache:
         return 0
 
 
-class _MixerLM(nn.Module):
-    """Embedding, residual blocks of sequence mixers (+ MLP), final norm, LM head."""
+class _MixerLM(LanguageModel):
+    """Embedding, residual blocks of sequence mixers (+ MLP), final norm, LM head.
+
+    A step updates linear-attention layers' ``(S, z)`` with one outer product (the recurrent
+    form), window layers attend over at most ``window`` cached keys, conv layers shift their
+    ``kernel_size - 1`` inputs: the cost of a step does not grow with the context (beyond the
+    window).
+    """
 
     kind = "_mixer"
     config_class: type[LinearConfig] = LinearConfig
+    cache_class = MixerCache
 
-    def __init__(self, *, vocab_size: int, d_model: int, n_layers: int, n_heads: int, **options: Any) -> None:
-        super().__init__()
-        fields = {f.name for f in dataclasses.fields(self.config_class)}
-        unknown = sorted(set(options) - fields)
-        if unknown:
-            valid = sorted(fields - {"vocab_size", "d_model", "n_layers", "n_heads"})
-            raise ValueError(f"unknown option(s) {unknown} for kind {self.kind!r}; valid options: {valid}")
-        cfg = self.config_class(vocab_size=vocab_size, d_model=d_model, n_layers=n_layers, n_heads=n_heads, **options)
-        self.config = cfg
+    def _build_blocks(self, cfg: LinearConfig) -> list[nn.Module]:
+        return [_Block(cfg, mixers) for mixers in cfg.pattern]
 
-        self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        self.emb_dropout = nn.Dropout(cfg.dropout)
-        self.blocks = nn.ModuleList(_Block(cfg, mixers) for mixers in cfg.pattern)
-        self.norm_out = make_norm(cfg.norm, cfg.d_model)
-        self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
-
-        self.apply(self._init_weights)
+    def _residual_outputs(self) -> tuple[int, list[nn.Linear]]:
+        """Every mixer's ``out_proj`` (the conv forms without one are skipped) and the MLP's ``fc_out``;
+        one residual sublayer per mixer, plus one per MLP."""
+        cfg = self.config
         n_residual = sum(len(m) + (cfg.mlp != "none") for m in cfg.pattern)
-        for block in self.blocks:  # GPT-2: shrink the residual branches' last layers with depth
-            outs = [mixer.out_proj for mixer in block.mixers.values() if hasattr(mixer, "out_proj")]
+        outs = []
+        for block in self.blocks:
+            outs += [mixer.out_proj for mixer in block.mixers.values() if hasattr(mixer, "out_proj")]
             if block.mlp is not None and hasattr(block.mlp, "fc_out"):
                 outs.append(block.mlp.fc_out)
-            for lin in outs:
-                nn.init.normal_(lin.weight, std=0.02 / math.sqrt(n_residual))
-        if cfg.tie_embeddings:
-            self.lm_head.weight = self.tok_emb.weight
+        return n_residual, outs
 
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, std=0.02)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            nn.init.zeros_(module.bias)
-
-    def _run(
-        self, tokens: torch.Tensor, cache: MixerCache | None, keep_cache: bool
-    ) -> tuple[torch.Tensor, MixerCache | None]:
-        """Logits ``(B, T, V)`` for ``tokens`` ``(B, T)`` placed after ``cache``; the new cache if asked."""
-        start = 0 if cache is None else cache.position
-        x = self.emb_dropout(self.tok_emb(tokens))
-        layers = []
-        for i, block in enumerate(self.blocks):
-            x, states = block(x, None if cache is None else cache.layers[i], start, keep_cache)
-            layers.append(states)
-        logits = self.lm_head(self.norm_out(x))
-        return logits, (MixerCache(layers, start + tokens.shape[1]) if keep_cache else None)
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """``(B, T)`` int64 token ids -> ``(B, T, vocab_size)`` logits (position ``t`` predicts ``t+1``).
-
-        Raises:
-            TypeError / ValueError: bad ``tokens`` (the message names them).
-        """
-        tokens = check_tokens(tokens, self.config.vocab_size)
-        return self._run(tokens, None, keep_cache=False)[0]
-
-    def prefill(self, tokens: torch.Tensor, cache: MixerCache | None = None) -> tuple[torch.Tensor, MixerCache]:
-        """Process a prompt ``(B, T)``: returns ``(logits (B, T, V), cache)``.
-
-        ``logits[:, -1]`` predicts the next token. With ``cache`` the prompt continues an earlier
-        one (chunked prefill).
-        """
-        tokens = check_tokens(tokens, self.config.vocab_size)
-        if cache is not None:
-            self._check_cache(cache, tokens.shape[0])
-        logits, new_cache = self._run(tokens, cache, keep_cache=True)
-        return logits, new_cache  # type: ignore[return-value]
-
-    def step(self, token: torch.Tensor, cache: MixerCache) -> tuple[torch.Tensor, MixerCache]:
-        """Decode one token per sequence: ``token (B,)`` int64 -> ``(logits (B, V), new cache)``.
-
-        Linear-attention layers update ``(S, z)`` with one outer product (the recurrent form),
-        window layers attend over at most ``window`` cached keys, conv layers shift their
-        ``kernel_size - 1`` inputs: the cost of a step does not grow with the context (beyond
-        the window). The cache passed in is not modified.
-        """
-        token = check_tokens(token, self.config.vocab_size, name="token", ndim=1)
-        self._check_cache(cache, token.shape[0])
-        logits, new_cache = self._run(token[:, None], cache, keep_cache=True)
-        return logits[:, -1], new_cache  # type: ignore[return-value]
-
-    def _check_cache(self, cache: Any, batch: int) -> None:
-        if not isinstance(cache, MixerCache):
-            raise TypeError(f"cache must be a MixerCache from prefill() or step(), got {type(cache).__name__}")
-        if len(cache.layers) != self.config.n_layers:
-            raise ValueError(f"cache must hold {self.config.n_layers} layers, got {len(cache.layers)}")
+    def _check_cache_layers(self, cache: MixerCache, batch: int) -> None:
         for i, (layer, mixers) in enumerate(zip(cache.layers, self.config.pattern)):
             if set(layer) != set(mixers):
                 raise ValueError(f"cache layer {i} must hold states for {list(mixers)}, got {sorted(layer)}")
-        if cache.batch_size != batch:
-            raise ValueError(f"cache has batch size {cache.batch_size}, but the tokens have {batch}")
+        self._check_batch(cache, batch)
 
     def extra_repr(self) -> str:
         cfg = self.config
