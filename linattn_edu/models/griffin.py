@@ -101,7 +101,7 @@ from torch import nn
 
 from .common import (LanguageModel, RMSNorm, apply_rope, attention_backend, cache_bytes, check_state_sizes,
                      check_tokens, rope_cos_sin)
-from .registry import register_model
+from .registry import register_family, register_model
 
 __all__ = [
     "GRIFFIN_BLOCKS",
@@ -912,6 +912,11 @@ class _GriffinLM(LanguageModel):
     def extra_repr(self) -> str:
         cfg = self.config
         return f"lru_width={cfg.lru_width}, heads={cfg.n_heads}, conv_width={cfg.conv_width}, c={cfg.c}"
+
+
+#: The recurrent families of the experiments.
+register_family("hawk", label="Hawk", color="tab:brown", marker="D")
+register_family("griffin", label="Griffin", color="tab:cyan", marker="P")
 
 
 @register_model("hawk")

@@ -108,7 +108,7 @@ from ..reference.linear import feature_map_dim
 from ..reference.alibi import alibi_slopes
 from .common import (MLP, NORMS, LanguageModel, apply_rope, attention_backend, cache_bytes, check_state_sizes,
                      make_norm, rope_cos_sin)
-from .registry import register_model
+from .registry import register_family, register_model
 
 __all__ = [
     "LINEAR_FEATURE_MAPS",
@@ -925,6 +925,12 @@ class _MixerLM(LanguageModel):
         cfg = self.config
         return (f"feature_map={cfg.feature_map!r}, feature_dim={cfg.feature_dim} (F={cfg.n_features}), "
                 f"heads={cfg.n_heads}, head_dim={cfg.head_dim}")
+
+
+#: Linear-attention families of the experiments.
+register_family("linear_elu", label="linear (elu)", color="tab:blue", marker="v")
+register_family("linear_taylor", label="linear (Taylor)", color="tab:green", marker="^")
+register_family("based", label="Based", color="tab:purple", marker="o")
 
 
 @register_model("linear")

@@ -71,7 +71,7 @@ from ..reference.linear import feature_map_dim
 from .common import (MLP, NORMS, TreeLanguageModel, TreeStates, apply_rope, cache_bytes, check_state_sizes,
                      make_norm, rope_cos_sin)
 from .linear import LINEAR_FEATURE_MAPS, feature_map_torch
-from .registry import build_model, register_model
+from .registry import build_model, register_family, register_model
 
 __all__ = [
     "LINEARIZED_ATTENTIONS",
@@ -733,6 +733,9 @@ class LinearizedBlock(nn.Module):
         a, kv = self.attn.tree_forward(self.norm_attn(x), state, position, tree)
         x = x + self.dropout(a)
         return x + self.mlp(self.norm_mlp(x)), kv
+
+
+register_family("linearized", label="linearized", color="tab:pink", marker="h")
 
 
 @register_model("linearized")

@@ -61,7 +61,7 @@ from ..reference.alibi import alibi_slopes
 from ..reference.attention import kv_cache_bytes
 from .common import (MLP, NORMS, KVCache, TreeLanguageModel, TreeStates, apply_rope, attention_backend, check_state_sizes,
                      make_norm, rope_cos_sin, sinusoidal_positions)
-from .registry import register_model
+from .registry import register_family, register_model
 
 __all__ = ["POSITION_ENCODINGS", "ATTN_BACKENDS", "TransformerConfig", "Transformer", "CausalSelfAttention",
            "TransformerTreeStates"]
@@ -328,6 +328,13 @@ class Block(nn.Module):
         if self.window is not None:
             k, v = k[:, :, -self.window:], v[:, :, -self.window:]
         return x, (k, v)
+
+
+#: Softmax-attention families of the experiments (built as ``"transformer"`` LMs, or as ``"based"``
+#: window mixers in the MQAR models).
+register_family("attention", label="softmax", color="tab:red", marker="*")
+register_family("sliding_window", label="sliding window", color="tab:orange", marker="s")
+register_family("alibi", label="ALiBi", color="tab:olive", marker="<")
 
 
 @register_model("transformer")
