@@ -34,10 +34,13 @@ __all__ = [
     "make_norm",
     "MLP",
     "KVCache",
+    "DecodeCache",
     "TreeStates",
     "LanguageModel",
     "TreeLanguageModel",
     "attention_backend",
+    "HeadsConfig",
+    "periodic_layer_pattern",
     "check_state_sizes",
     "cache_bytes",
     "sinusoidal_positions",
@@ -107,6 +110,16 @@ class MLP(nn.Module):
 # ----------------------------------------------------------------------------------------------
 
 
+def _inverse_frequencies(
+    dim: Any, name: str, what: str, base: float, device: torch.device
+) -> tuple[int, torch.Tensor]:
+    """``(dim, base^(-2k/dim) for k = 0..dim/2-1)`` in float64, after checking ``dim`` is a positive even int."""
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 2 or dim % 2:
+        raise ValueError(f"{name} must be a positive even int for {what}, got {dim!r}")
+    dim = int(dim)
+    return dim, base ** (-torch.arange(0, dim, 2, dtype=torch.float64, device=device) / dim)
+
+
 def sinusoidal_positions(positions: torch.Tensor, dim: int, *, base: float = 10000.0) -> torch.Tensor:
     """The fixed sinusoidal embedding of Vaswani et al. (2017) for any positions: ``(T,) -> (T, dim)``.
 
@@ -117,10 +130,7 @@ def sinusoidal_positions(positions: torch.Tensor, dim: int, *, base: float = 100
     Raises:
         ValueError: ``dim`` is not a positive even int.
     """
-    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 2 or dim % 2:
-        raise ValueError(f"dim must be a positive even int for sinusoidal positions, got {dim!r}")
-    dim = int(dim)
-    inv_freq = base ** (-torch.arange(0, dim, 2, dtype=torch.float64, device=positions.device) / dim)
+    dim, inv_freq = _inverse_frequencies(dim, "dim", "sinusoidal positions", base, positions.device)
     angles = positions.to(torch.float64)[:, None] * inv_freq[None, :]  # (T, dim/2)
     return torch.stack([angles.sin(), angles.cos()], dim=-1).reshape(positions.shape[0], dim)
 
@@ -138,10 +148,7 @@ def rope_cos_sin(
     Raises:
         ValueError: ``head_dim`` is not a positive even int.
     """
-    if isinstance(head_dim, bool) or not isinstance(head_dim, (int, np.integer)) or head_dim < 2 or head_dim % 2:
-        raise ValueError(f"head_dim must be a positive even int for RoPE, got {head_dim!r}")
-    head_dim = int(head_dim)
-    inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float64, device=positions.device) / head_dim)
+    head_dim, inv_freq = _inverse_frequencies(head_dim, "head_dim", "RoPE", base, positions.device)
     angles = positions.to(torch.float64)[:, None] * inv_freq[None, :]  # (T, D/2)
     angles = torch.cat([angles, angles], dim=-1)  # (T, D): channel k and k + D/2 share an angle
     return angles.cos().to(dtype), angles.sin().to(dtype)
@@ -163,8 +170,21 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 # ----------------------------------------------------------------------------------------------
 
 
+class DecodeCache:
+    """What every zoo decode cache shares (a mixin of the cache dataclasses: it adds no fields).
+
+    A cache has ``position`` (tokens consumed), ``layers`` (one state per layer) and
+    ``batch_size``; it is never modified in place (``model.step`` returns a new one).
+    """
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of all state tensors (:func:`~linattn_edu.models.common.cache_bytes`)."""
+        return cache_bytes(self)
+
+
 @dataclasses.dataclass
-class KVCache:
+class KVCache(DecodeCache):
     """The decoding state of a softmax-attention model: every layer's keys and values.
 
     Attributes:
@@ -195,11 +215,6 @@ class KVCache:
     def batch_size(self) -> int:
         """``B``, read from the first layer's keys."""
         return int(self.keys[0].shape[0]) if self.keys else 0
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes held by the cached tensors: ``2 · layers · B · H_kv · T_cached · D · element size``."""
-        return cache_bytes(self)
 
 
 def _tensor_bytes(obj: Any, seen: set[int]) -> int:
@@ -331,6 +346,42 @@ def attention_backend(
     from .. import kernels  # lazily: importing the models must not import Triton
 
     return "torch" if head_dim not in kernels.SUPPORTED_HEAD_DIMS else None
+
+
+class HeadsConfig:
+    """What the zoo's config dataclasses with attention heads share (a mixin: it adds no fields).
+
+    Needs the fields ``d_model``, ``n_heads`` and ``attn_backend``.
+    """
+
+    @property
+    def head_dim(self) -> int:
+        """``d_model // n_heads``: the dim of each head (attention, or values and outputs)."""
+        return self.d_model // self.n_heads  # type: ignore[attr-defined]
+
+    def window_backend(self, device: torch.device | str | None = None) -> str | None:
+        """``backend=`` for :func:`~linattn_edu.kernels.flash_attention` in the attention layers.
+
+        ``attn_backend`` if set; else ``"torch"`` on a CPU or for a head dim the kernel lacks,
+        and None (the kernel chooses) on a GPU (:func:`attention_backend`).
+        """
+        return attention_backend(self.attn_backend, self.head_dim, device)  # type: ignore[attr-defined]
+
+
+def periodic_layer_pattern(
+    n_layers: int, period: Sequence[str], short: dict[int, list[str]] | None = None
+) -> list[str]:
+    """A default ``layer_pattern``: ``period`` repeated over ``n_layers``, or ``short[n_layers]`` when
+    the stack is too short for it (e.g. Griffin's 2-layer ``["recurrent", "attention"]``).
+
+    Raises:
+        ValueError: ``n_layers`` is not a positive int.
+    """
+    if isinstance(n_layers, bool) or not isinstance(n_layers, int) or n_layers < 1:
+        raise ValueError(f"n_layers must be a positive int, got {n_layers!r}")
+    if short and n_layers in short:
+        return list(short[n_layers])
+    return [period[i % len(period)] for i in range(n_layers)]
 
 
 def _check_count(value: Any, name: str, minimum: int) -> int:

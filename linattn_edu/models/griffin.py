@@ -99,8 +99,8 @@ from ..checks import check_int
 import torch.nn.functional as F
 from torch import nn
 
-from .common import (LanguageModel, RMSNorm, apply_rope, attention_backend, cache_bytes, check_state_sizes,
-                     check_tokens, rope_cos_sin)
+from .common import (DecodeCache, HeadsConfig, LanguageModel, RMSNorm, apply_rope, check_state_sizes,
+                     check_tokens, periodic_layer_pattern, rope_cos_sin)
 from .registry import register_family, register_model
 
 __all__ = [
@@ -171,13 +171,7 @@ def griffin_layer_pattern(n_layers: int) -> list[str]:
     Raises:
         ValueError: ``n_layers`` is not a positive int.
     """
-    if isinstance(n_layers, bool) or not isinstance(n_layers, int) or n_layers < 1:
-        raise ValueError(f"n_layers must be a positive int, got {n_layers!r}")
-    if n_layers == 1:
-        return ["recurrent"]
-    if n_layers == 2:
-        return ["recurrent", "attention"]
-    return [_GRIFFIN_PERIOD[i % len(_GRIFFIN_PERIOD)] for i in range(n_layers)]
+    return periodic_layer_pattern(n_layers, _GRIFFIN_PERIOD, {1: ["recurrent"], 2: ["recurrent", "attention"]})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -679,7 +673,7 @@ class HawkConfig:
 
 
 @dataclasses.dataclass
-class GriffinConfig(HawkConfig):
+class GriffinConfig(HawkConfig, HeadsConfig):
     """Everything needed to rebuild a ``"griffin"`` model: ``build_model("griffin", **asdict(cfg))``.
 
     The fields of :class:`HawkConfig` plus:
@@ -711,11 +705,6 @@ class GriffinConfig(HawkConfig):
                 and self.n_layers >= 1:
             self.layer_pattern = griffin_layer_pattern(self.n_layers)
         super().__post_init__()
-
-    @property
-    def head_dim(self) -> int:
-        """``d_model // n_heads``: the attention head dim."""
-        return self.d_model // self.n_heads
 
     @property
     def pattern(self) -> list[str]:
@@ -754,13 +743,6 @@ class GriffinConfig(HawkConfig):
             return 2 * self.n_kv_heads * self.head_dim * min(seq_len, self.window) * bpe
         return super()._layer_state_bytes(block, seq_len, bpe, sbpe)
 
-    def window_backend(self, device: torch.device | str | None = None) -> str | None:
-        """``backend=`` for :func:`~linattn_edu.kernels.flash_attention` in the attention layers.
-
-        ``attn_backend`` if set; else ``"torch"`` on a CPU or for a head dim the kernel lacks,
-        and None (the kernel chooses) on a GPU.
-        """
-        return attention_backend(self.attn_backend, self.head_dim, device)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -787,7 +769,7 @@ class ResidualBlock(nn.Module):
 
 
 @dataclasses.dataclass
-class GriffinCache:
+class GriffinCache(DecodeCache):
     """The decoding state of a ``"hawk"`` or ``"griffin"`` model.
 
     Attributes:
@@ -801,11 +783,6 @@ class GriffinCache:
 
     layers: list[Any]
     position: int
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes of all state tensors (:func:`~linattn_edu.models.common.cache_bytes`)."""
-        return cache_bytes(self)
 
     @property
     def batch_size(self) -> int:

@@ -106,8 +106,8 @@ from torch import nn
 
 from ..reference.linear import feature_map_dim
 from ..reference.alibi import alibi_slopes
-from .common import (MLP, NORMS, LanguageModel, apply_rope, attention_backend, cache_bytes, check_state_sizes,
-                     make_norm, rope_cos_sin)
+from .common import (DecodeCache, MLP, NORMS, HeadsConfig, LanguageModel, apply_rope, check_state_sizes,
+                     make_norm, periodic_layer_pattern, rope_cos_sin)
 from .registry import register_family, register_model
 
 __all__ = [
@@ -214,13 +214,7 @@ def default_layer_pattern(n_layers: int) -> list[str]:
     Raises:
         ValueError: ``n_layers`` is not a positive int.
     """
-    if isinstance(n_layers, bool) or not isinstance(n_layers, int) or n_layers < 1:
-        raise ValueError(f"n_layers must be a positive int, got {n_layers!r}")
-    if n_layers == 1:
-        return ["conv+linear"]
-    if n_layers == 2:
-        return ["conv+linear", "conv+window"]
-    return [_BASED_PERIOD[i % len(_BASED_PERIOD)] for i in range(n_layers)]
+    return periodic_layer_pattern(n_layers, _BASED_PERIOD, {1: ["conv+linear"], 2: ["conv+linear", "conv+window"]})
 
 
 def zoology_layer_pattern(configs: list[str] | tuple[str, ...], n_layers: int) -> list[str]:
@@ -330,7 +324,7 @@ def _positive_int(value: Any, name: str) -> None:
 
 
 @dataclasses.dataclass
-class LinearConfig:
+class LinearConfig(HeadsConfig):
     """Everything needed to rebuild a ``"linear"`` model: ``build_model("linear", **asdict(cfg))``.
 
     Attributes:
@@ -367,11 +361,6 @@ class LinearConfig:
 
     def __post_init__(self) -> None:
         self.validate()
-
-    @property
-    def head_dim(self) -> int:
-        """``d_model // n_heads``: the value and output dim of each head."""
-        return self.d_model // self.n_heads
 
     @property
     def n_features(self) -> int:
@@ -528,13 +517,6 @@ class BasedConfig(LinearConfig):
             return self.d_model * (self.conv_kernel_size - 1) * bpe
         return super()._mixer_state_bytes(name, seq_len, bpe, sbpe)
 
-    def window_backend(self, device: torch.device | str | None = None) -> str | None:
-        """``backend=`` for :func:`~linattn_edu.kernels.flash_attention` in the window mixer.
-
-        ``attn_backend`` if set; else ``"torch"`` on a CPU or for a head dim the kernel lacks,
-        and None (the kernel chooses) on a GPU.
-        """
-        return attention_backend(self.attn_backend, self.head_dim, device)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -856,7 +838,7 @@ class _Block(nn.Module):
 
 
 @dataclasses.dataclass
-class MixerCache:
+class MixerCache(DecodeCache):
     """The decoding state of a ``"linear"`` or ``"based"`` model.
 
     Attributes:
@@ -871,11 +853,6 @@ class MixerCache:
 
     layers: list[dict[str, Any]]
     position: int
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes of all state tensors (:func:`~linattn_edu.models.common.cache_bytes`)."""
-        return cache_bytes(self)
 
     @property
     def batch_size(self) -> int:

@@ -68,8 +68,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..reference.linear import feature_map_dim
-from .common import (MLP, NORMS, TreeLanguageModel, TreeStates, apply_rope, cache_bytes, check_state_sizes,
-                     make_norm, rope_cos_sin)
+from .common import (DecodeCache, MLP, NORMS, HeadsConfig, TreeLanguageModel, TreeStates, apply_rope,
+                     check_state_sizes, make_norm, rope_cos_sin)
 from .linear import LINEAR_FEATURE_MAPS, feature_map_torch
 from .registry import build_model, register_family, register_model
 
@@ -142,7 +142,7 @@ def _number(value: Any) -> bool:
 
 
 @dataclasses.dataclass
-class LinearizedConfig:
+class LinearizedConfig(HeadsConfig):
     """Everything needed to rebuild a ``"linearized"`` model: ``build_model("linearized", **asdict(cfg))``.
 
     Attributes:
@@ -211,11 +211,6 @@ class LinearizedConfig:
             if self.normalize_qk is None:
                 self.normalize_qk = self.attention == "grouped"
         self.validate()
-
-    @property
-    def head_dim(self) -> int:
-        """``d_model // n_heads``."""
-        return self.d_model // self.n_heads
 
     @property
     def n_features(self) -> int:
@@ -347,7 +342,7 @@ class LinearizedTreeStates(TreeStates):
 
 
 @dataclasses.dataclass
-class LinearizedCache:
+class LinearizedCache(DecodeCache):
     """The decoding state of a ``"linearized"`` model: one :class:`LinearizedLayerState` per layer.
 
     ``position`` is the number of tokens consumed (the next token's absolute position). Its size
@@ -359,11 +354,6 @@ class LinearizedCache:
     #: The state-shaping options of the model that made it (:meth:`LinearizedConfig.state_signature`),
     #: checked by the model it is passed to; None skips that check.
     signature: tuple | None = None
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes of all state tensors (:func:`~linattn_edu.models.common.cache_bytes`)."""
-        return cache_bytes(self)
 
     @property
     def batch_size(self) -> int:

@@ -59,8 +59,8 @@ from torch import nn
 
 from ..reference.alibi import alibi_slopes
 from ..reference.attention import kv_cache_bytes
-from .common import (MLP, NORMS, KVCache, TreeLanguageModel, TreeStates, apply_rope, attention_backend, check_state_sizes,
-                     make_norm, rope_cos_sin, sinusoidal_positions)
+from .common import (MLP, NORMS, HeadsConfig, KVCache, TreeLanguageModel, TreeStates, apply_rope, attention_backend,
+                     check_state_sizes, make_norm, rope_cos_sin, sinusoidal_positions)
 from .registry import register_family, register_model
 
 __all__ = ["POSITION_ENCODINGS", "ATTN_BACKENDS", "TransformerConfig", "Transformer", "CausalSelfAttention",
@@ -84,7 +84,7 @@ def _flash() -> Any:
 
 
 @dataclasses.dataclass
-class TransformerConfig:
+class TransformerConfig(HeadsConfig):
     """Everything needed to rebuild a :class:`Transformer`: ``build_model("transformer", **asdict(cfg))``.
 
     Attributes:
@@ -122,11 +122,6 @@ class TransformerConfig:
         if self.n_kv_heads is None:
             self.n_kv_heads = self.n_heads
         self.validate()
-
-    @property
-    def head_dim(self) -> int:
-        """``d_model // n_heads``."""
-        return self.d_model // self.n_heads
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad field."""
@@ -201,6 +196,19 @@ class CausalSelfAttention(nn.Module):
         self.out_proj = nn.Linear(h * hd, d, bias=False)
         self.dropout = nn.Dropout(cfg.dropout)
 
+    def project(
+        self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``q`` ``(B, H, T, D)``, ``k``, ``v`` ``(B, H_kv, T, D)`` of ``x`` ``(B, T, C)``, RoPE applied if given."""
+        cfg = self.cfg
+        b, t, _ = x.shape
+        q = self.q_proj(x).view(b, t, cfg.n_heads, cfg.head_dim).transpose(1, 2)
+        k, v = self.kv_proj(x).view(b, t, 2, cfg.n_kv_heads, cfg.head_dim).permute(2, 0, 3, 1, 4)
+        if rope is not None:
+            cos, sin = rope[0].to(q.dtype), rope[1].to(q.dtype)
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        return q, k, v
+
     def forward(
         self,
         x: torch.Tensor,
@@ -212,11 +220,7 @@ class CausalSelfAttention(nn.Module):
         """x ``(B, T, C)``; past ``(K, V)`` each ``(B, H_kv, T_past, D)``; rope ``(cos, sin)`` each ``(T, D)``."""
         cfg = self.cfg
         b, t, _ = x.shape
-        q = self.q_proj(x).view(b, t, cfg.n_heads, cfg.head_dim).transpose(1, 2)
-        k, v = self.kv_proj(x).view(b, t, 2, cfg.n_kv_heads, cfg.head_dim).permute(2, 0, 3, 1, 4)
-        if rope is not None:
-            cos, sin = rope[0].to(q.dtype), rope[1].to(q.dtype)
-            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        q, k, v = self.project(x, rope)
         if past is not None:
             k = torch.cat([past[0].to(k.dtype), k], dim=2)
             v = torch.cat([past[1].to(v.dtype), v], dim=2)
@@ -226,7 +230,6 @@ class CausalSelfAttention(nn.Module):
         )
         o = o.transpose(1, 2).reshape(b, t, cfg.n_heads * cfg.head_dim)
         return self.dropout(self.out_proj(o)), (k, v)
-
 
     def tree_attend(
         self,
@@ -250,11 +253,7 @@ class CausalSelfAttention(nn.Module):
         """
         cfg = self.cfg
         b, t, _ = x.shape
-        q = self.q_proj(x).view(b, t, cfg.n_heads, cfg.head_dim).transpose(1, 2)
-        k, v = self.kv_proj(x).view(b, t, 2, cfg.n_kv_heads, cfg.head_dim).permute(2, 0, 3, 1, 4)
-        if rope is not None:
-            cos, sin = rope[0].to(q.dtype), rope[1].to(q.dtype)
-            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        q, k, v = self.project(x, rope)
         node_kv = (k, v)
         k = torch.cat([past[0].to(k.dtype), k], dim=2)
         v = torch.cat([past[1].to(v.dtype), v], dim=2)
