@@ -38,7 +38,7 @@ import torch
 
 from .. import bench, runtime
 from ..data import load_corpus
-from ..models import build_model, count_parameters, model_state_bytes
+from ..models import build_model, count_parameters, family_info, model_state_bytes
 from ._args import check_int as _int, check_positive as _positive, resolve_device as _device
 from .extrapolation import _eval_text, _torch_threads, _train_and_evaluate
 from .mqar_sweep import run_mqar_sweep
@@ -125,17 +125,11 @@ COMPARISON_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     },
 }
 
-#: Colour of each mechanism in every plot of the chapter.
-COLORS = {
-    "softmax": "tab:red", "sliding window": "tab:orange", "ALiBi": "tab:olive", "linear (elu)": "tab:blue",
-    "linear (Taylor)": "tab:green", "Based": "tab:purple", "Hawk": "tab:brown", "Griffin": "tab:cyan",
-    "linearized": "tab:pink",
-}
-#: Marker of each mechanism in every plot of the chapter.
-MARKERS = {
-    "softmax": "*", "sliding window": "s", "ALiBi": "<", "linear (elu)": "v", "linear (Taylor)": "^",
-    "Based": "o", "Hawk": "D", "Griffin": "P", "linearized": "h",
-}
+#: Colour of each mechanism in every plot of the chapter: its MQAR family's registered colour
+#: (:func:`~linattn_edu.models.family_info`).
+COLORS = {name: family_info(spec["mqar"]).color for name, spec in MECHANISMS.items()}
+#: Marker of each mechanism in every plot of the chapter (its MQAR family's registered marker).
+MARKERS = {name: family_info(spec["mqar"]).marker for name, spec in MECHANISMS.items()}
 
 
 # ----------------------------------------------------------------------------------------------

@@ -143,7 +143,7 @@ import torch.nn.functional as F
 
 from .. import bench, runtime
 from ._args import check_int as _int, check_positive as _positive, resolve_device as _device
-from ..models import build_model, count_parameters, model_state_bytes
+from ..models import FAMILY_INFO, build_model, count_parameters, model_state_bytes
 from ..models.linear import ZOOLOGY_COMMON, zoology_layer_pattern
 from ..reference.linear import feature_map_dim
 from ..tasks.mqar import IGNORE_INDEX, make_mqar, mqar_accuracy
@@ -809,17 +809,8 @@ def pareto_frontier(
     return out
 
 
-_STYLE = {  # family -> (colour, marker)
-    "attention": ("tab:red", "*"),
-    "sliding_window": ("tab:orange", "s"),
-    "linear_elu": ("tab:blue", "v"),
-    "linear_taylor": ("tab:green", "^"),
-    "based": ("tab:purple", "o"),
-    "hawk": ("tab:brown", "D"),
-    "griffin": ("tab:cyan", "P"),
-    "alibi": ("tab:olive", "v"),
-    "linearized": ("tab:pink", "h"),
-}
+#: family -> (colour, marker), from the families' registration (:data:`~linattn_edu.models.FAMILY_INFO`).
+_STYLE = {fam: (info.color, info.marker) for fam, info in FAMILY_INFO.items()}
 
 
 def _pick_setting(rows: list[dict[str, Any]], seq_len: int | None, n_pairs: int | None) -> tuple[int, int] | None:

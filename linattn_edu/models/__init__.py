@@ -17,7 +17,10 @@ from .common import (
     MLP,
     NORMS,
     KVCache,
+    LanguageModel,
     RMSNorm,
+    TreeLanguageModel,
+    TreeStates,
     apply_rope,
     cache_bytes,
     count_parameters,
@@ -25,10 +28,18 @@ from .common import (
     rope_cos_sin,
     sinusoidal_positions,
 )
-from .registry import MODEL_REGISTRY, available_models, build_model, register_model
+from .registry import (FAMILY_INFO, MODEL_REGISTRY, FamilyInfo, available_models, build_model, family_info,
+                       register_family, register_model)
 from .transformer import ATTN_BACKENDS, POSITION_ENCODINGS, Transformer, TransformerConfig
 
 __all__ = [
+    "FAMILY_INFO",
+    "FamilyInfo",
+    "LanguageModel",
+    "TreeLanguageModel",
+    "TreeStates",
+    "family_info",
+    "register_family",
     "ATTN_BACKENDS",
     "KVCache",
     "MLP",

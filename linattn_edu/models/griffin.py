@@ -99,8 +99,9 @@ from ..checks import check_int
 import torch.nn.functional as F
 from torch import nn
 
-from .common import RMSNorm, apply_rope, cache_bytes, check_tokens, rope_cos_sin
-from .registry import register_model
+from .common import (DecodeCache, HeadsConfig, LanguageModel, RMSNorm, apply_rope, check_state_sizes,
+                     check_tokens, periodic_layer_pattern, rope_cos_sin)
+from .registry import register_family, register_model
 
 __all__ = [
     "GRIFFIN_BLOCKS",
@@ -170,13 +171,7 @@ def griffin_layer_pattern(n_layers: int) -> list[str]:
     Raises:
         ValueError: ``n_layers`` is not a positive int.
     """
-    if isinstance(n_layers, bool) or not isinstance(n_layers, int) or n_layers < 1:
-        raise ValueError(f"n_layers must be a positive int, got {n_layers!r}")
-    if n_layers == 1:
-        return ["recurrent"]
-    if n_layers == 2:
-        return ["recurrent", "attention"]
-    return [_GRIFFIN_PERIOD[i % len(_GRIFFIN_PERIOD)] for i in range(n_layers)]
+    return periodic_layer_pattern(n_layers, _GRIFFIN_PERIOD, {1: ["recurrent"], 2: ["recurrent", "attention"]})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -632,6 +627,27 @@ class HawkConfig:
         """The mixing block of each layer: ``["recurrent"] * n_layers``."""
         return ["recurrent"] * self.n_layers
 
+    @property
+    def norm(self) -> str:
+        """The norm of every block and of the output: always ``"rmsnorm"`` (not an option)."""
+        return "rmsnorm"
+
+    def state_bytes(
+        self, seq_len: int, bytes_per_element: int = 2, state_bytes_per_element: int | None = None
+    ) -> int:
+        """Bytes of decode state per sequence after ``seq_len`` tokens, summed over the layers.
+
+        A recurrent layer keeps ``W · (conv_width - 1)`` conv inputs at ``bytes_per_element`` and
+        the RG-LRU state ``h`` (``W``) at ``state_bytes_per_element`` (``W = lru_width``); a local
+        attention layer (:class:`GriffinConfig`) ``2 · H_kv · D · min(T, window)`` keys and values
+        at ``bytes_per_element``. ``state_bytes_per_element=None`` means ``bytes_per_element``.
+        """
+        seq_len, bpe, sbpe = check_state_sizes(seq_len, bytes_per_element, state_bytes_per_element)
+        return int(sum(self._layer_state_bytes(block, seq_len, bpe, sbpe) for block in self.pattern))
+
+    def _layer_state_bytes(self, block: str, seq_len: int, bpe: int, sbpe: int) -> int:
+        return self.lru_width * (self.conv_width - 1) * bpe + self.lru_width * sbpe  # "recurrent"
+
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad field."""
         for name in ("vocab_size", "d_model", "n_layers", "n_heads", "lru_width", "conv_width"):
@@ -657,7 +673,7 @@ class HawkConfig:
 
 
 @dataclasses.dataclass
-class GriffinConfig(HawkConfig):
+class GriffinConfig(HawkConfig, HeadsConfig):
     """Everything needed to rebuild a ``"griffin"`` model: ``build_model("griffin", **asdict(cfg))``.
 
     The fields of :class:`HawkConfig` plus:
@@ -691,11 +707,6 @@ class GriffinConfig(HawkConfig):
         super().__post_init__()
 
     @property
-    def head_dim(self) -> int:
-        """``d_model // n_heads``: the attention head dim."""
-        return self.d_model // self.n_heads
-
-    @property
     def pattern(self) -> list[str]:
         """The mixing block of each layer, e.g. ``["recurrent", "recurrent", "attention"]``."""
         return list(self.layer_pattern or [])
@@ -727,18 +738,11 @@ class GriffinConfig(HawkConfig):
                     f"got {self.head_dim}"
                 )
 
-    def window_backend(self, device: torch.device | str | None = None) -> str | None:
-        """``backend=`` for :func:`~linattn_edu.kernels.flash_attention` in the attention layers.
+    def _layer_state_bytes(self, block: str, seq_len: int, bpe: int, sbpe: int) -> int:
+        if block == "attention":
+            return 2 * self.n_kv_heads * self.head_dim * min(seq_len, self.window) * bpe
+        return super()._layer_state_bytes(block, seq_len, bpe, sbpe)
 
-        ``attn_backend`` if set; else ``"torch"`` on a CPU or for a head dim the kernel lacks,
-        and None (the kernel chooses) on a GPU.
-        """
-        if self.attn_backend is not None:
-            return self.attn_backend
-        device = torch.device("cpu" if device is None else device)
-        if device.type == "cpu" or self.head_dim not in _kernels().SUPPORTED_HEAD_DIMS:
-            return "torch"
-        return None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -765,7 +769,7 @@ class ResidualBlock(nn.Module):
 
 
 @dataclasses.dataclass
-class GriffinCache:
+class GriffinCache(DecodeCache):
     """The decoding state of a ``"hawk"`` or ``"griffin"`` model.
 
     Attributes:
@@ -781,113 +785,32 @@ class GriffinCache:
     position: int
 
     @property
-    def nbytes(self) -> int:
-        """Bytes of all state tensors (:func:`~linattn_edu.models.common.cache_bytes`)."""
-        return cache_bytes(self)
-
-    @property
     def batch_size(self) -> int:
         """``B``, read from the first layer's state."""
         return int(self.layers[0][0].shape[0]) if self.layers else 0
 
 
-class _GriffinLM(nn.Module):
-    """Embedding, residual blocks (recurrent or local attention, + gated MLP), final norm, LM head."""
+class _GriffinLM(LanguageModel):
+    """Embedding, residual blocks (recurrent or local attention, + gated MLP), final RMSNorm, LM head.
+
+    Each row of ``forward`` / ``prefill`` without a cache is one document starting at token 0:
+    the RG-LRU treats token 0 as a reset (``h_0 = i_0 ⊙ x_0``), as the official code does at
+    ``segment_pos == 0``. With a cache (``step``, chunked ``prefill``) the scans start from the
+    cached states, no reset. A step shifts the recurrent layers' conv inputs and does one
+    ``h = a_t h + b_t``; attention layers attend over at most ``window`` cached keys: the cost of
+    a step does not grow with the context. A cache made by a model with another width, conv
+    width, window or number of KV heads is refused (``ValueError`` naming ``cache``).
+    """
 
     kind = "_griffin"
     config_class: type[HawkConfig] = HawkConfig
+    cache_class = GriffinCache
+    mixer_attr = "mixer"
 
-    def __init__(self, *, vocab_size: int, d_model: int, n_layers: int, n_heads: int, **options: Any) -> None:
-        super().__init__()
-        fields = {f.name for f in dataclasses.fields(self.config_class)}
-        unknown = sorted(set(options) - fields)
-        if unknown:
-            valid = sorted(fields - {"vocab_size", "d_model", "n_layers", "n_heads"})
-            raise ValueError(f"unknown option(s) {unknown} for kind {self.kind!r}; valid options: {valid}")
-        cfg = self.config_class(vocab_size=vocab_size, d_model=d_model, n_layers=n_layers, n_heads=n_heads, **options)
-        self.config = cfg
+    def _build_blocks(self, cfg: HawkConfig) -> list[nn.Module]:
+        return [ResidualBlock(cfg, block) for block in cfg.pattern]
 
-        self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        self.emb_dropout = nn.Dropout(cfg.dropout)
-        self.blocks = nn.ModuleList(ResidualBlock(cfg, block) for block in cfg.pattern)
-        self.norm_out = RMSNorm(cfg.d_model)
-        self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
-
-        for module in self.modules():  # the zoo's GPT-2 init for linear layers and the embedding
-            if isinstance(module, (nn.Linear, nn.Embedding)):
-                nn.init.normal_(module.weight, std=0.02)
-            if isinstance(module, nn.Linear) and module.bias is not None:
-                nn.init.zeros_(module.bias)
-        for block in self.blocks:  # shrink the residual branches' last layers with depth
-            for lin in (block.mixer.out_proj, block.mlp.fc_out):
-                nn.init.normal_(lin.weight, std=0.02 / math.sqrt(2 * cfg.n_layers))
-        if cfg.tie_embeddings:
-            self.lm_head.weight = self.tok_emb.weight
-
-    def _run(
-        self, tokens: torch.Tensor, cache: GriffinCache | None, keep_cache: bool
-    ) -> tuple[torch.Tensor, GriffinCache | None]:
-        """Logits ``(B, T, V)`` for ``tokens`` ``(B, T)`` placed after ``cache``; the new cache if asked."""
-        start = 0 if cache is None else cache.position
-        x = self.emb_dropout(self.tok_emb(tokens))
-        layers = []
-        for i, block in enumerate(self.blocks):
-            x, state = block(x, None if cache is None else cache.layers[i], start, keep_cache)
-            layers.append(state)
-        logits = self.lm_head(self.norm_out(x))
-        return logits, (GriffinCache(layers, start + tokens.shape[1]) if keep_cache else None)
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """``(B, T)`` int64 token ids -> ``(B, T, vocab_size)`` logits (position ``t`` predicts ``t+1``).
-
-        Each row is one document starting at token 0: the RG-LRU treats token 0 as a reset
-        (``h_0 = i_0 ⊙ x_0``), as the official code does at ``segment_pos == 0``.
-
-        Raises:
-            TypeError / ValueError: bad ``tokens`` (the message names them).
-        """
-        tokens = check_tokens(tokens, self.config.vocab_size)
-        return self._run(tokens, None, keep_cache=False)[0]
-
-    def prefill(self, tokens: torch.Tensor, cache: GriffinCache | None = None) -> tuple[torch.Tensor, GriffinCache]:
-        """Process a prompt ``(B, T)``: returns ``(logits (B, T, V), cache)``.
-
-        ``logits[:, -1]`` predicts the next token. Without ``cache`` the prompt starts a document
-        (token 0 is a reset, as in :meth:`forward`); with ``cache`` it continues an earlier one
-        (chunked prefill): the scans start from the cached states, no reset.
-
-        Raises:
-            TypeError / ValueError: bad ``tokens``; a ``cache`` that is not a :class:`GriffinCache`
-                of this batch size and config (the message names ``cache``).
-        """
-        tokens = check_tokens(tokens, self.config.vocab_size)
-        if cache is not None:
-            self._check_cache(cache, tokens.shape[0])
-        logits, new_cache = self._run(tokens, cache, keep_cache=True)
-        return logits, new_cache  # type: ignore[return-value]
-
-    def step(self, token: torch.Tensor, cache: GriffinCache) -> tuple[torch.Tensor, GriffinCache]:
-        """Decode one token per sequence: ``token (B,)`` int64 -> ``(logits (B, V), new cache)``.
-
-        Recurrent layers shift their conv inputs and do one step ``h = a_t h + b_t``; attention
-        layers attend over at most ``window`` cached keys: the cost of a step does not grow with
-        the context. The cache passed in is not modified.
-
-        Raises:
-            TypeError / ValueError: bad ``token``; a ``cache`` that is not a :class:`GriffinCache`
-                of this batch size and config, e.g. one made by a model with another width,
-                conv width, window or number of KV heads (the message names ``cache``).
-        """
-        token = check_tokens(token, self.config.vocab_size, name="token", ndim=1)
-        self._check_cache(cache, token.shape[0])
-        logits, new_cache = self._run(token[:, None], cache, keep_cache=True)
-        return logits[:, -1], new_cache  # type: ignore[return-value]
-
-    def _check_cache(self, cache: Any, batch: int) -> None:
-        if not isinstance(cache, GriffinCache):
-            raise TypeError(f"cache must be a GriffinCache from prefill() or step(), got {type(cache).__name__}")
-        if len(cache.layers) != self.config.n_layers:
-            raise ValueError(f"cache must hold {self.config.n_layers} layers, got {len(cache.layers)}")
+    def _check_cache_layers(self, cache: GriffinCache, batch: int) -> None:
         position = cache.position
         if isinstance(position, bool) or not isinstance(position, int) or position < 0:
             raise ValueError(f"cache.position must be an int >= 0, got {position!r}")
@@ -897,8 +820,7 @@ class _GriffinLM(nn.Module):
                 raise ValueError(f"cache layer {i} must hold the state of a {block!r} layer")
             if not all(isinstance(t, torch.Tensor) for t in state):
                 raise ValueError(f"cache layer {i} must hold tensors, got {[type(t).__name__ for t in state]}")
-        if cache.batch_size != batch:
-            raise ValueError(f"cache has batch size {cache.batch_size}, but the tokens have {batch}")
+        self._check_batch(cache, batch)
         for i, (state, expected) in enumerate(zip(cache.layers, self._state_shapes(batch, position))):
             got = tuple(tuple(t.shape) for t in state)
             if got != expected:
@@ -967,6 +889,11 @@ class _GriffinLM(nn.Module):
     def extra_repr(self) -> str:
         cfg = self.config
         return f"lru_width={cfg.lru_width}, heads={cfg.n_heads}, conv_width={cfg.conv_width}, c={cfg.c}"
+
+
+#: The recurrent families of the experiments.
+register_family("hawk", label="Hawk", color="tab:brown", marker="D")
+register_family("griffin", label="Griffin", color="tab:cyan", marker="P")
 
 
 @register_model("hawk")

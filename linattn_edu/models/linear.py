@@ -106,8 +106,9 @@ from torch import nn
 
 from ..reference.linear import feature_map_dim
 from ..reference.alibi import alibi_slopes
-from .common import MLP, NORMS, apply_rope, cache_bytes, check_tokens, make_norm, rope_cos_sin
-from .registry import register_model
+from .common import (DecodeCache, MLP, NORMS, HeadsConfig, LanguageModel, apply_rope, check_state_sizes,
+                     make_norm, periodic_layer_pattern, rope_cos_sin)
+from .registry import register_family, register_model
 
 __all__ = [
     "LINEAR_FEATURE_MAPS",
@@ -213,13 +214,7 @@ def default_layer_pattern(n_layers: int) -> list[str]:
     Raises:
         ValueError: ``n_layers`` is not a positive int.
     """
-    if isinstance(n_layers, bool) or not isinstance(n_layers, int) or n_layers < 1:
-        raise ValueError(f"n_layers must be a positive int, got {n_layers!r}")
-    if n_layers == 1:
-        return ["conv+linear"]
-    if n_layers == 2:
-        return ["conv+linear", "conv+window"]
-    return [_BASED_PERIOD[i % len(_BASED_PERIOD)] for i in range(n_layers)]
+    return periodic_layer_pattern(n_layers, _BASED_PERIOD, {1: ["conv+linear"], 2: ["conv+linear", "conv+window"]})
 
 
 def zoology_layer_pattern(configs: list[str] | tuple[str, ...], n_layers: int) -> list[str]:
@@ -329,7 +324,7 @@ def _positive_int(value: Any, name: str) -> None:
 
 
 @dataclasses.dataclass
-class LinearConfig:
+class LinearConfig(HeadsConfig):
     """Everything needed to rebuild a ``"linear"`` model: ``build_model("linear", **asdict(cfg))``.
 
     Attributes:
@@ -368,11 +363,6 @@ class LinearConfig:
         self.validate()
 
     @property
-    def head_dim(self) -> int:
-        """``d_model // n_heads``: the value and output dim of each head."""
-        return self.d_model // self.n_heads
-
-    @property
     def n_features(self) -> int:
         """``F``: features per head after the feature map (:func:`~linattn_edu.reference.feature_map_dim`)."""
         return feature_map_dim(self.feature_map, self.feature_dim)
@@ -407,6 +397,24 @@ class LinearConfig:
             raise ValueError(f"norm must be one of {list(NORMS)}, got {self.norm!r}")
         if self.attn_backend not in ATTN_BACKENDS:
             raise ValueError(f"attn_backend must be one of {list(ATTN_BACKENDS)}, got {self.attn_backend!r}")
+
+    def state_bytes(
+        self, seq_len: int, bytes_per_element: int = 2, state_bytes_per_element: int | None = None
+    ) -> int:
+        """Bytes of decode state per sequence after ``seq_len`` tokens: the sum over every layer's mixers.
+
+        A ``"linear"`` mixer keeps ``H · (F·D + F)`` numbers at ``state_bytes_per_element``
+        (:func:`~linattn_edu.reference.linear_attention_state_bytes`; ``z`` is counted even with
+        ``normalize=False`` because the cache keeps it); for :class:`BasedConfig` a ``"window"``
+        mixer ``2 · H · D · min(T, window)`` and a ``"conv"`` mixer ``d_model · (kernel_size - 1)``
+        at ``bytes_per_element``. ``state_bytes_per_element=None`` means ``bytes_per_element``.
+        """
+        seq_len, bpe, sbpe = check_state_sizes(seq_len, bytes_per_element, state_bytes_per_element)
+        return int(sum(self._mixer_state_bytes(name, seq_len, bpe, sbpe) for mixers in self.pattern for name in mixers))
+
+    def _mixer_state_bytes(self, name: str, seq_len: int, bpe: int, sbpe: int) -> int:
+        f, d = self.n_features, self.head_dim
+        return self.n_heads * (f * d + f) * sbpe  # "linear": S (F x D) and z (F) per head
 
     def linear_backend(self, device: torch.device | str | None = None) -> str | None:
         """``backend=`` for :func:`~linattn_edu.kernels.chunked_linear_attention` on ``device``.
@@ -502,18 +510,13 @@ class BasedConfig(LinearConfig):
         if any("window" in layer for layer in self.pattern) and self.window_pos == "rope" and self.head_dim % 2:
             raise ValueError(f"a 'window' mixer (RoPE) needs an even head dim d_model/n_heads, got {self.head_dim}")
 
-    def window_backend(self, device: torch.device | str | None = None) -> str | None:
-        """``backend=`` for :func:`~linattn_edu.kernels.flash_attention` in the window mixer.
+    def _mixer_state_bytes(self, name: str, seq_len: int, bpe: int, sbpe: int) -> int:
+        if name == "window":
+            return 2 * self.n_heads * self.head_dim * min(seq_len, self.window) * bpe
+        if name == "conv":
+            return self.d_model * (self.conv_kernel_size - 1) * bpe
+        return super()._mixer_state_bytes(name, seq_len, bpe, sbpe)
 
-        ``attn_backend`` if set; else ``"torch"`` on a CPU or for a head dim the kernel lacks,
-        and None (the kernel chooses) on a GPU.
-        """
-        if self.attn_backend is not None:
-            return self.attn_backend
-        device = torch.device("cpu" if device is None else device)
-        if device.type == "cpu" or self.head_dim not in _kernels().SUPPORTED_HEAD_DIMS:
-            return "torch"
-        return None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -835,7 +838,7 @@ class _Block(nn.Module):
 
 
 @dataclasses.dataclass
-class MixerCache:
+class MixerCache(DecodeCache):
     """The decoding state of a ``"linear"`` or ``"based"`` model.
 
     Attributes:
@@ -852,11 +855,6 @@ class MixerCache:
     position: int
 
     @property
-    def nbytes(self) -> int:
-        """Bytes of all state tensors (:func:`~linattn_edu.models.common.cache_bytes`)."""
-        return cache_bytes(self)
-
-    @property
     def batch_size(self) -> int:
         """``B``, read from the first state tensor."""
         for layer in self.layers:
@@ -866,108 +864,50 @@ class MixerCache:
         return 0
 
 
-class _MixerLM(nn.Module):
-    """Embedding, residual blocks of sequence mixers (+ MLP), final norm, LM head."""
+class _MixerLM(LanguageModel):
+    """Embedding, residual blocks of sequence mixers (+ MLP), final norm, LM head.
+
+    A step updates linear-attention layers' ``(S, z)`` with one outer product (the recurrent
+    form), window layers attend over at most ``window`` cached keys, conv layers shift their
+    ``kernel_size - 1`` inputs: the cost of a step does not grow with the context (beyond the
+    window).
+    """
 
     kind = "_mixer"
     config_class: type[LinearConfig] = LinearConfig
+    cache_class = MixerCache
 
-    def __init__(self, *, vocab_size: int, d_model: int, n_layers: int, n_heads: int, **options: Any) -> None:
-        super().__init__()
-        fields = {f.name for f in dataclasses.fields(self.config_class)}
-        unknown = sorted(set(options) - fields)
-        if unknown:
-            valid = sorted(fields - {"vocab_size", "d_model", "n_layers", "n_heads"})
-            raise ValueError(f"unknown option(s) {unknown} for kind {self.kind!r}; valid options: {valid}")
-        cfg = self.config_class(vocab_size=vocab_size, d_model=d_model, n_layers=n_layers, n_heads=n_heads, **options)
-        self.config = cfg
+    def _build_blocks(self, cfg: LinearConfig) -> list[nn.Module]:
+        return [_Block(cfg, mixers) for mixers in cfg.pattern]
 
-        self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        self.emb_dropout = nn.Dropout(cfg.dropout)
-        self.blocks = nn.ModuleList(_Block(cfg, mixers) for mixers in cfg.pattern)
-        self.norm_out = make_norm(cfg.norm, cfg.d_model)
-        self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
-
-        self.apply(self._init_weights)
+    def _residual_outputs(self) -> tuple[int, list[nn.Linear]]:
+        """Every mixer's ``out_proj`` (the conv forms without one are skipped) and the MLP's ``fc_out``;
+        one residual sublayer per mixer, plus one per MLP."""
+        cfg = self.config
         n_residual = sum(len(m) + (cfg.mlp != "none") for m in cfg.pattern)
-        for block in self.blocks:  # GPT-2: shrink the residual branches' last layers with depth
-            outs = [mixer.out_proj for mixer in block.mixers.values() if hasattr(mixer, "out_proj")]
+        outs = []
+        for block in self.blocks:
+            outs += [mixer.out_proj for mixer in block.mixers.values() if hasattr(mixer, "out_proj")]
             if block.mlp is not None and hasattr(block.mlp, "fc_out"):
                 outs.append(block.mlp.fc_out)
-            for lin in outs:
-                nn.init.normal_(lin.weight, std=0.02 / math.sqrt(n_residual))
-        if cfg.tie_embeddings:
-            self.lm_head.weight = self.tok_emb.weight
+        return n_residual, outs
 
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, std=0.02)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            nn.init.zeros_(module.bias)
-
-    def _run(
-        self, tokens: torch.Tensor, cache: MixerCache | None, keep_cache: bool
-    ) -> tuple[torch.Tensor, MixerCache | None]:
-        """Logits ``(B, T, V)`` for ``tokens`` ``(B, T)`` placed after ``cache``; the new cache if asked."""
-        start = 0 if cache is None else cache.position
-        x = self.emb_dropout(self.tok_emb(tokens))
-        layers = []
-        for i, block in enumerate(self.blocks):
-            x, states = block(x, None if cache is None else cache.layers[i], start, keep_cache)
-            layers.append(states)
-        logits = self.lm_head(self.norm_out(x))
-        return logits, (MixerCache(layers, start + tokens.shape[1]) if keep_cache else None)
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """``(B, T)`` int64 token ids -> ``(B, T, vocab_size)`` logits (position ``t`` predicts ``t+1``).
-
-        Raises:
-            TypeError / ValueError: bad ``tokens`` (the message names them).
-        """
-        tokens = check_tokens(tokens, self.config.vocab_size)
-        return self._run(tokens, None, keep_cache=False)[0]
-
-    def prefill(self, tokens: torch.Tensor, cache: MixerCache | None = None) -> tuple[torch.Tensor, MixerCache]:
-        """Process a prompt ``(B, T)``: returns ``(logits (B, T, V), cache)``.
-
-        ``logits[:, -1]`` predicts the next token. With ``cache`` the prompt continues an earlier
-        one (chunked prefill).
-        """
-        tokens = check_tokens(tokens, self.config.vocab_size)
-        if cache is not None:
-            self._check_cache(cache, tokens.shape[0])
-        logits, new_cache = self._run(tokens, cache, keep_cache=True)
-        return logits, new_cache  # type: ignore[return-value]
-
-    def step(self, token: torch.Tensor, cache: MixerCache) -> tuple[torch.Tensor, MixerCache]:
-        """Decode one token per sequence: ``token (B,)`` int64 -> ``(logits (B, V), new cache)``.
-
-        Linear-attention layers update ``(S, z)`` with one outer product (the recurrent form),
-        window layers attend over at most ``window`` cached keys, conv layers shift their
-        ``kernel_size - 1`` inputs: the cost of a step does not grow with the context (beyond
-        the window). The cache passed in is not modified.
-        """
-        token = check_tokens(token, self.config.vocab_size, name="token", ndim=1)
-        self._check_cache(cache, token.shape[0])
-        logits, new_cache = self._run(token[:, None], cache, keep_cache=True)
-        return logits[:, -1], new_cache  # type: ignore[return-value]
-
-    def _check_cache(self, cache: Any, batch: int) -> None:
-        if not isinstance(cache, MixerCache):
-            raise TypeError(f"cache must be a MixerCache from prefill() or step(), got {type(cache).__name__}")
-        if len(cache.layers) != self.config.n_layers:
-            raise ValueError(f"cache must hold {self.config.n_layers} layers, got {len(cache.layers)}")
+    def _check_cache_layers(self, cache: MixerCache, batch: int) -> None:
         for i, (layer, mixers) in enumerate(zip(cache.layers, self.config.pattern)):
             if set(layer) != set(mixers):
                 raise ValueError(f"cache layer {i} must hold states for {list(mixers)}, got {sorted(layer)}")
-        if cache.batch_size != batch:
-            raise ValueError(f"cache has batch size {cache.batch_size}, but the tokens have {batch}")
+        self._check_batch(cache, batch)
 
     def extra_repr(self) -> str:
         cfg = self.config
         return (f"feature_map={cfg.feature_map!r}, feature_dim={cfg.feature_dim} (F={cfg.n_features}), "
                 f"heads={cfg.n_heads}, head_dim={cfg.head_dim}")
+
+
+#: Linear-attention families of the experiments.
+register_family("linear_elu", label="linear (elu)", color="tab:blue", marker="v")
+register_family("linear_taylor", label="linear (Taylor)", color="tab:green", marker="^")
+register_family("based", label="Based", color="tab:purple", marker="o")
 
 
 @register_model("linear")

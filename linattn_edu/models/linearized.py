@@ -59,7 +59,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
@@ -68,9 +68,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..reference.linear import feature_map_dim
-from .common import MLP, NORMS, cache_bytes, check_tokens, make_norm, rope_cos_sin, apply_rope
+from .common import (DecodeCache, MLP, NORMS, HeadsConfig, TreeLanguageModel, TreeStates, apply_rope,
+                     check_state_sizes, make_norm, rope_cos_sin)
 from .linear import LINEAR_FEATURE_MAPS, feature_map_torch
-from .registry import build_model, register_model
+from .registry import build_model, register_family, register_model
 
 __all__ = [
     "LINEARIZED_ATTENTIONS",
@@ -141,7 +142,7 @@ def _number(value: Any) -> bool:
 
 
 @dataclasses.dataclass
-class LinearizedConfig:
+class LinearizedConfig(HeadsConfig):
     """Everything needed to rebuild a ``"linearized"`` model: ``build_model("linearized", **asdict(cfg))``.
 
     Attributes:
@@ -212,11 +213,6 @@ class LinearizedConfig:
         self.validate()
 
     @property
-    def head_dim(self) -> int:
-        """``d_model // n_heads``."""
-        return self.d_model // self.n_heads
-
-    @property
     def n_features(self) -> int:
         """``F``: features per head of the linear part (``feature_map_dim(feature_map, head_dim)``)."""
         return feature_map_dim(self.feature_map, self.head_dim)  # type: ignore[arg-type]
@@ -266,6 +262,28 @@ class LinearizedConfig:
         if self.attn_backend not in _BACKENDS:
             raise ValueError(f"attn_backend must be one of {list(_BACKENDS)}, got {self.attn_backend!r}")
 
+    def state_bytes(
+        self, seq_len: int, bytes_per_element: int = 2, state_bytes_per_element: int | None = None
+    ) -> int:
+        """Bytes of decode state per sequence after ``seq_len`` tokens, summed over the layers.
+
+        Per layer: ``S`` ``H · F · D`` at ``state_bytes_per_element``, plus ``z`` ``H · F`` (same
+        size) for ``attention="linear"`` or the current group's keys and values
+        ``2 · H · D · (T mod g)`` at ``bytes_per_element`` for ``"grouped"``, plus the conv buffer
+        ``H · D · (K - 1)`` at ``bytes_per_element`` with ``conv``.
+        ``state_bytes_per_element=None`` means ``bytes_per_element``.
+        """
+        seq_len, bpe, sbpe = check_state_sizes(seq_len, bytes_per_element, state_bytes_per_element)
+        h, f, d = self.n_heads, self.n_features, self.head_dim
+        per_layer = h * f * d * sbpe
+        if self.attention == "linear":
+            per_layer += h * f * sbpe
+        else:
+            per_layer += 2 * h * d * (seq_len % self.group_size) * bpe
+        if self.conv:
+            per_layer += h * d * (self.conv_kernel_size - 1) * bpe
+        return int(self.n_layers * per_layer)
+
     def state_signature(self) -> tuple:
         """The options that decide what the decode state means (sizes, attention, φ, groups, conv, positions)."""
         return (self.d_model, self.n_layers, self.n_heads, self.attention, self.feature_map, self.normalize_qk,
@@ -311,8 +329,7 @@ class LinearizedLayerState:
     conv: torch.Tensor | None = None
 
 
-@dataclasses.dataclass
-class LinearizedTreeStates:
+class LinearizedTreeStates(TreeStates):
     """What :meth:`Linearized.tree_step` keeps to commit an accepted path without another pass.
 
     Attributes:
@@ -323,14 +340,9 @@ class LinearizedTreeStates:
         position: the cache position the tree was verified at.
     """
 
-    keys: list[torch.Tensor]
-    values: list[torch.Tensor]
-    parents: list[int]
-    position: int
-
 
 @dataclasses.dataclass
-class LinearizedCache:
+class LinearizedCache(DecodeCache):
     """The decoding state of a ``"linearized"`` model: one :class:`LinearizedLayerState` per layer.
 
     ``position`` is the number of tokens consumed (the next token's absolute position). Its size
@@ -342,11 +354,6 @@ class LinearizedCache:
     #: The state-shaping options of the model that made it (:meth:`LinearizedConfig.state_signature`),
     #: checked by the model it is passed to; None skips that check.
     signature: tuple | None = None
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes of all state tensors (:func:`~linattn_edu.models.common.cache_bytes`)."""
-        return cache_bytes(self)
 
     @property
     def batch_size(self) -> int:
@@ -718,117 +725,42 @@ class LinearizedBlock(nn.Module):
         return x + self.mlp(self.norm_mlp(x)), kv
 
 
+register_family("linearized", label="linearized", color="tab:pink", marker="h")
+
+
 @register_model("linearized")
-class Linearized(nn.Module):
+class Linearized(TreeLanguageModel):
     """A linearized LM: grouped or linear attention plus a causal DWConv; see the module docstring.
 
     ``model(tokens)``: ``(B, T)`` int64 -> ``(B, T, vocab_size)``; ``prefill``/``step`` decode with
-    a :class:`LinearizedCache` of bounded size; ``tree_step`` verifies a draft tree.
+    a :class:`LinearizedCache` of bounded size; ``tree_step`` verifies a draft tree. Grouped: a
+    step attends to the ``< g`` cached keys of its group and to ``S``; when its group completes,
+    the group's ``φ(k) vᵀ`` is folded into ``S`` and the keys are dropped. With
+    ``conv_causal=False`` only ``forward`` runs (``prefill``/``step``/``tree_step`` raise).
     """
 
     kind = "linearized"
     config_class = LinearizedConfig
+    cache_class = LinearizedCache
+    tree_states_class = LinearizedTreeStates
 
-    def __init__(self, *, vocab_size: int, d_model: int, n_layers: int, n_heads: int, **options: Any) -> None:
-        super().__init__()
-        fields = {f.name for f in dataclasses.fields(LinearizedConfig)}
-        unknown = sorted(set(options) - fields)
-        if unknown:
-            valid = sorted(fields - {"vocab_size", "d_model", "n_layers", "n_heads"})
-            raise ValueError(f"unknown option(s) {unknown} for kind 'linearized'; valid options: {valid}")
-        cfg = LinearizedConfig(vocab_size=vocab_size, d_model=d_model, n_layers=n_layers, n_heads=n_heads, **options)
-        self.config = cfg
-        self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        self.emb_dropout = nn.Dropout(cfg.dropout)
-        self.blocks = nn.ModuleList(LinearizedBlock(cfg) for _ in range(cfg.n_layers))
-        self.norm_out = make_norm(cfg.norm, cfg.d_model)
-        self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
-        self.apply(self._init_weights)
-        for block in self.blocks:  # GPT-2: shrink the residual branches' last layers with depth
-            for lin in (block.attn.out_proj, block.mlp.fc_out):
-                nn.init.normal_(lin.weight, std=0.02 / math.sqrt(2 * cfg.n_layers))
-        if cfg.tie_embeddings:
-            self.lm_head.weight = self.tok_emb.weight
+    def _build_blocks(self, cfg: LinearizedConfig) -> list[nn.Module]:
+        return [LinearizedBlock(cfg) for _ in range(cfg.n_layers)]
 
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, std=0.02)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            nn.init.zeros_(module.bias)
-
-    def _run(self, tokens, cache, keep_cache):
-        start = 0 if cache is None else cache.position
-        x = self.emb_dropout(self.tok_emb(tokens))
-        layers = []
-        for i, block in enumerate(self.blocks):
-            x, st = block(x, None if cache is None else cache.layers[i], start, keep_cache)
-            layers.append(st)
-        logits = self.lm_head(self.norm_out(x))
-        cache = LinearizedCache(layers, start + tokens.shape[1], self.config.state_signature()) if keep_cache else None
-        return logits, cache
+    def _new_cache(self, layers: list[Any], position: int) -> LinearizedCache:
+        return LinearizedCache(layers, position, self.config.state_signature())
 
     def _check_decodable(self) -> None:
         if not self.config.conv_causal:
             raise ValueError("conv_causal=False: a centered convolution reads future tokens, so this model "
                              "cannot decode (prefill/step/tree_step); it exists only to show the leak")
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """``(B, T)`` int64 token ids -> ``(B, T, vocab_size)`` logits."""
-        tokens = check_tokens(tokens, self.config.vocab_size)
-        return self._run(tokens, None, keep_cache=False)[0]
-
-    def prefill(
-        self, tokens: torch.Tensor, cache: LinearizedCache | None = None
-    ) -> tuple[torch.Tensor, LinearizedCache]:
-        """Process a prompt ``(B, T)``: ``(logits (B, T, V), cache)``; with ``cache``, continue it
-        (chunked prefill)."""
-        tokens = check_tokens(tokens, self.config.vocab_size)
-        self._check_decodable()
-        if cache is not None:
-            self._check_cache(cache, tokens.shape[0])
-        return self._run(tokens, cache, keep_cache=True)  # type: ignore[return-value]
-
-    def step(self, token: torch.Tensor, cache: LinearizedCache) -> tuple[torch.Tensor, LinearizedCache]:
-        """Decode one token per sequence: ``token (B,)`` -> ``(logits (B, V), new cache)``.
-
-        Grouped: the token attends to the ``< g`` cached keys of its group and to ``S``; when
-        its group completes, the group's ``φ(k) vᵀ`` is folded into ``S`` and the keys are dropped.
-        """
-        token = check_tokens(token, self.config.vocab_size, name="token", ndim=1)
-        self._check_decodable()
-        self._check_cache(cache, token.shape[0])
-        logits, new_cache = self._run(token[:, None], cache, keep_cache=True)
-        return logits[:, -1], new_cache  # type: ignore[return-value]
-
-    @torch.no_grad()
-    def tree_step(self, token_tree: torch.Tensor, parents: Sequence[int] | torch.Tensor,
-                  cache: LinearizedCache, *, return_states: bool = False
-                  ) -> torch.Tensor | tuple[torch.Tensor, LinearizedTreeStates]:
-        """Logits of every node of a draft tree, in one pass, without modifying ``cache``.
-
-        Args:
-            token_tree: ``(B, N)`` int64, the candidate tokens (the same tree for every sequence).
-            parents: length ``N``; ``parents[i]`` is node ``i``'s parent index (``< i``) or ``-1``
-                for a child of the committed prefix.
-            cache: from :meth:`prefill` or :meth:`step` (read only).
-
-        Returns:
-            ``(B, N, vocab_size)``: node ``i``'s logits equal those of ``step``-decoding its root
-            path after ``cache`` (see :meth:`LinearizedAttention.tree_forward` for how each
-            branch, including one crossing a group boundary, sees exactly that path). With
-            ``return_states=True``: ``(logits, states)``, where ``states``
-            (:class:`LinearizedTreeStates`) keeps every node's keys and values per layer, from
-            which :meth:`commit_tree` builds the cache after an accepted path (its recurrent,
-            group and conv states) without another pass.
-
-        Raises:
-            ValueError: bad ``parents`` (wrong length, ``parents[i]`` not in ``{-1} ∪ [0, i)``),
-                bad tokens or cache.
-        """
-        tokens = check_tokens(token_tree, self.config.vocab_size, name="token_tree")
-        self._check_decodable()
-        self._check_cache(cache, tokens.shape[0])
+    def _tree_forward(self, tokens: torch.Tensor, parents: Any, cache: LinearizedCache
+                      ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor], list[int]]:
+        """The tree pass (see :meth:`tree_step`): each node's logits equal those of ``step``-decoding
+        its root path after ``cache`` (see :meth:`LinearizedAttention.tree_forward` for how each
+        branch, including one crossing a group boundary, sees exactly that path); ``parents[i]``
+        must be ``-1`` or a node index ``< i``."""
         tree = _make_tree(parents, tokens.shape[1], tokens.device)
         x = self.tok_emb(tokens)
         node_keys, node_values = [], []
@@ -837,55 +769,20 @@ class Linearized(nn.Module):
             node_keys.append(k)
             node_values.append(v)
         logits = self.lm_head(self.norm_out(x))
-        if not return_states:
-            return logits
-        parents_list = [p[-2] if len(p) > 1 else -1 for p in tree.paths]
-        return logits, LinearizedTreeStates(node_keys, node_values, parents_list, cache.position)
+        return logits, node_keys, node_values, [p[-2] if len(p) > 1 else -1 for p in tree.paths]
 
-    def commit_tree(self, cache: LinearizedCache, states: LinearizedTreeStates, path: Sequence[int]) -> LinearizedCache:
-        """The cache after the tokens of the root path ``path`` of a verified tree, with no forward pass.
-
-        Args:
-            cache: the cache ``tree_step`` verified against (not modified).
-            states: from ``tree_step(..., return_states=True)`` on that cache.
-            path: node indices ``[root, child, ...]``, each the parent of the next, ``path[0]`` a
-                root (parent -1); may be empty.
-
-        Returns:
-            The :class:`LinearizedCache` that ``prefill(tokens[path], cache)`` would return (up to
-            float rounding): per layer the path's keys and values folded in by
-            :meth:`LinearizedAttention.commit` (groups completed into ``S``, the conv buffer
-            shifted), ``position`` advanced by ``len(path)``.
-
-        Raises:
-            TypeError / ValueError: a bad ``cache`` or ``states``; ``ValueError`` naming ``path``
-                when it is not a root path of the tree.
-        """
-        from ..reference.speculative import check_root_path
-
-        if not isinstance(states, LinearizedTreeStates):
-            raise TypeError(f"states must be the LinearizedTreeStates of tree_step(return_states=True), "
-                            f"got {type(states).__name__}")
-        self._check_cache(cache, states.keys[0].shape[0] if states.keys else 0)
-        if states.position != cache.position:
-            raise ValueError(f"cache is at position {cache.position} but states were verified at position "
-                             f"{states.position}: pass the cache given to tree_step")
-        path = check_root_path(states.parents, path)
-        index = torch.tensor(path, dtype=torch.long, device=states.keys[0].device)
+    def _commit(self, cache: LinearizedCache, states: TreeStates, index: torch.Tensor) -> LinearizedCache:
+        """Per layer the path's keys and values folded in by :meth:`LinearizedAttention.commit`
+        (groups completed into ``S``, the conv buffer shifted)."""
         layers = [
             block.attn.commit(layer, k.index_select(2, index), v.index_select(2, index))
             for block, layer, k, v in zip(self.blocks, cache.layers, states.keys, states.values)
         ]
-        return LinearizedCache(layers, cache.position + len(path), self.config.state_signature())
+        return LinearizedCache(layers, cache.position + len(index), self.config.state_signature())
 
-    def _check_cache(self, cache: Any, batch: int) -> None:
-        if not isinstance(cache, LinearizedCache):
-            raise TypeError(f"cache must be a LinearizedCache from prefill() or step(), got {type(cache).__name__}")
+    def _check_cache_layers(self, cache: LinearizedCache, batch: int) -> None:
         cfg = self.config
-        if len(cache.layers) != cfg.n_layers:
-            raise ValueError(f"cache must hold {cfg.n_layers} layers, got {len(cache.layers)}")
-        if cache.batch_size != batch:
-            raise ValueError(f"cache has batch size {cache.batch_size}, but the tokens have {batch}")
+        self._check_batch(cache, batch)
         if cache.signature is not None and cache.signature != cfg.state_signature():
             names = ("d_model", "n_layers", "n_heads", "attention", "feature_map", "normalize_qk", "group_size",
                      "conv", "conv_kernel_size", "pos", "rope_base")

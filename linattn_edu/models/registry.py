@@ -9,17 +9,26 @@ A kind is registered with a decorator on a builder, a class or function that acc
 
 and is then built by name with :func:`build_model`. The module defining a kind must be imported
 for it to be registered: :mod:`linattn_edu.models` imports the zoo's modules.
+
+The experiments compare *families* (a mechanism and how it is drawn: ``"attention"``,
+``"sliding_window"``, ``"linear_elu"``, ``"hawk"``, ...; several families may share a kind, e.g.
+the MQAR models of :mod:`linattn_edu.experiments.mqar_sweep` build softmax, sliding-window and
+linear attention all as ``"based"`` stacks). Each model module declares its families' label,
+colour and marker with :func:`register_family`; plots and tables read them from
+:data:`FAMILY_INFO` (:func:`family_info`) instead of keeping their own per-family tables.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable, TypeVar
 
 from torch import nn
 
 from ..checks import check_int
 
-__all__ = ["register_model", "build_model", "available_models", "MODEL_REGISTRY"]
+__all__ = ["register_model", "build_model", "available_models", "MODEL_REGISTRY", "FamilyInfo", "FAMILY_INFO",
+           "register_family", "family_info"]
 
 #: kind name -> builder (a class or function returning an ``nn.Module``).
 #:
@@ -100,3 +109,58 @@ def build_model(
     if getattr(model, "kind", None) is None:
         model.kind = kind
     return model
+
+
+# ----------------------------------------------------------------------------------------------
+# Families: how the experiments name and draw each mechanism
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class FamilyInfo:
+    """How a family is shown in every plot and table of the book.
+
+    Attributes:
+        label: its display name (the mechanism's name in Chapter 8's comparison).
+        color: a matplotlib colour.
+        marker: a matplotlib marker.
+    """
+
+    label: str
+    color: str
+    marker: str
+
+
+#: family name -> :class:`FamilyInfo`, filled by :func:`register_family` in the model modules.
+#:
+#: :meta hide-value:
+FAMILY_INFO: dict[str, FamilyInfo] = {}
+
+
+def register_family(name: str, *, label: str, color: str, marker: str) -> FamilyInfo:
+    """Declare a family's label, colour and marker (see the module docstring).
+
+    Raises:
+        ValueError: a field is not a non-empty string, or ``name`` is already registered with
+            other values.
+    """
+    for field, value in (("name", name), ("label", label), ("color", color), ("marker", marker)):
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"{field} must be a non-empty str, got {value!r}")
+    info = FamilyInfo(label, color, marker)
+    existing = FAMILY_INFO.get(name)
+    if existing is not None and existing != info:  # re-registering the same values (a reload) is fine
+        raise ValueError(f"family {name!r} is already registered as {existing}")
+    FAMILY_INFO[name] = info
+    return info
+
+
+def family_info(name: str) -> FamilyInfo:
+    """The :class:`FamilyInfo` of a registered family.
+
+    Raises:
+        ValueError: ``name`` is not registered (the message lists the registered ones).
+    """
+    if not isinstance(name, str) or name not in FAMILY_INFO:
+        raise ValueError(f"family must be one of {sorted(FAMILY_INFO)}, got {name!r}")
+    return FAMILY_INFO[name]

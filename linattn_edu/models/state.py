@@ -29,7 +29,10 @@ The formulas (per sequence; ``D = d_model / n_heads``, ``b`` bytes per element):
   for ``attention="linear"`` or ``2 · H · D · (T mod g) · b`` (the current group's keys and
   values) for ``attention="grouped"``, plus ``H · D · (K - 1) · b`` with ``conv`` (the conv buffer).
 
-They equal :func:`~linattn_edu.models.cache_bytes` of a real model's cache after a prefill of
+Each formula is the ``state_bytes(seq_len, bytes_per_element, state_bytes_per_element)`` method of
+the kind's config class (:class:`~linattn_edu.models.TransformerConfig`, ``LinearConfig``,
+``BasedConfig``, ``HawkConfig``, ``GriffinConfig``, ``LinearizedConfig``); this module only
+dispatches to it by kind. They equal :func:`~linattn_edu.models.cache_bytes` of a real model's cache after a prefill of
 ``seq_len`` tokens (batch 1) when ``bytes_per_element`` is the model's element size. One caveat:
 the linear-attention state (and the RG-LRU state ``h``) is accumulated in float32 even in a 16-bit
 model (the kernels' choice, and the official Griffin code's: a 16-bit sum of ``T`` terms loses
@@ -45,60 +48,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..reference.attention import kv_cache_bytes
-from .griffin import GriffinConfig, HawkConfig
-from .linear import BasedConfig, LinearConfig
-from .linearized import LinearizedConfig
-from .transformer import TransformerConfig
+from . import griffin, linear, linearized, transformer  # noqa: F401  (the kinds register themselves)
+from .common import check_state_sizes
+from .registry import MODEL_REGISTRY
 
 __all__ = ["STATE_KINDS", "state_bytes", "model_state_bytes"]
 
 #: Kinds :func:`state_bytes` knows.
 STATE_KINDS = ("transformer", "linear", "based", "hawk", "griffin", "linearized")
-
-_CONFIGS: dict[str, type] = {
-    "transformer": TransformerConfig,
-    "linear": LinearConfig,
-    "based": BasedConfig,
-    "hawk": HawkConfig,
-    "griffin": GriffinConfig,
-    "linearized": LinearizedConfig,
-}
-
-
-def _check_count(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return value
-
-
-def _linear_layer_bytes(cfg: LinearConfig, bpe: int) -> int:
-    f, d = cfg.n_features, cfg.head_dim
-    return cfg.n_heads * (f * d + f) * bpe
-
-
-def _griffin_bytes(cfg: HawkConfig, seq_len: int, bpe: int, sbpe: int) -> int:
-    """Hawk / Griffin: conv inputs + RG-LRU state per recurrent layer, a window of K, V per attention layer."""
-    total = 0
-    for block in cfg.pattern:
-        if block == "recurrent":
-            total += cfg.lru_width * (cfg.conv_width - 1) * bpe + cfg.lru_width * sbpe
-        else:  # local attention (GriffinConfig)
-            total += 2 * cfg.n_kv_heads * cfg.head_dim * min(seq_len, cfg.window) * bpe  # type: ignore[attr-defined]
-    return int(total)
-
-
-def _linearized_bytes(cfg: LinearizedConfig, seq_len: int, bpe: int, sbpe: int) -> int:
-    """Linearized: ``S`` (+ ``z``), the partial group's keys and values, the conv buffer, per layer."""
-    h, f, d = cfg.n_heads, cfg.n_features, cfg.head_dim
-    per_layer = h * f * d * sbpe
-    if cfg.attention == "linear":
-        per_layer += h * f * sbpe
-    else:
-        per_layer += 2 * h * d * (seq_len % cfg.group_size) * bpe
-    if cfg.conv:
-        per_layer += h * d * (cfg.conv_kernel_size - 1) * bpe
-    return int(cfg.n_layers * per_layer)
 
 
 def state_bytes(
@@ -137,39 +94,16 @@ def state_bytes(
     """
     if not isinstance(kind, str) or kind not in STATE_KINDS:
         raise ValueError(f"kind must be one of {list(STATE_KINDS)}, got {kind!r}")
-    seq_len = _check_count(seq_len, "seq_len", 0)
-    bpe = _check_count(bytes_per_element, "bytes_per_element", 1)
-    sbpe = bpe
-    if state_bytes_per_element is not None:
-        sbpe = _check_count(state_bytes_per_element, "state_bytes_per_element", 1)
+    seq_len, bpe, sbpe = check_state_sizes(seq_len, bytes_per_element, state_bytes_per_element)
     options = dict(options)
     vocab_size = options.pop("vocab_size", 2)
-    config_class = _CONFIGS[kind]
+    config_class = MODEL_REGISTRY[kind].config_class  # type: ignore[attr-defined]
     valid = {f.name for f in dataclasses.fields(config_class)} - {"vocab_size", "d_model", "n_layers", "n_heads"}
     unknown = sorted(set(options) - valid)
     if unknown:
         raise ValueError(f"unknown option(s) {unknown} for kind {kind!r}; valid options: {sorted(valid)}")
     cfg = config_class(vocab_size=vocab_size, d_model=d_model, n_layers=n_layers, n_heads=n_heads, **options)
-
-    if kind == "transformer":
-        cached = seq_len if cfg.window is None else min(seq_len, cfg.window)
-        return kv_cache_bytes(
-            cached, n_layers=cfg.n_layers, n_kv_heads=cfg.n_kv_heads, head_dim=cfg.head_dim, bytes_per_element=bpe
-        )
-    if kind in ("hawk", "griffin"):
-        return _griffin_bytes(cfg, seq_len, bpe, sbpe)
-    if kind == "linearized":
-        return _linearized_bytes(cfg, seq_len, bpe, sbpe)
-    total = 0
-    for mixers in cfg.pattern:
-        for name in mixers:
-            if name == "linear":
-                total += _linear_layer_bytes(cfg, sbpe)
-            elif name == "window":
-                total += 2 * cfg.n_heads * cfg.head_dim * min(seq_len, cfg.window) * bpe
-            else:  # conv
-                total += cfg.d_model * (cfg.conv_kernel_size - 1) * bpe
-    return int(total)
+    return cfg.state_bytes(seq_len, bpe, sbpe)
 
 
 def model_state_bytes(model: nn.Module, *, seq_len: int, bytes_per_element: int | None = None) -> int:

@@ -51,15 +51,17 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from ..reference.alibi import alibi_slopes
-from .common import MLP, NORMS, KVCache, check_tokens, make_norm, rope_cos_sin, apply_rope, sinusoidal_positions
-from .registry import register_model
+from ..reference.attention import kv_cache_bytes
+from .common import (MLP, NORMS, HeadsConfig, KVCache, TreeLanguageModel, TreeStates, apply_rope, attention_backend,
+                     check_state_sizes, make_norm, rope_cos_sin, sinusoidal_positions)
+from .registry import register_family, register_model
 
 __all__ = ["POSITION_ENCODINGS", "ATTN_BACKENDS", "TransformerConfig", "Transformer", "CausalSelfAttention",
            "TransformerTreeStates"]
@@ -82,7 +84,7 @@ def _flash() -> Any:
 
 
 @dataclasses.dataclass
-class TransformerConfig:
+class TransformerConfig(HeadsConfig):
     """Everything needed to rebuild a :class:`Transformer`: ``build_model("transformer", **asdict(cfg))``.
 
     Attributes:
@@ -120,11 +122,6 @@ class TransformerConfig:
         if self.n_kv_heads is None:
             self.n_kv_heads = self.n_heads
         self.validate()
-
-    @property
-    def head_dim(self) -> int:
-        """``d_model // n_heads``."""
-        return self.d_model // self.n_heads
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad field."""
@@ -165,12 +162,22 @@ class TransformerConfig:
         ``attn_backend`` if set; else ``"torch"`` on a CPU or for a head dim the kernel lacks, and
         None (``flash_attention`` chooses) on a GPU. See the module docstring.
         """
-        if self.attn_backend is not None:
-            return self.attn_backend
-        device = torch.device("cpu" if device is None else device)
-        if device.type == "cpu" or self.head_dim not in _flash().SUPPORTED_HEAD_DIMS:
-            return "torch"
-        return None
+        return attention_backend(self.attn_backend, self.head_dim, device)
+
+    def state_bytes(
+        self, seq_len: int, bytes_per_element: int = 2, state_bytes_per_element: int | None = None
+    ) -> int:
+        """Bytes of the KV cache per sequence after ``seq_len`` tokens: ``2 · layers · H_kv · D · T · b``.
+
+        ``T`` is ``min(seq_len, window)`` with a sliding window
+        (:func:`~linattn_edu.reference.kv_cache_bytes`). ``state_bytes_per_element`` is accepted
+        for a uniform signature and unused (attention keeps no accumulated state).
+        """
+        seq_len, bpe, _ = check_state_sizes(seq_len, bytes_per_element, state_bytes_per_element)
+        cached = seq_len if self.window is None else min(seq_len, self.window)
+        return kv_cache_bytes(
+            cached, n_layers=self.n_layers, n_kv_heads=self.n_kv_heads, head_dim=self.head_dim, bytes_per_element=bpe
+        )
 
 
 class CausalSelfAttention(nn.Module):
@@ -189,6 +196,19 @@ class CausalSelfAttention(nn.Module):
         self.out_proj = nn.Linear(h * hd, d, bias=False)
         self.dropout = nn.Dropout(cfg.dropout)
 
+    def project(
+        self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``q`` ``(B, H, T, D)``, ``k``, ``v`` ``(B, H_kv, T, D)`` of ``x`` ``(B, T, C)``, RoPE applied if given."""
+        cfg = self.cfg
+        b, t, _ = x.shape
+        q = self.q_proj(x).view(b, t, cfg.n_heads, cfg.head_dim).transpose(1, 2)
+        k, v = self.kv_proj(x).view(b, t, 2, cfg.n_kv_heads, cfg.head_dim).permute(2, 0, 3, 1, 4)
+        if rope is not None:
+            cos, sin = rope[0].to(q.dtype), rope[1].to(q.dtype)
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        return q, k, v
+
     def forward(
         self,
         x: torch.Tensor,
@@ -200,11 +220,7 @@ class CausalSelfAttention(nn.Module):
         """x ``(B, T, C)``; past ``(K, V)`` each ``(B, H_kv, T_past, D)``; rope ``(cos, sin)`` each ``(T, D)``."""
         cfg = self.cfg
         b, t, _ = x.shape
-        q = self.q_proj(x).view(b, t, cfg.n_heads, cfg.head_dim).transpose(1, 2)
-        k, v = self.kv_proj(x).view(b, t, 2, cfg.n_kv_heads, cfg.head_dim).permute(2, 0, 3, 1, 4)
-        if rope is not None:
-            cos, sin = rope[0].to(q.dtype), rope[1].to(q.dtype)
-            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        q, k, v = self.project(x, rope)
         if past is not None:
             k = torch.cat([past[0].to(k.dtype), k], dim=2)
             v = torch.cat([past[1].to(v.dtype), v], dim=2)
@@ -214,7 +230,6 @@ class CausalSelfAttention(nn.Module):
         )
         o = o.transpose(1, 2).reshape(b, t, cfg.n_heads * cfg.head_dim)
         return self.dropout(self.out_proj(o)), (k, v)
-
 
     def tree_attend(
         self,
@@ -238,11 +253,7 @@ class CausalSelfAttention(nn.Module):
         """
         cfg = self.cfg
         b, t, _ = x.shape
-        q = self.q_proj(x).view(b, t, cfg.n_heads, cfg.head_dim).transpose(1, 2)
-        k, v = self.kv_proj(x).view(b, t, 2, cfg.n_kv_heads, cfg.head_dim).permute(2, 0, 3, 1, 4)
-        if rope is not None:
-            cos, sin = rope[0].to(q.dtype), rope[1].to(q.dtype)
-            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        q, k, v = self.project(x, rope)
         node_kv = (k, v)
         k = torch.cat([past[0].to(k.dtype), k], dim=2)
         v = torch.cat([past[1].to(v.dtype), v], dim=2)
@@ -277,8 +288,7 @@ def _tree_structure_cached(parents: tuple) -> tuple[np.ndarray, np.ndarray]:
     return tree_attention_mask(parents), tree_depths(parents)  # read only by tree_step
 
 
-@dataclasses.dataclass
-class TransformerTreeStates:
+class TransformerTreeStates(TreeStates):
     """What :meth:`Transformer.tree_step` keeps to commit an accepted path without another pass.
 
     Attributes:
@@ -288,79 +298,85 @@ class TransformerTreeStates:
         position: the cache position the tree was verified at.
     """
 
-    keys: list[torch.Tensor]
-    values: list[torch.Tensor]
-    parents: list[int]
-    position: int
-
 
 class Block(nn.Module):
     """Pre-norm residual block: ``x + Attn(Norm(x))``, then ``x + MLP(Norm(x))``. ``(B, T, C)``."""
 
     def __init__(self, cfg: TransformerConfig) -> None:
         super().__init__()
+        self.window = cfg.window
         self.norm_attn = make_norm(cfg.norm, cfg.d_model)
         self.attn = CausalSelfAttention(cfg)
         self.norm_mlp = make_norm(cfg.norm, cfg.d_model)
         self.mlp = MLP(cfg.d_model, cfg.mlp_ratio, cfg.dropout)
 
-    def forward(self, x: torch.Tensor, **attn_kwargs: Any) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        a, kv = self.attn(self.norm_attn(x), **attn_kwargs)
+    def forward(
+        self, x: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None, position: int, keep_state: bool,
+        **attn_kwargs: Any,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+        """x ``(B, T, C)`` after the cached ``past`` ``(K, V)``; returns ``(x, (K, V) to cache or None)``.
+
+        The keys and values kept are the last ``window`` ones with a sliding window (older keys
+        are never seen again). ``attn_kwargs``: ``rope``, ``slopes`` of :class:`CausalSelfAttention`.
+        """
+        a, (k, v) = self.attn(self.norm_attn(x), past=past, **attn_kwargs)
         x = x + a
-        return x + self.mlp(self.norm_mlp(x)), kv
+        x = x + self.mlp(self.norm_mlp(x))
+        if not keep_state:
+            return x, None
+        if self.window is not None:
+            k, v = k[:, :, -self.window:], v[:, :, -self.window:]
+        return x, (k, v)
+
+
+#: Softmax-attention families of the experiments (built as ``"transformer"`` LMs, or as ``"based"``
+#: window mixers in the MQAR models).
+register_family("attention", label="softmax", color="tab:red", marker="*")
+register_family("sliding_window", label="sliding window", color="tab:orange", marker="s")
+register_family("alibi", label="ALiBi", color="tab:olive", marker="<")
 
 
 @register_model("transformer")
-class Transformer(nn.Module):
+class Transformer(TreeLanguageModel):
     """Decoder-only Transformer LM; see the module docstring. Build with ``build_model("transformer", ...)``.
 
     ``model(tokens)``: ``(B, T)`` int64 -> ``(B, T, vocab_size)`` logits.
     ``model.prefill(tokens)`` / ``model.step(token, cache)``: incremental decoding with a
-    :class:`~linattn_edu.models.common.KVCache`.
+    :class:`~linattn_edu.models.common.KVCache`; a step runs attention with one query against
+    all cached keys (``Tq = 1 < Tk``, end-aligned).
     ``model.tree_step(token_tree, parents, cache)``: logits of a whole draft tree in one pass
     (speculative decoding, :mod:`linattn_edu.speculative`).
+
+    ``forward``, ``prefill``, ``step`` and ``tree_step`` raise a ``ValueError`` naming ``max_len``
+    when a ``"learned"`` table is too short for the positions asked.
     """
 
     kind = "transformer"
+    config_class = TransformerConfig
+    cache_class = KVCache
+    tree_states_class = TransformerTreeStates
 
-    def __init__(self, *, vocab_size: int, d_model: int, n_layers: int, n_heads: int, **options: Any) -> None:
-        super().__init__()
-        fields = {f.name for f in dataclasses.fields(TransformerConfig)}
-        unknown = sorted(set(options) - fields)
-        if unknown:
-            valid = sorted(fields - {"vocab_size", "d_model", "n_layers", "n_heads"})
-            raise ValueError(f"unknown option(s) {unknown} for kind 'transformer'; valid options: {valid}")
-        cfg = TransformerConfig(vocab_size=vocab_size, d_model=d_model, n_layers=n_layers, n_heads=n_heads, **options)
-        self.config = cfg
-
-        self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
+    def _build_embedding(self, cfg: TransformerConfig) -> None:
         self.pos_emb = nn.Embedding(cfg.max_len, cfg.d_model) if cfg.pos == "learned" else None
-        self.emb_dropout = nn.Dropout(cfg.dropout)
-        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
-        self.norm_out = make_norm(cfg.norm, cfg.d_model)
-        self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         # (H,) slopes, or None. Kept in float64 so that a float64 model gets exact slopes (they are
         # not parameters: derived from n_heads, hence not saved in the state dict).
         slopes = torch.tensor(alibi_slopes(cfg.n_heads), dtype=torch.float64) if cfg.pos == "alibi" else None
         self.register_buffer("alibi_slopes", slopes, persistent=False)
 
-        self.apply(self._init_weights)
-        for block in self.blocks:  # GPT-2: shrink the residual branches' last layers with depth
-            for lin in (block.attn.out_proj, block.mlp.fc_out):
-                nn.init.normal_(lin.weight, std=0.02 / math.sqrt(2 * cfg.n_layers))
-        if cfg.tie_embeddings:
-            self.lm_head.weight = self.tok_emb.weight
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, std=0.02)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            nn.init.zeros_(module.bias)
+    def _build_blocks(self, cfg: TransformerConfig) -> list[nn.Module]:
+        return [Block(cfg) for _ in range(cfg.n_layers)]
 
     # ------------------------------------------------------------------------------------------
 
-    def _embed(
+    def _check_max_len(self, last: int) -> None:
+        cfg = self.config
+        if cfg.pos == "learned" and last >= cfg.max_len:
+            raise ValueError(
+                f"pos='learned' has a table of max_len={cfg.max_len} positions, but position {last} "
+                f"was requested; build the model with a larger max_len or use pos='alibi'/'rope'/'sinusoidal'"
+            )
+
+    def _embed_at(
         self, tokens: torch.Tensor, positions: torch.Tensor
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
         """Embeddings ``(B, T, C)`` of ``tokens`` at absolute ``positions`` ``(T,)``, and RoPE's ``(cos, sin)`` or None."""
@@ -376,100 +392,28 @@ class Transformer(nn.Module):
         rope = rope_cos_sin(positions, cfg.head_dim, base=cfg.rope_base, dtype=x.dtype) if cfg.pos == "rope" else None
         return x, rope
 
-    def _run(self, tokens: torch.Tensor, cache: KVCache | None, keep_cache: bool) -> tuple[torch.Tensor, KVCache | None]:
-        """Logits ``(B, T, V)`` for ``tokens`` ``(B, T)`` placed after ``cache``; the new cache if asked."""
+    def _embed(self, tokens: torch.Tensor, start: int) -> tuple[torch.Tensor, dict[str, Any]]:
+        end = start + tokens.shape[1]
+        self._check_max_len(end - 1)
+        x, rope = self._embed_at(tokens, torch.arange(start, end, device=tokens.device))
+        return x, {"rope": rope, "slopes": self.alibi_slopes}
+
+    def _new_cache(self, layers: list[Any], position: int) -> KVCache:
+        return KVCache([k for k, _ in layers], [v for _, v in layers], position)
+
+    def _check_cache_layers(self, cache: KVCache, batch: int) -> None:
+        if len(cache.keys) != self.config.n_layers or len(cache.values) != self.config.n_layers:
+            raise ValueError(f"cache must hold {self.config.n_layers} layers, got {len(cache.keys)}")
+        self._check_batch(cache, batch)
+
+    def _tree_forward(self, tokens: torch.Tensor, parents: Any, cache: KVCache
+                      ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor], list[int]]:
+        """The tree pass (see :meth:`tree_step`): node ``i`` attends to every cached key plus its
+        own ancestors and itself, at position ``cache.position + depth(i)``; RoPE, ALiBi, learned,
+        sinusoidal and no positions, grouped-query heads and sliding windows all follow the node's
+        absolute position. The tree mask is not causal-by-index, so the attention runs in plain
+        PyTorch (:meth:`CausalSelfAttention.tree_attend`) rather than through ``flash_attention``."""
         cfg = self.config
-        b, t = tokens.shape
-        start = 0 if cache is None else cache.position
-        end = start + t
-        if cfg.pos == "learned" and end > cfg.max_len:
-            raise ValueError(
-                f"pos='learned' has a table of max_len={cfg.max_len} positions, but position {end - 1} "
-                f"was requested; build the model with a larger max_len or use pos='alibi'/'rope'/'sinusoidal'"
-            )
-        positions = torch.arange(start, end, device=tokens.device)
-        x, rope = self._embed(tokens, positions)
-
-        keys, values = [], []
-        for i, block in enumerate(self.blocks):
-            past = None if cache is None else (cache.keys[i], cache.values[i])
-            x, (k, v) = block(x, past=past, rope=rope, slopes=self.alibi_slopes)
-            if keep_cache:
-                if cfg.window is not None:  # keys older than the window are never seen again
-                    k, v = k[:, :, -cfg.window:], v[:, :, -cfg.window:]
-                keys.append(k)
-                values.append(v)
-        logits = self.lm_head(self.norm_out(x))
-        return logits, (KVCache(keys, values, end) if keep_cache else None)
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """``(B, T)`` int64 token ids -> ``(B, T, vocab_size)`` logits (position ``t`` predicts ``t+1``).
-
-        Raises:
-            TypeError / ValueError: bad ``tokens``; ``ValueError`` naming ``max_len`` when a
-                ``"learned"`` table is too short.
-        """
-        tokens = check_tokens(tokens, self.config.vocab_size)
-        return self._run(tokens, None, keep_cache=False)[0]
-
-    def prefill(self, tokens: torch.Tensor, cache: KVCache | None = None) -> tuple[torch.Tensor, KVCache]:
-        """Process a prompt ``(B, T)``: returns ``(logits (B, T, V), cache)``.
-
-        ``logits[:, -1]`` predicts the next token. With ``cache`` the prompt continues an earlier
-        one (chunked prefill); queries then sit at the end of the cached keys.
-        """
-        tokens = check_tokens(tokens, self.config.vocab_size)
-        if cache is not None:
-            self._check_cache(cache, tokens.shape[0])
-        logits, new_cache = self._run(tokens, cache, keep_cache=True)
-        return logits, new_cache  # type: ignore[return-value]
-
-    def step(self, token: torch.Tensor, cache: KVCache) -> tuple[torch.Tensor, KVCache]:
-        """Decode one token per sequence: ``token (B,)`` int64 -> ``(logits (B, V), new cache)``.
-
-        Attention runs with one query against all cached keys (``Tq = 1 < Tk``, end-aligned).
-        The cache passed in is not modified.
-
-        Raises:
-            TypeError / ValueError: bad ``token`` or ``cache``; ``ValueError`` naming ``max_len``
-                when a ``"learned"`` table is exhausted.
-        """
-        token = check_tokens(token, self.config.vocab_size, name="token", ndim=1)
-        self._check_cache(cache, token.shape[0])
-        logits, new_cache = self._run(token[:, None], cache, keep_cache=True)
-        return logits[:, -1], new_cache  # type: ignore[return-value]
-
-    @torch.no_grad()
-    def tree_step(
-        self, token_tree: torch.Tensor, parents: Any, cache: KVCache, *, return_states: bool = False
-    ) -> torch.Tensor | tuple[torch.Tensor, TransformerTreeStates]:
-        """Verify a draft tree in one forward pass: ``token_tree (B, N)`` -> logits ``(B, N, V)``.
-
-        ``parents`` ``(N,)`` (list, array or tensor; shared by the batch) gives each node's parent
-        index, or -1 for a child of the cached prefix, parents before children (see
-        :func:`~linattn_edu.reference.tree_attention_mask`). Node ``i`` attends to every cached
-        key plus its own ancestors and itself, and sits at position ``cache.position + depth(i)``
-        (roots have depth 0), so its logits equal those of ``step``-decoding its root path one
-        token at a time: the next-token prediction after that path. RoPE, ALiBi, learned,
-        sinusoidal and no positions, grouped-query heads and sliding windows all follow the
-        node's absolute position. The cache is not modified.
-
-        With ``return_states=True`` returns ``(logits, states)``: ``states``
-        (:class:`TransformerTreeStates`) holds every node's keys and values, so that
-        :meth:`commit_tree` appends an accepted root path to the cache without another pass.
-
-        The tree mask is not causal-by-index, so the attention runs in plain PyTorch (scores
-        materialized, ``(N, T_cached + N)`` per head; computed in float32, float64 stays
-        float64) rather than through ``flash_attention``.
-
-        Raises:
-            TypeError / ValueError: bad ``token_tree`` or ``cache``; ``ValueError`` naming
-                ``parents`` for a bad parent array or one whose length is not ``N``;
-                ``ValueError`` naming ``max_len`` when a ``"learned"`` table is too short.
-        """
-        cfg = self.config
-        tokens = check_tokens(token_tree, cfg.vocab_size, name="token_tree")
-        self._check_cache(cache, tokens.shape[0])
         if isinstance(parents, torch.Tensor):
             parents = parents.detach().cpu().numpy()
         par = tuple(np.asarray(parents).reshape(-1).tolist()) if np.asarray(parents).ndim == 1 else parents
@@ -480,11 +424,7 @@ class Transformer(nn.Module):
         device = tokens.device
         depths = torch.as_tensor(depths_np, device=device)
         positions = cache.position + depths  # (N,) absolute positions of the nodes
-        if cfg.pos == "learned" and int(positions.max()) >= cfg.max_len:
-            raise ValueError(
-                f"pos='learned' has a table of max_len={cfg.max_len} positions, but position "
-                f"{int(positions.max())} was requested; build the model with a larger max_len"
-            )
+        self._check_max_len(int(positions.max()))
         t_cached = cache.seq_len
         cached_pos = torch.arange(cache.position - t_cached, cache.position, device=device)
         k_pos = torch.cat([cached_pos, positions])  # (T_cached + N,)
@@ -494,7 +434,7 @@ class Transformer(nn.Module):
         if cfg.window is not None:
             visible &= k_pos[None, :] > positions[:, None] - cfg.window
 
-        x, rope = self._embed(tokens, positions)
+        x, rope = self._embed_at(tokens, positions)
         node_keys, node_values = [], []
         for i, block in enumerate(self.blocks):
             past = (cache.keys[i], cache.values[i])
@@ -507,39 +447,10 @@ class Transformer(nn.Module):
             x = x + a
             x = x + block.mlp(block.norm_mlp(x))
         logits = self.lm_head(self.norm_out(x))
-        if not return_states:
-            return logits
-        return logits, TransformerTreeStates(node_keys, node_values, [int(p) for p in par], cache.position)
+        return logits, node_keys, node_values, [int(p) for p in par]
 
-    def commit_tree(self, cache: KVCache, states: TransformerTreeStates, path: Sequence[int]) -> KVCache:
-        """The cache after the tokens of the root path ``path`` of a verified tree, with no forward pass.
-
-        Args:
-            cache: the cache ``tree_step`` verified against (not modified).
-            states: from ``tree_step(..., return_states=True)`` on that cache.
-            path: node indices ``[root, child, grandchild, ...]``, each the parent of the next,
-                ``path[0]`` a root (parent -1); may be empty.
-
-        Returns:
-            A :class:`~linattn_edu.models.common.KVCache` equal (up to float rounding) to
-            ``prefill(tokens[path], cache)``'s: the nodes' keys and values appended, the window
-            applied, ``position`` advanced by ``len(path)``.
-
-        Raises:
-            TypeError / ValueError: a bad ``cache`` or ``states``; ``ValueError`` naming ``path``
-                when it is not a root path of the tree.
-        """
-        from ..reference.speculative import check_root_path
-
-        if not isinstance(states, TransformerTreeStates):
-            raise TypeError(f"states must be the TransformerTreeStates of tree_step(return_states=True), "
-                            f"got {type(states).__name__}")
-        self._check_cache(cache, states.keys[0].shape[0] if states.keys else 0)
-        if states.position != cache.position:
-            raise ValueError(f"cache is at position {cache.position} but states were verified at position "
-                             f"{states.position}: pass the cache given to tree_step")
-        path = check_root_path(states.parents, path)
-        index = torch.tensor(path, dtype=torch.long, device=cache.keys[0].device)
+    def _commit(self, cache: KVCache, states: TreeStates, index: torch.Tensor) -> KVCache:
+        """The nodes' keys and values appended to each layer's, the window applied."""
         keys, values = [], []
         window = self.config.window
         for past_k, past_v, k, v in zip(cache.keys, cache.values, states.keys, states.values):
@@ -549,15 +460,7 @@ class Transformer(nn.Module):
                 k, v = k[:, :, -window:], v[:, :, -window:]
             keys.append(k)
             values.append(v)
-        return KVCache(keys, values, cache.position + len(path))
-
-    def _check_cache(self, cache: Any, batch: int) -> None:
-        if not isinstance(cache, KVCache):
-            raise TypeError(f"cache must be a KVCache from prefill() or step(), got {type(cache).__name__}")
-        if len(cache.keys) != self.config.n_layers or len(cache.values) != self.config.n_layers:
-            raise ValueError(f"cache must hold {self.config.n_layers} layers, got {len(cache.keys)}")
-        if cache.keys[0].shape[0] != batch:
-            raise ValueError(f"cache has batch size {cache.keys[0].shape[0]}, but the tokens have {batch}")
+        return KVCache(keys, values, cache.position + len(index))
 
     def extra_repr(self) -> str:
         cfg = self.config
