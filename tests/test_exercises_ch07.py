@@ -99,77 +99,6 @@ def test_tree_mask_stub_and_bad_return(capsys: pytest.CaptureFixture[str]) -> No
 
 
 # --------------------------------------------------------------------------------------------
-# Exercise 2: masking the future taps
-# --------------------------------------------------------------------------------------------
-
-
-def kernel_mask_right(weight):
-    k = weight.shape[1]
-    return weight * (np.arange(k) <= k // 2)
-
-
-def _keep(cond):
-    def fn(weight):
-        taps = np.arange(weight.shape[1])
-        return np.where(cond(taps, weight.shape[1] // 2), weight, 0.0)
-    return fn
-
-
-def test_kernel_mask_right(capsys: pytest.CaptureFixture[str]) -> None:
-    assert ch07.check_causal_kernel_mask(kernel_mask_right) is True
-    out = capsys.readouterr().out
-    assert out.startswith("✓ causal_kernel_mask") and "leak test passed" in out and "max |err|" in out
-
-
-def test_kernel_mask_in_place_and_torch_accepted() -> None:
-    def in_place(weight):
-        weight[:, weight.shape[1] // 2 + 1:] = 0.0
-        return weight
-
-    assert ch07.check_causal_kernel_mask(in_place, quiet=True) is True
-    fn = lambda w: torch.from_numpy(w) * (torch.arange(w.shape[1]) <= w.shape[1] // 2)  # noqa: E731
-    assert ch07.check_causal_kernel_mask(fn, quiet=True) is True
-
-
-@pytest.mark.parametrize(
-    "fn, hint, leaks",
-    [
-        (lambda w: w, "nothing was zeroed", True),
-        (_keep(lambda t, h: t >= h), "you zeroed the past", True),
-        (_keep(lambda t, h: t > h), "you zeroed the past and kept the future", True),
-        (_keep(lambda t, h: t < h), "keep the center tap", False),
-        (_keep(lambda t, h: t == h), "keep the past taps too", False),
-        (_keep(lambda t, h: t <= h + 1), "a future tap is left over", True),
-        (lambda w: (np.arange(w.shape[1]) <= w.shape[1] // 2) * np.ones_like(w), "do not replace the kept taps", False),
-    ],
-)
-def test_kernel_mask_wrong(fn, hint: str, leaks: bool, capsys: pytest.CaptureFixture[str]) -> None:
-    assert ch07.check_causal_kernel_mask(fn) is False
-    out = capsys.readouterr().out
-    assert out.startswith("✗ causal_kernel_mask") and hint in out and "max |err|" in out
-    assert ("the future leaks into the past" in out) is leaks
-    assert ("does not leak the future" in out) is not leaks
-
-
-def test_kernel_mask_stub_and_bad_return(capsys: pytest.CaptureFixture[str]) -> None:
-    def stub(weight):
-        raise NotImplementedError
-
-    def in_place_no_return(weight):
-        weight[:, weight.shape[1] // 2 + 1:] = 0.0
-
-    assert ch07.check_causal_kernel_mask(stub) is False
-    assert "not solved yet" in capsys.readouterr().out
-    assert ch07.check_causal_kernel_mask(in_place_no_return) is False
-    assert "None" in capsys.readouterr().out
-    assert ch07.check_causal_kernel_mask(lambda w: w[:, : w.shape[1] // 2 + 1]) is False
-    assert "zero the future taps in place of cutting them off" in capsys.readouterr().out
-    assert ch07.check_causal_kernel_mask(stub, quiet=True) is False
-    assert ch07.check_causal_kernel_mask(kernel_mask_right, quiet=True) is True
-    assert capsys.readouterr().out == ""
-
-
-# --------------------------------------------------------------------------------------------
 # Exercise 3: the exclusive global state
 # --------------------------------------------------------------------------------------------
 
@@ -256,67 +185,220 @@ def test_global_state_stub_and_bad_return(capsys: pytest.CaptureFixture[str]) ->
 
 
 # --------------------------------------------------------------------------------------------
-# Exercise 4: the accepted length
+# Exercise 3: the convolution unfolded over a draft tree
 # --------------------------------------------------------------------------------------------
 
 
-def accepted_right(draft_path, target_greedy):
-    n = 0
-    while n < len(draft_path) and draft_path[n] == target_greedy[n]:
-        n += 1
-    return n + 1
+def unfold_right(parents, prefix_len, kernel_size):
+    idx = np.full((len(parents), kernel_size), -1, dtype=np.int64)
+    for i in range(len(parents)):
+        seq, j = [], i
+        while j >= 0:
+            seq.append(prefix_len + j)
+            j = parents[j]
+        seq = (seq + list(range(prefix_len - 1, -1, -1)))[:kernel_size]
+        idx[i, :len(seq)] = seq
+    return idx
 
 
-def accepted_cumprod(draft_path, target_greedy):
-    return int(np.cumprod(draft_path == target_greedy[: len(draft_path)]).sum()) + 1
+def unfold_flat(parents, prefix_len, kernel_size):  # the plain causal conv over the node order
+    n = len(parents)
+    return np.array([[prefix_len + i - s if prefix_len + i - s >= 0 else -1 for s in range(kernel_size)]
+                     for i in range(n)])
 
 
-def test_accepted_right(capsys: pytest.CaptureFixture[str]) -> None:
-    assert ch07.check_accepted_length(accepted_right) is True
+def unfold_stop_at_root(parents, prefix_len, kernel_size):
+    idx = unfold_right(parents, prefix_len, kernel_size)
+    return np.where(idx >= prefix_len, idx, -1)
+
+
+def test_unfold_right(capsys: pytest.CaptureFixture[str]) -> None:
+    assert ch07.check_unfold_conv_taps(unfold_right) is True
     out = capsys.readouterr().out
-    assert out.startswith("✓ accepted_length") and "max |err| = 0" in out
+    assert out.startswith("✓ unfold_conv_taps") and "max |err|" in out
+
+
+def test_unfold_matches_the_package_and_the_model() -> None:
+    """The checker's answer agrees with the figure's helper and with the model's own tap index."""
+    from linattn_edu.models.linearized import _make_tree
+    from linattn_edu.widgets.diagrams import tree_conv_taps
+
+    parents, p, k = [-1, 0, 0, 1, 1, 2, 3, 5], 5, 4
+    idx = unfold_right(parents, p, k)
+    for node in range(len(parents)):
+        taps = tree_conv_taps(parents, node, k, p)
+        assert [p + i if kind == "node" else i for kind, i in taps] == [int(t) for t in idx[node] if t >= 0]
+    # the model reads [conv buffer (K-1 last prefix tokens) | nodes], tap K-1 = the node itself
+    model_index = _make_tree(parents, len(parents), torch.device("cpu")).conv_index(k).numpy()
+    as_inputs = np.where(model_index >= k - 1, model_index - (k - 1) + p, p - (k - 1) + model_index)
+    assert np.array_equal(as_inputs[:, ::-1], idx)
 
 
 @pytest.mark.parametrize(
     "fn",
-    [accepted_cumprod,
-     lambda d, t: np.cumprod(d == t[: len(d)]).sum() + 1,  # a NumPy int
-     lambda d, t: np.asarray(accepted_right(d, t))],  # a 0-d array
+    [lambda *a: unfold_right(*a).astype(np.float64), lambda *a: torch.from_numpy(unfold_right(*a)),
+     lambda *a: unfold_right(*a).tolist()],
 )
-def test_accepted_other_right_forms(fn) -> None:
-    assert ch07.check_accepted_length(fn, quiet=True) is True
+def test_unfold_other_right_forms(fn) -> None:
+    assert ch07.check_unfold_conv_taps(fn, quiet=True) is True
 
 
 @pytest.mark.parametrize(
     "fn, hint",
     [
-        (lambda d, t: accepted_right(d, t) - 1, "add the bonus token"),
-        (lambda d, t: int(np.sum(d == t[: len(d)])) + 1, "count only the leading run"),
-        (lambda d, t: int(np.sum(d == t[: len(d)])), "count only the leading run of matches"),
-        (lambda d, t: accepted_right(d, t[1:]) if len(d) else 1, "not t + 1"),
-        (lambda d, t: len(d) + 1, "not every draft token is accepted"),
+        (unfold_flat, "siblings or cousins"),
+        (lambda *a: unfold_right(*a)[:, ::-1], "reversed"),
+        (unfold_stop_at_root, "continue into the committed prefix"),
+        (lambda *a: unfold_right(*a).T, "transposed"),
+        (lambda *a: unfold_right(*a)[:, :-1] if a[2] > 1 else unfold_right(*a)[:0], "one column per tap"),
     ],
 )
-def test_accepted_wrong(fn, hint: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert ch07.check_accepted_length(fn) is False
+def test_unfold_wrong(fn, hint: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert ch07.check_unfold_conv_taps(fn) is False
     out = capsys.readouterr().out
-    assert out.startswith("✗ accepted_length") and hint in out and "max |err|" in out
+    assert out.startswith("✗ unfold_conv_taps") and hint in out
 
 
-def test_accepted_stub_and_bad_return(capsys: pytest.CaptureFixture[str]) -> None:
-    def stub(draft_path, target_greedy):
+def test_unfold_wrong_taps_are_shown_to_change_the_output(capsys: pytest.CaptureFixture[str]) -> None:
+    assert ch07.check_unfold_conv_taps(unfold_flat) is False
+    assert "differs from decoding its root path" in capsys.readouterr().out
+
+
+def test_unfold_no_offset_and_prefix_from_start(capsys: pytest.CaptureFixture[str]) -> None:
+    def no_offset(parents, p, k):
+        idx = unfold_right(parents, p, k)
+        return np.where(idx >= p, idx - p, -1)
+
+    def from_start(parents, p, k):
+        idx = unfold_right(parents, p, k)
+        out = idx.copy()
+        for i in range(len(idx)):
+            pre = [s for s in range(k) if 0 <= idx[i, s] < p]
+            for r, s in enumerate(pre):
+                out[i, s] = r
+        return out
+
+    assert ch07.check_unfold_conv_taps(no_offset) is False
+    assert "not i" in capsys.readouterr().out
+    assert ch07.check_unfold_conv_taps(from_start) is False
+    assert "read backwards from its last token" in capsys.readouterr().out
+
+
+def test_unfold_stub_and_bad_return(capsys: pytest.CaptureFixture[str]) -> None:
+    def stub(parents, p, k):
         raise NotImplementedError
 
-    assert ch07.check_accepted_length(stub) is False
+    assert ch07.check_unfold_conv_taps(stub) is False
     assert "not solved yet" in capsys.readouterr().out
-    assert ch07.check_accepted_length(lambda d, t: t[: accepted_right(d, t)]) is False
-    assert "not an array of shape" in capsys.readouterr().out
-    assert ch07.check_accepted_length(lambda d, t: list(t[: accepted_right(d, t)])) is False
-    assert "not a list" in capsys.readouterr().out
-    assert ch07.check_accepted_length(lambda d, t: True) is False
-    assert "got a bool" in capsys.readouterr().out
-    assert ch07.check_accepted_length(lambda d, t: None) is False
+    assert ch07.check_unfold_conv_taps(lambda *a: None) is False
     assert "None" in capsys.readouterr().out
-    assert ch07.check_accepted_length(stub, quiet=True) is False
-    assert ch07.check_accepted_length(accepted_right, quiet=True) is True
+    assert ch07.check_unfold_conv_taps(lambda p, P, K: p[len(p)]) is False
+    assert "raised IndexError" in capsys.readouterr().out
+    assert ch07.check_unfold_conv_taps(stub, quiet=True) is False
+    assert ch07.check_unfold_conv_taps(unfold_right, quiet=True) is True
+    assert capsys.readouterr().out == ""
+
+
+# --------------------------------------------------------------------------------------------
+# Exercise 4: walking the verified tree
+# --------------------------------------------------------------------------------------------
+
+
+def walk_right(parents, tokens, choice):
+    node, path = 0, [0]
+    while True:
+        nxt = [c for c in range(len(parents)) if parents[c] == node and tokens[c] == choice[node]]
+        if not nxt:
+            return path, int(choice[node])
+        node = nxt[0]
+        path.append(node)
+
+
+def walk_child_choice(parents, tokens, choice):  # compares a child with its own choice
+    node, path = 0, [0]
+    while True:
+        nxt = [c for c in range(len(parents)) if parents[c] == node and tokens[c] == choice[c]]
+        if not nxt:
+            return path, int(choice[node])
+        node = nxt[0]
+        path.append(node)
+
+
+def walk_all_matches(parents, tokens, choice):  # every matching node, path or not
+    path = [0] + [c for c in range(1, len(parents)) if tokens[c] == choice[parents[c]]]
+    return path, int(choice[path[-1]])
+
+
+def walk_first_child(parents, tokens, choice):
+    node, path = 0, [0]
+    while True:
+        kids = [c for c in range(len(parents)) if parents[c] == node]
+        if not kids or tokens[kids[0]] != choice[node]:
+            return path, int(choice[node])
+        node = kids[0]
+        path.append(node)
+
+
+def test_walk_right(capsys: pytest.CaptureFixture[str]) -> None:
+    assert ch07.check_accept_path(walk_right) is True
+    out = capsys.readouterr().out
+    assert out.startswith("✓ accept_path") and "max |err| = 0" in out
+
+
+def test_walk_agrees_with_speculative_generate() -> None:
+    """The checker's rule is the package's: the same walk as speculative.speculative_generate's loop."""
+    from linattn_edu.speculative import tree_children
+
+    for case, parents, tokens, choice in ch07._walk_cases():
+        children = tree_children(parents)
+        node, path = 0, [0]
+        while True:  # transcribed from speculative_generate
+            nxt = next((c for c in children[node] if tokens[c] == choice[node]), None)
+            if nxt is None:
+                break
+            node = nxt
+            path.append(node)
+        assert (path, int(choice[node])) == ch07._walk(parents, tokens, choice), case
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [lambda *a: (np.array(walk_right(*a)[0]), np.int64(walk_right(*a)[1])),
+     lambda *a: [torch.tensor(walk_right(*a)[0]), torch.tensor(walk_right(*a)[1])]],
+)
+def test_walk_other_right_forms(fn) -> None:
+    assert ch07.check_accept_path(fn, quiet=True) is True
+
+
+@pytest.mark.parametrize(
+    "fn, hint",
+    [
+        (lambda *a: (walk_right(*a)[0][1:], walk_right(*a)[1]), "starts at the root"),
+        (lambda *a: (walk_right(*a)[0] + [walk_right(*a)[1]], walk_right(*a)[1]), "not part of the path"),
+        (lambda p, t, c: (walk_right(p, t, c)[0], int(t[walk_right(p, t, c)[0][-1]])), "not that node's token"),
+        (walk_child_choice, "the parent's logits predict the child's token"),
+        (walk_all_matches, "only a path counts"),
+        (walk_first_child, "not only the first"),
+    ],
+)
+def test_walk_wrong(fn, hint: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert ch07.check_accept_path(fn) is False
+    out = capsys.readouterr().out
+    assert out.startswith("✗ accept_path") and hint in out
+
+
+def test_walk_stub_and_bad_return(capsys: pytest.CaptureFixture[str]) -> None:
+    def stub(parents, tokens, choice):
+        raise NotImplementedError
+
+    assert ch07.check_accept_path(stub) is False
+    assert "not solved yet" in capsys.readouterr().out
+    assert ch07.check_accept_path(lambda *a: None) is False
+    assert "None" in capsys.readouterr().out
+    assert ch07.check_accept_path(lambda *a: walk_right(*a)[0]) is False
+    assert "return a pair (path, bonus)" in capsys.readouterr().out
+    assert ch07.check_accept_path(lambda *a: (walk_right(*a)[0], [1, 2])) is False
+    assert "one token id" in capsys.readouterr().out
+    assert ch07.check_accept_path(stub, quiet=True) is False
+    assert ch07.check_accept_path(walk_right, quiet=True) is True
     assert capsys.readouterr().out == ""

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 STUDENT = ROOT / "student"
 CHAPTERS = se.chapter_notebooks(ROOT)
 #: Chapters whose exercises this repository's tags cover (chapter 7's notebook is tagged by its owner).
-TAGGED = [p for p in CHAPTERS if p.name[:2] in {"01", "02", "03", "04", "05", "06", "08"}]
+TAGGED = [p for p in CHAPTERS if p.name[:2] in {"01", "02", "03", "04", "05", "06", "07", "08"}]
 _CHECK_CALL = re.compile(r"\b(ch\d\d)\.(check_\w+)\s*\(")
 #: Any checker call (the chapters' ``chNN.check_*`` and the puzzles' checkers alike).
 _ANY_CHECK = re.compile(r"\bcheck_\w+\s*\(")

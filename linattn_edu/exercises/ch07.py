@@ -1,13 +1,14 @@
-"""Checkers for Chapter 7's exercises (Linearized LLMs: causal augmentation, groups, speculative trees).
+"""Checkers for Chapter 7's exercises (Linearized LLMs: groups, draft trees, exact speculative decoding).
 
-1. :func:`check_tree_attention_mask`: the attention mask of a draft tree given by its parent
-   array: node ``i`` sees itself and its ancestors (and the committed prefix), nothing else.
-2. :func:`check_causal_kernel_mask`: zero the future taps of a centered depthwise kernel; the
-   checker then convolves with the reader's kernel and verifies that no future token leaks.
-3. :func:`check_grouped_global_state`: the exclusive global state of grouped linear attention,
+1. :func:`check_grouped_global_state`: the exclusive global state of grouped linear attention,
    ``S_excl[i] = Σ_{j < g·(i // g)} k_j v_jᵀ`` (completed earlier groups only).
-4. :func:`check_accepted_length`: how many tokens one greedy verification step commits along a
-   draft path: the leading run of matches plus the target's bonus token.
+2. :func:`check_tree_attention_mask`: the attention mask of a draft tree given by its parent
+   array: node ``i`` sees itself and its ancestors (and the committed prefix), nothing else.
+3. :func:`check_unfold_conv_taps`: the causal convolution unfolded over a draft tree: which input
+   each tap of each node reads (its ancestors, then the prefix's last tokens), checked index by
+   index and by convolving through the reader's taps against step-by-step decoding.
+4. :func:`check_accept_path`: one round's walk down a verified tree: the emitted path from the
+   root (the previous round's bonus) and the new bonus token, the next round's root.
 
 Each ``check_*`` function runs the reader's function on several cases, prints one line —
 ``✓ ...`` with the max error, or ``✗ ...`` naming the failing case, the max error and a hint —
@@ -26,15 +27,15 @@ from ._common import report as _report, failure as _failure, as_array as _as_arr
 from ._common import compare as _compare, matches as _matches
 
 __all__ = [
-    "check_tree_attention_mask",
-    "check_causal_kernel_mask",
     "check_grouped_global_state",
-    "check_accepted_length",
+    "check_tree_attention_mask",
+    "check_unfold_conv_taps",
+    "check_accept_path",
 ]
 
 
 # --------------------------------------------------------------------------------------------
-# Exercise 1: the tree attention mask
+# Exercise 2: the tree attention mask
 # --------------------------------------------------------------------------------------------
 
 
@@ -159,127 +160,7 @@ def _tree_hint(parents: np.ndarray, got: Any, expected: np.ndarray) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# Exercise 2: masking the future taps of a centered kernel
-# --------------------------------------------------------------------------------------------
-
-
-def _centered_conv(x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """``y[t, c] = Σ_k w[c, k] · x[t - K//2 + k, c]``, zero-padded on both sides; ``x`` is ``(T, C)``."""
-    t_len, k_len = x.shape[0], w.shape[1]
-    half = k_len // 2
-    padded = np.concatenate([np.zeros((half, x.shape[1])), x, np.zeros((half, x.shape[1]))], axis=0)
-    return sum(w[:, k] * padded[k:k + t_len] for k in range(k_len))
-
-
-def _leak(w: np.ndarray, rng: np.random.Generator) -> tuple[float, int, int]:
-    """Convolve with ``w``, change the tokens from ``t0`` on, return (max change of outputs < t0, t0, first t)."""
-    c, k = w.shape
-    t_len = k + 6
-    t0 = t_len // 2
-    x = rng.standard_normal((t_len, c))
-    x2 = x.copy()
-    x2[t0:] = rng.standard_normal((t_len - t0, c))
-    diff = np.abs(_centered_conv(x2, w) - _centered_conv(x, w))[:t0]
-    changed = np.argwhere(diff > 1e-12)
-    return float(diff.max(initial=0.0)), t0, int(changed[0, 0]) if len(changed) else -1
-
-
-def check_causal_kernel_mask(fn: Callable[[np.ndarray], Any], *, quiet: bool = False) -> bool:
-    """Check ``fn(weight) -> weight_causal``: a centered depthwise kernel with its future taps zeroed.
-
-    ``weight``: ``(C, K)`` float64 with ``K`` odd, the kernel of a *centered* convolution
-    ``y[t, c] = Σ_k weight[c, k] · x[t - K//2 + k, c]``: tap ``K//2`` is the current token, taps
-    ``< K//2`` the past, taps ``> K//2`` the future. Return the same shape with taps ``> K//2``
-    set to 0 and every other tap unchanged (what the official code does to its 63-tap kernel; the
-    result is a ``K//2 + 1``-tap causal convolution). Cases: ``K`` = 5, 3, 1 and 63.
-
-    Then, for every case, the checker itself convolves random tokens with *your* kernel, changes
-    the tokens from ``t0`` on and verifies that the outputs before ``t0`` do not move (no future
-    token leaks into the past). Hints recognize the past zeroed instead of the future, the center
-    tap zeroed too, only the center kept, a kernel returned unchanged and a future tap left over.
-    """
-    name = "causal_kernel_mask"
-    rng = np.random.default_rng(71)
-    cases = [("C = 4, K = 5", 4, 5), ("C = 3, K = 3", 3, 3), ("C = 2, K = 1 (no future tap)", 2, 1),
-             ("C = 2, K = 63 (the official width)", 2, 63)]
-    worst = 0.0
-    for case, c, k in cases:
-        w = rng.standard_normal((c, k))
-        expected = w.copy()
-        expected[:, k // 2 + 1:] = 0.0
-        try:
-            got = fn(w.copy())
-        except Exception as err:  # noqa: BLE001
-            return _failure(name, err, quiet)
-        problem, err = _compare(got, expected)
-        leak = _leak(_as_array(got), np.random.default_rng(72)) if _finite_like(got, w) else None
-        if problem is not None:
-            leak_note = ""
-            if leak is not None:
-                size, t0, first = leak
-                leak_note = (f" With your kernel, changing the tokens from t = {t0} on changes output t = {first} "
-                             f"(by {size:.3g}): the future leaks into the past." if size > 1e-12 else
-                             " (Your kernel does not leak the future, but it is not the masked kernel.)")
-            return _report(False, name, f"{case}: {problem}.{leak_note} Hint: {_kernel_hint(w, got)}", quiet)
-        worst = max(worst, err)
-        if leak[0] > 1e-12:  # cannot happen for a right kernel; kept as the checker's own guard
-            return _report(False, name, f"{case}: changing the tokens from t = {leak[1]} on changes output "
-                           f"t = {leak[2]}: the future leaks", quiet)
-    return _report(True, name, f"{len(cases)} kernels (K = 5, 3, 1, 63), max |err| = {worst:.3g}; leak test "
-                   "passed: convolving with your kernel, changing the tokens from t0 on left every output "
-                   "before t0 unchanged", quiet)
-
-
-def _finite_like(got: Any, like: np.ndarray) -> bool:
-    """Whether ``got`` is a finite array of ``like``'s shape (so the leak test can run on it)."""
-    try:
-        arr = _as_array(got)
-    except (TypeError, ValueError):
-        return False
-    return arr.shape == like.shape and bool(np.all(np.isfinite(arr)))
-
-
-def _kernel_hint(w: np.ndarray, got: Any) -> str:
-    try:
-        arr = _as_array(got)
-    except (TypeError, ValueError):
-        return "return an array of the kernel's shape (C, K)"
-    c, k = w.shape
-    h = k // 2
-    if arr.shape != w.shape:
-        if arr.shape == (c, h + 1):
-            return (f"keep the shape (C, K) = {w.shape}: zero the future taps in place of cutting them off "
-                    "(the centered convolution still needs K taps)")
-        return f"return the kernel's shape (C, K) = {w.shape}: zero taps, do not drop them"
-    taps = np.arange(k)
-
-    def keep(cond: np.ndarray) -> np.ndarray:
-        return np.where(cond, w, 0.0)
-
-    variants = {
-        "nothing was zeroed: taps > K//2 still read the future (y[t] uses x[t+1 … t+K//2])": w,
-        "you zeroed the past (taps < K//2); the future taps are those > K//2, which multiply "
-        "x[t+1 … t+K//2]": keep(taps >= h),
-        "you zeroed the past and kept the future: tap index grows with time, so taps > K//2 are the "
-        "future and must be zeroed": keep(taps > h),
-        f"keep the center tap K//2 = {h}: it multiplies the current token x[t], which output t may read":
-            keep(taps < h),
-        "keep the past taps too (< K//2): only taps > K//2 read the future": keep(taps == h),
-        "zero only the future taps and keep the values of the others (multiply by a 0/1 mask, do not "
-        "replace the kept taps by the mask)": (taps <= h).astype(np.float64) * np.ones_like(w),
-        "a future tap is left over: zero every tap k > K//2, from K//2 + 1 to K - 1 "
-        "(w[:, K//2 + 1:] = 0)": keep(taps <= h + 1),
-        "the kernel is flipped: do not reverse the taps, only zero those > K//2": keep(taps <= h)[:, ::-1],
-        "zero the taps (columns, axis 1), not the channels (rows)": np.where(np.arange(c)[:, None] <= c // 2, w, 0.0),
-    }
-    for hint, wrong in variants.items():
-        if not np.allclose(wrong, keep(taps <= h)) and _matches(arr, wrong):
-            return hint
-    return "weight_causal[:, k] = weight[:, k] for k <= K//2 and 0 for k > K//2 (the future taps)"
-
-
-# --------------------------------------------------------------------------------------------
-# Exercise 3: the exclusive global state over completed groups
+# Exercise 1: the exclusive global state over completed groups
 # --------------------------------------------------------------------------------------------
 
 
@@ -375,113 +256,317 @@ def _state_hint(k: np.ndarray, v: np.ndarray, g: int, got: Any) -> str:
             "read at the start of position i's group")
 
 
+
 # --------------------------------------------------------------------------------------------
-# Exercise 4: the number of tokens one verification step commits
+# Exercise 3: the causal convolution unfolded over a draft tree
 # --------------------------------------------------------------------------------------------
 
 
-def _leading(draft: np.ndarray, target: np.ndarray) -> int:
-    n = 0
-    while n < len(draft) and draft[n] == target[n]:
-        n += 1
-    return n
+def _unfold(parents: np.ndarray, prefix_len: int, kernel_size: int) -> np.ndarray:
+    """``idx[i, s]``: the input that tap ``s`` (``s`` steps back) of node ``i`` reads, in
+    ``[prefix 0..P-1 | nodes P..P+N-1]``; ``-1`` before the start (zero padding)."""
+    n = len(parents)
+    idx = np.full((n, kernel_size), -1, dtype=np.int64)
+    for i in range(n):
+        path = []
+        j = i
+        while j >= 0:
+            path.append(prefix_len + j)
+            j = int(parents[j])
+        seq = path + list(range(prefix_len - 1, -1, -1))
+        take = seq[:kernel_size]
+        idx[i, :len(take)] = take
+    return idx
 
 
-def _accept_cases() -> list[tuple[str, np.ndarray, np.ndarray]]:
+def _unfold_cases() -> list[tuple[str, np.ndarray, int, int]]:
+    rng = np.random.default_rng(75)
+    random_tree = np.array([-1] + [int(rng.integers(0, i)) for i in range(1, 12)], dtype=np.int64)
+    return [
+        ("the chapter's tree, parents = [-1, 0, 0, 1, 1, 2, 3, 5], P = 5, K = 4",
+         np.array([-1, 0, 0, 1, 1, 2, 3, 5], dtype=np.int64), 5, 4),
+        ("a chain of 5 nodes, P = 3, K = 3 (a chain unfolds to a plain causal conv)",
+         np.array([-1, 0, 1, 2, 3], dtype=np.int64), 3, 3),
+        ("a full binary tree of 7 nodes, P = 1, K = 5 (taps run past the prefix: -1)",
+         np.array([-1, 0, 0, 1, 1, 2, 2], dtype=np.int64), 1, 5),
+        ("a star of 4 children of the prefix, parents = [-1, -1, -1, -1], P = 4, K = 3",
+         np.array([-1, -1, -1, -1], dtype=np.int64), 4, 3),
+        (f"a random tree of 12 nodes, parents = {random_tree.tolist()}, P = 6, K = 6", random_tree, 6, 6),
+        ("a single node, P = 0 (an empty prefix), K = 3", np.array([-1], dtype=np.int64), 0, 3),
+        ("K = 1 (the node alone), P = 2", np.array([-1, 0, 0], dtype=np.int64), 2, 1),
+    ]
+
+
+def _conv_with(idx: np.ndarray, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``y[i] = Σ_s w[:, K-1-s] · x[idx[i, s]]`` (``x[-1]`` read as zeros): ``(N, C)``."""
+    padded = np.concatenate([x, np.zeros((1, x.shape[1]))])  # index -1 -> the zero row
+    k = idx.shape[1]
+    return sum(w[:, k - 1 - s] * padded[idx[:, s]] for s in range(k))
+
+
+def _step_conv(parents: np.ndarray, prefix_len: int, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """The conv output of every node by decoding its root path alone (prefix + ancestors + node)."""
+    k = w.shape[1]
+    out = []
+    for i in range(len(parents)):
+        path, j = [], i
+        while j >= 0:
+            path.append(prefix_len + j)
+            j = int(parents[j])
+        seq = np.concatenate([np.zeros((k - 1, x.shape[1])), x[:prefix_len], x[path[::-1]]])
+        out.append(sum(w[:, s] * seq[len(seq) - k + s] for s in range(k)))
+    return np.array(out)
+
+
+def check_unfold_conv_taps(fn: Callable[[np.ndarray, int, int], Any], *, quiet: bool = False) -> bool:
+    """Check ``fn(parents, prefix_len, kernel_size) -> idx``: a causal conv's taps over a draft tree.
+
+    ``parents``: ``(N,)`` int64, ``parents[i] < i`` or ``-1`` (a child of the committed prefix);
+    ``prefix_len``: ``P`` committed tokens; ``kernel_size``: ``K`` causal taps. The inputs are
+    numbered ``[prefix 0..P-1 | tree nodes P..P+N-1]``. Return ``idx`` ``(N, K)`` int:
+    ``idx[i, s]`` is the input that node ``i``'s tap ``s`` steps back reads: ``s = 0`` the node
+    itself (``P + i``), then its parent, grandparent, …, and once the root is passed the prefix's
+    last tokens ``P-1, P-2, …``; ``-1`` where the path runs out before position 0 (zero padding).
+    Node ``i``'s output is then ``y_i = Σ_s w[:, K-1-s] · x[idx[i, s]]``, exactly what decoding its
+    root path token by token gives. Cases: the chapter's tree, a chain, a binary tree with a
+    one-token prefix, a star, a random tree, an empty prefix and ``K = 1``.
+
+    Beyond the indices, the checker convolves random inputs through *your* ``idx`` and compares
+    each node with step-by-step decoding of its root path (the max difference is reported).
+    Hints recognize the flat causal conv over the node order (siblings leak in), reversed taps,
+    node numbers without the ``P`` offset, a prefix that is not continued, and a prefix read
+    from its start instead of its end.
+    """
+    name = "unfold_conv_taps"
+    rng = np.random.default_rng(76)
+    cases = _unfold_cases()
+    for case, parents, p, k in cases:
+        expected = _unfold(parents, p, k)
+        try:
+            got = fn(parents.copy(), p, k)
+        except Exception as err:  # noqa: BLE001
+            return _failure(name, err, quiet)
+        problem, _ = _compare(got, expected.astype(np.float64), rtol=0.0)
+        if problem is not None:
+            extra = ""
+            arr = _int_index(got, expected.shape, p + len(parents))
+            if arr is not None:
+                x = rng.standard_normal((p + len(parents), 3))
+                w = rng.standard_normal((3, k))
+                diff = np.abs(_conv_with(arr, x, w) - _step_conv(parents, p, x, w)).max(axis=1)
+                bad = np.flatnonzero(diff > 1e-12)
+                if len(bad):
+                    extra = (f" Convolving through your taps, node {int(bad[0])}'s output differs from decoding "
+                             f"its root path by {diff[bad[0]]:.3g}.")
+            return _report(False, name, f"{case}: {_index_problem(got, expected, problem)}.{extra} "
+                           f"Hint: {_unfold_hint(parents, p, k, got, expected)}", quiet)
+    worst = 0.0
+    for case, parents, p, k in cases:  # the convolution through the (right) taps, node by node
+        x, w = rng.standard_normal((p + len(parents), 3)), rng.standard_normal((3, k))
+        worst = max(worst, float(np.abs(_conv_with(expected := _unfold(parents, p, k), x, w)
+                                        - _step_conv(parents, p, x, w)).max()))
+    return _report(True, name, f"{len(cases)} trees (the chapter's, chain, binary, star, random, empty prefix, "
+                   f"K = 1): every tap right; convolving through them equals decoding each root path, "
+                   f"max |err| = {worst:.3g}", quiet)
+
+
+def _int_index(got: Any, shape: tuple[int, int], n_inputs: int) -> np.ndarray | None:
+    """The reader's taps as an int array if they have the right shape and valid entries, else None."""
+    try:
+        arr = _as_array(got)
+    except (TypeError, ValueError):
+        return None
+    if arr.shape != shape or not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
+        return None
+    arr = arr.astype(np.int64)
+    return arr if np.all((arr >= -1) & (arr < n_inputs)) else None
+
+
+def _index_problem(got: Any, expected: np.ndarray, problem: str) -> str:
+    try:
+        arr = _as_array(got)
+    except (TypeError, ValueError):
+        return problem
+    if arr.shape != expected.shape or not np.all(np.isfinite(arr)):
+        return problem
+    wrong = np.argwhere(arr != expected)
+    i, s = (int(v) for v in wrong[0])
+    return (f"{len(wrong)} of {arr.size} taps wrong; first at idx[{i}, {s}] = {arr[i, s]:g}, expected "
+            f"{expected[i, s]}, max |err| = {np.abs(arr - expected).max():g}")
+
+
+def _unfold_hint(parents: np.ndarray, p: int, k: int, got: Any, expected: np.ndarray) -> str:
+    try:
+        arr = _as_array(got)
+    except (TypeError, ValueError):
+        return "return an (N, K) integer array"
+    n = len(parents)
+    if arr.shape != (n, k):
+        if arr.shape == (k, n):
+            return f"one row per node, one column per tap: shape ({n}, {k}), yours is transposed"
+        return f"one row per node and one column per tap: shape ({n}, {k})"
+    flat = np.array([[p + i - s if p + i - s >= 0 else -1 for s in range(k)] for i in range(n)])
+    no_offset = np.where(expected >= p, expected - p, expected)
+    no_offset = np.where(expected >= p, no_offset, -1) if p else no_offset
+    stop_at_root = np.where(expected >= p, expected, -1)
+    from_start = expected.copy()
+    for i in range(n):
+        pre = [s for s in range(k) if 0 <= expected[i, s] < p]
+        for r, s in enumerate(pre):
+            from_start[i, s] = r
+    variants = {
+        "that is the plain causal conv over the node order (P + i - s): node i then reads earlier nodes "
+        "that are its siblings or cousins; follow parents[i], parents[parents[i]], … instead": flat,
+        "your taps are reversed: column s is the input s steps back, column 0 the node itself": expected[:, ::-1],
+        f"tree nodes are inputs P + i (after the {p} prefix tokens), not i": no_offset,
+        "after the root the taps continue into the committed prefix (its last tokens P-1, P-2, …), "
+        "exactly as when the path is decoded after the prefix": stop_at_root,
+        "the prefix is read backwards from its last token: P-1 right after the root, then P-2, …": from_start,
+    }
+    for hint, wrong in variants.items():
+        if not np.array_equal(wrong, expected) and _matches(arr, wrong.astype(np.float64)):
+            return hint
+    return ("idx[i, s]: walk up from node i (P + i, then P + parents[i], …); when you pass the root "
+            "continue with P-1, P-2, …; pad with -1")
+
+
+# --------------------------------------------------------------------------------------------
+# Exercise 4: walking the verified tree
+# --------------------------------------------------------------------------------------------
+
+
+def _walk(parents: np.ndarray, tokens: np.ndarray, choice: np.ndarray) -> tuple[list[int], int]:
+    node, path = 0, [0]
+    while True:
+        kids = [c for c in range(len(parents)) if parents[c] == node and tokens[c] == choice[node]]
+        if not kids:
+            return path, int(choice[node])
+        node = kids[0]
+        path.append(node)
+
+
+def _walk_cases() -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
     def arr(values):
         return np.array(values, dtype=np.int64)
 
+    chapter = arr([-1, 0, 0, 1, 1, 2, 3, 5])
     cases = [
-        ("the first 2 of 6 accepted, later ones match again: draft [4, 3, 5, 6, 2, 9], "
-         "target [4, 3, 1, 6, 2, 9, 8]", arr([4, 3, 5, 6, 2, 9]), arr([4, 3, 1, 6, 2, 9, 8])),
-        ("all 4 accepted: draft [5, 9, 2, 7], target [5, 9, 2, 7, 3]", arr([5, 9, 2, 7]), arr([5, 9, 2, 7, 3])),
-        ("none accepted: draft [4, 8, 1], target [6, 8, 1, 2]", arr([4, 8, 1]), arr([6, 8, 1, 2])),
-        ("an empty draft (L = 0): draft [], target [7]", arr([]), arr([7])),
-        ("L = 1, accepted: draft [2], target [2, 5]", arr([2]), arr([2, 5])),
+        ("the chapter's tree, the path 0 -> 1 -> 3 -> 6 accepted",
+         chapter, arr([7, 4, 9, 2, 5, 1, 8, 3]), arr([4, 2, 6, 8, 0, 0, 11, 0])),
+        ("the chapter's tree, the target takes the second child of the root: 0 -> 2 -> 5 -> 7",
+         chapter, arr([7, 4, 9, 2, 5, 1, 8, 3]), arr([9, 2, 1, 8, 0, 3, 11, 12])),
+        ("the chapter's tree, a later node matches but its parent was rejected (nothing below the root)",
+         chapter, arr([7, 4, 9, 2, 5, 1, 8, 3]), arr([6, 2, 1, 8, 0, 3, 11, 12])),
+        ("a root alone (N = 1)", arr([-1]), arr([5]), arr([3])),
+        ("a chain of 4, all accepted", arr([-1, 0, 1, 2]), arr([1, 2, 3, 4]), arr([2, 3, 4, 9])),
+        ("a chain of 4, the third rejected although the fourth would match",
+         arr([-1, 0, 1, 2]), arr([1, 2, 3, 4]), arr([2, 5, 4, 9])),
     ]
-    rng = np.random.default_rng(74)
-    for run, length in ((5, 9), (0, 6)):
-        target = rng.integers(0, 20, size=length + 1)
-        draft = target[:length].copy()
-        if run < length:
-            draft[run] = (target[run] + 1 + rng.integers(0, 19)) % 20
-        cases.append((f"random, L = {length}: draft {draft.tolist()}, target {target.tolist()}", draft, target))
+    rng = np.random.default_rng(77)
+    parents = arr([-1, 0, 0, 0, 1, 1, 2, 2, 3, 4, 6, 7])
+    tokens = np.zeros(len(parents), dtype=np.int64)
+    for node in range(len(parents)):  # siblings get distinct tokens (a draft's top-k)
+        kids = [c for c in range(len(parents)) if parents[c] == node]
+        tokens[kids] = rng.choice(20, size=len(kids), replace=False)
+    tokens[0] = 3
+    choice = rng.integers(0, 20, size=len(parents))
+    choice[0], choice[2], choice[7] = tokens[2], tokens[7], tokens[11]  # accept 0 -> 2 -> 7 -> 11
+    choice[1] = tokens[4]  # a match below a rejected node
+    cases.append((f"a random tree of 12 nodes, parents = {parents.tolist()}", parents, tokens, choice))
     return cases
 
 
-def _as_int(got: Any) -> int | str:
-    """A reader's count as a Python int, or a message saying what is wrong with it."""
+def _as_path(got: Any) -> tuple[list[int], int] | str:
     if got is None:
         return "your function returned None (a missing `return`?)"
-    if isinstance(got, (bool, np.bool_)):
-        return f"return an int (the number of committed tokens), got a bool ({got})"
-    if hasattr(got, "detach"):  # a torch tensor
-        got = got.detach().cpu().numpy()
-    if isinstance(got, np.ndarray):
-        if got.size != 1:
-            return (f"return the count, an int, not an array of shape {got.shape} (the committed tokens "
-                    "themselves?)")
-        got = got.reshape(()).item()
-    if isinstance(got, (list, tuple)):
-        return f"return the count, an int, not a {type(got).__name__} (the committed tokens themselves?)"
-    if isinstance(got, (int, np.integer)) and not isinstance(got, (bool, np.bool_)):
-        return int(got)
-    if isinstance(got, (float, np.floating)) and float(got).is_integer():
-        return int(got)
-    return f"return an int (the number of committed tokens), got {type(got).__name__} ({got!r})"
+    if not isinstance(got, (tuple, list)) or len(got) != 2:
+        return f"return a pair (path, bonus), got {type(got).__name__}"
+    path, bonus = got
+    try:
+        if hasattr(path, "detach"):
+            path = path.detach().cpu().numpy()
+        path_list = [int(v) for v in np.asarray(path).reshape(-1)]
+        if hasattr(bonus, "detach"):
+            bonus = bonus.detach().cpu().numpy()
+        bonus_arr = np.asarray(bonus)
+        if bonus_arr.size != 1:
+            return f"bonus is one token id, an int; got shape {bonus_arr.shape}"
+        bonus_int = int(bonus_arr.reshape(()))
+    except (TypeError, ValueError) as err:
+        return f"path must be a list of node indices and bonus an int ({err})"
+    return path_list, bonus_int
 
 
-def check_accepted_length(fn: Callable[[np.ndarray, np.ndarray], Any], *, quiet: bool = False) -> bool:
-    """Check ``fn(draft_path, target_greedy) -> int``: the tokens one greedy verification step commits.
+def check_accept_path(fn: Callable[[np.ndarray, np.ndarray, np.ndarray], Any], *, quiet: bool = False) -> bool:
+    """Check ``fn(parents, tokens, choice) -> (path, bonus)``: one round's walk down a verified tree.
 
-    ``draft_path``: ``(L,)`` int64 token ids drafted along one root-to-leaf path of the tree;
-    ``target_greedy``: ``(L + 1,)`` int64, the target model's greedy next token after the prefix
-    (``target_greedy[0]``, the target's choice for draft position 0) and after each draft token
-    (``target_greedy[t]`` for position ``t``, ``target_greedy[L]`` after the whole path). Return
-    the number of leading positions with ``draft_path[t] == target_greedy[t]`` plus 1: the
-    target's own token at the first mismatch (or after the last draft token) is committed as a
-    bonus, so a step always makes progress and the output equals plain greedy decoding. Cases:
-    a partial run followed by later matches, all accepted (``L + 1``), none (1), ``L = 0`` and
-    ``L = 1``, and two random paths. Hints recognize the missing bonus token, all matches counted
-    rather than the leading run, and the target shifted by one position.
+    ``parents``: ``(N,)`` int64, ``parents[0] = -1``: node 0 is the root, the token the previous
+    round already fixed (its bonus), and every other node has a parent ``< i``; ``tokens``:
+    ``(N,)`` the tree's token ids (siblings distinct); ``choice``: ``(N,)`` the target's greedy
+    token after each node's root path (the argmax of its tree-verification logits). Return
+    ``path``, the node indices the round emits (``[0, ...]``: from the root, each next node the
+    child of the previous whose token equals ``choice`` of the previous; stop when no child
+    matches), and ``bonus = choice[path[-1]]``, the target's own token after the path. The
+    round emits ``tokens[path]``, ``len(path)`` tokens; the bonus is *not* emitted now: it is the
+    next round's root, known without another pass. Cases: the chapter's tree with three target
+    behaviours, a lone root, chains accepted in full and cut short, and a random tree.
+    Hints recognize the bonus appended to the path, the root left out, ``choice`` of the child
+    compared instead of the parent's, matches below a rejected node accepted, and only the
+    first child examined.
     """
-    name = "accepted_length"
-    cases = _accept_cases()
-    for case, draft, target in cases:
-        expected = _leading(draft, target) + 1
+    name = "accept_path"
+    cases = _walk_cases()
+    for case, parents, tokens, choice in cases:
+        exp_path, exp_bonus = _walk(parents, tokens, choice)
         try:
-            got = fn(draft.copy(), target.copy())
+            got = fn(parents.copy(), tokens.copy(), choice.copy())
         except Exception as err:  # noqa: BLE001
             return _failure(name, err, quiet)
-        value = _as_int(got)
+        value = _as_path(got)
         if isinstance(value, str):
             return _report(False, name, f"{case}: {value}", quiet)
-        if value != expected:
-            return _report(False, name, f"{case}: got {value}, expected {expected}, max |err| = "
-                           f"{abs(value - expected)}. Hint: {_accept_hint(draft, target, value)}", quiet)
-    return _report(True, name, f"{len(cases)} cases (a partial run, all accepted, none, L = 0, L = 1, random), "
-                   "max |err| = 0", quiet)
+        path, bonus = value
+        if path != exp_path or bonus != exp_bonus:
+            return _report(False, name, f"{case}: got path {path} and bonus {bonus}, expected path {exp_path} "
+                           f"and bonus {exp_bonus}, max |err| = {1}. "
+                           f"Hint: {_walk_hint(parents, tokens, choice, path, bonus)}", quiet)
+    return _report(True, name, f"{len(cases)} trees (the chapter's three ways, a lone root, chains, random): "
+                   "every path and bonus right, max |err| = 0", quiet)
 
 
-def _accept_hint(draft: np.ndarray, target: np.ndarray, got: int) -> str:
-    lead = _leading(draft, target)
-    all_matches = int(np.sum(draft == target[:len(draft)]))
-    shifted = _leading(draft, target[1:]) if len(draft) else 0
-    bonus = ("add the bonus token: the target's own prediction at the first mismatch (or after the last "
-             "draft token) is committed too, so the count is leading matches + 1 (at least 1)")
-    leading = ("count only the leading run of matches: after the first mismatch the later draft tokens "
-               "follow a prefix the target rejected, so they are discarded even where they match")
-    variants = [
-        (lead, bonus),
-        (all_matches + 1, leading),
-        (all_matches, f"{leading}; and {bonus}"),
-        (shifted + 1, "target_greedy[t] is the target's token for draft position t (target_greedy[0] "
-                      "comes from the prefix alone): compare draft_path[t] with target_greedy[t], not t + 1"),
-        (len(draft) + 1, "not every draft token is accepted: stop at the first t with "
-                         "draft_path[t] != target_greedy[t]"),
-        (lead + 2, "the bonus is one token: leading matches + 1"),
-    ]
-    for value, hint in variants:
-        if value != lead + 1 and got == value:
-            return hint
-    return "the count is (leading t with draft_path[t] == target_greedy[t]) + 1 (the target's bonus token)"
+def _walk_hint(parents: np.ndarray, tokens: np.ndarray, choice: np.ndarray, path: list[int], bonus: int) -> str:
+    exp_path, exp_bonus = _walk(parents, tokens, choice)
+    if path and path[0] != 0 and path == exp_path[1:]:
+        return "the path starts at the root, node 0: it is emitted this round (the previous round's bonus)"
+    if path == exp_path + [-1] or (len(path) == len(exp_path) + 1 and path[:-1] == exp_path):
+        return "the bonus is not a node of the tree and is not part of the path: return it separately"
+    if path == exp_path and bonus != exp_bonus:
+        if bonus == int(tokens[path[-1]]):
+            return "bonus = choice[path[-1]], the target's token *after* the last accepted node, not that node's token"
+        return "bonus = choice[path[-1]]: the target's greedy token after the last accepted node"
+    first_only, node = [0], 0
+    while True:
+        kids = [c for c in range(len(parents)) if parents[c] == node]
+        if not kids or tokens[kids[0]] != choice[node]:
+            break
+        node = kids[0]
+        first_only.append(node)
+    if path == first_only and first_only != exp_path:
+        return "look at every child of the current node, not only the first: any sibling may carry the target's token"
+    # the child compared with its own choice, not its parent's
+    node, wrong = 0, [0]
+    while True:
+        kids = [c for c in range(len(parents)) if parents[c] == node and tokens[c] == choice[c]]
+        if not kids:
+            break
+        node = kids[0]
+        wrong.append(node)
+    if path == wrong and wrong != exp_path:
+        return ("a child c is accepted when tokens[c] == choice[parents[c]]: the parent's logits predict the "
+                "child's token; choice[c] predicts the token after c")
+    matched = [0] + [c for c in range(1, len(parents)) if tokens[c] == choice[parents[c]]]
+    if sorted(path) == matched and matched != exp_path:
+        return ("only a path counts: a child that matches below a rejected node follows a prefix the target "
+                "refused; walk down from the root and stop at the first node with no matching child")
+    return ("start at node 0; while some child c of the current node has tokens[c] == choice[node], move to c; "
+            "return the visited nodes and choice of the last one")
