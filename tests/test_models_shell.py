@@ -130,7 +130,7 @@ def test_families_declare_label_colour_and_marker():
         assert info.label == name  # the comparison's mechanism names are the families' labels
         assert (compare.COLORS[name], compare.MARKERS[name]) == (info.color, info.marker)
     for fam in mqar_sweep._ALL_FAMILIES:
-        assert mqar_sweep._STYLE[fam] == (FAMILY_INFO[fam].color, FAMILY_INFO[fam].marker)
+        assert mqar_sweep.FAMILY_STYLES[fam] == (FAMILY_INFO[fam].color, FAMILY_INFO[fam].marker)
     styles = [(i.color, i.marker) for i in FAMILY_INFO.values()]
     assert len(set(styles)) == len(styles)  # no two families look alike
 

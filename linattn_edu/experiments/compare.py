@@ -40,9 +40,8 @@ from .. import bench, runtime
 from ..data import load_corpus
 from ..models import build_model, count_parameters, family_info, model_state_bytes
 from ._args import check_int as _int, check_positive as _positive, resolve_device as _device
-from .extrapolation import _eval_text, _torch_threads, _train_and_evaluate
+from ._common import check_lens, eval_text, sync, time_decode, limited_threads, train_and_evaluate
 from .mqar_sweep import run_mqar_sweep
-from .recurrent import _check_lens, _sync, _time_decode
 
 __all__ = [
     "MECHANISMS",
@@ -330,9 +329,9 @@ def run_comparison_lm(
     from tqdm.auto import tqdm
 
     rows: list[dict[str, Any]] = []
-    with _torch_threads(dev, threads):
+    with limited_threads(dev, threads):
         corpus = load_corpus("stdlib", max_bytes=max_bytes)
-        eval_tokens, n_eval = _eval_text(corpus, lens, eval_max_windows, max_bytes, train_len)
+        eval_tokens, n_eval = eval_text(corpus, lens, eval_max_windows, max_bytes, train_len)
         bar = tqdm(names, desc="language models", disable=not progress)
         for name in bar:
             bar.set_postfix(model=name, refresh=True)
@@ -343,7 +342,7 @@ def run_comparison_lm(
                                     n_heads=n_heads, **spec["options"])
             except ValueError as err:
                 raise ValueError(f"sizes for mechanism {name!r}: {err}") from err
-            ppls, info = _train_and_evaluate(model, corpus.train, eval_tokens, lens, train_len=train_len,
+            ppls, info = train_and_evaluate(model, corpus.train, eval_tokens, lens, train_len=train_len,
                                              batch_size=batch_size, steps=steps, lr=lr, seed=seed, dev=dev,
                                              progress=False)
             rows.append({"mechanism": name, "kind": spec["kind"], "ppl_train_len": ppls[0], "ppl_long": ppls[1],
@@ -382,10 +381,10 @@ def _time_prefill(model: torch.nn.Module, prompt: torch.Tensor, chunk: int, repe
     """``(min seconds over repeat runs after one warm-up, logits, cache)`` of :func:`_prefill`."""
     best = math.inf
     for run in range(repeat + 1):
-        _sync(dev)
+        sync(dev)
         t0 = time.perf_counter()
         logits, cache = _prefill(model, prompt, chunk)
-        _sync(dev)
+        sync(dev)
         if run:
             best = min(best, time.perf_counter() - t0)
     return best, logits, cache
@@ -450,7 +449,7 @@ def run_comparison_speed(
     """
     start = time.perf_counter()
     names = _check_mechanisms(mechanisms)
-    lens = _check_lens(context_lens, "context_lens")
+    lens = check_lens(context_lens, "context_lens")
     d_model, n_layers, n_heads = _int(d_model, "d_model"), _int(n_layers, "n_layers"), _int(n_heads, "n_heads")
     batch_size, steps, repeat = _int(batch_size, "batch_size"), _int(steps, "steps"), _int(repeat, "repeat")
     prefill_chunk, vocab_size = _int(prefill_chunk, "prefill_chunk"), _int(vocab_size, "vocab_size", 2)
@@ -464,7 +463,7 @@ def run_comparison_speed(
     gen = torch.Generator().manual_seed(seed)
     prompt = torch.randint(0, vocab_size, (batch_size, lens[-1]), generator=gen).to(dev)
     rows: list[dict[str, Any]] = []
-    with _torch_threads(dev, threads):
+    with limited_threads(dev, threads):
         bar = tqdm(total=len(names) * len(lens), desc="prefill and decode", disable=not progress)
         for name in names:
             torch.manual_seed(seed)
@@ -474,7 +473,7 @@ def run_comparison_speed(
             for length in lens:
                 bar.set_postfix_str(f"{name} T={length}", refresh=True)
                 seconds, logits, cache = _time_prefill(model, prompt[:, :length], prefill_chunk, repeat, dev)
-                decode = _time_decode(model, logits, cache, steps, repeat, dev)
+                decode = time_decode(model, logits, cache, steps, repeat, dev)
                 state = int(model_state_bytes(model, seq_len=length))
                 rows.append({
                     "mechanism": name, "context_len": length, "prefill_ms": 1e3 * seconds,

@@ -36,6 +36,7 @@ import torch
 
 from .. import bench, runtime
 from ._args import check_int as _int, check_positive as _positive, resolve_device as _device
+from ._common import check_eval_lens, eval_text, plot_perplexity_curves, series_key, limited_threads, train_and_evaluate
 from ..data import load_corpus
 from ..models import build_model, count_parameters
 from ..train import evaluate_perplexity, train_lm
@@ -118,23 +119,6 @@ def _check_schemes(schemes: Any) -> tuple[str, ...]:
     if len(set(schemes)) != len(schemes):
         raise ValueError(f"schemes must not repeat a name, got {list(schemes)}")
     return schemes
-
-
-def _check_eval_lens(eval_lens: Any) -> tuple[int, ...]:
-    if isinstance(eval_lens, (int, np.integer)) and not isinstance(eval_lens, bool):
-        eval_lens = (eval_lens,)
-    try:
-        lens = tuple(eval_lens)
-    except TypeError:
-        raise ValueError(f"eval_lens must be a sequence of positive ints, got {eval_lens!r}") from None
-    if not lens:
-        raise ValueError("eval_lens must hold at least one evaluation length")
-    for length in lens:
-        if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 1:
-            raise ValueError(f"eval_lens must hold positive ints, got {length!r} in {list(lens)}")
-    if len(set(lens)) != len(lens):
-        raise ValueError(f"eval_lens must not repeat a length, got {list(lens)}")
-    return tuple(sorted(int(x) for x in lens))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -340,7 +324,7 @@ def run_extrapolation(
     start = time.perf_counter()
     schemes = _check_schemes(schemes)
     train_len = _int(train_len, "train_len", 2)
-    lens = _check_eval_lens(eval_lens)
+    lens = check_eval_lens(eval_lens)
     d_model, n_layers, n_heads = _int(d_model, "d_model"), _int(n_layers, "n_layers"), _int(n_heads, "n_heads")
     steps, batch_size, seed = _int(steps, "steps"), _int(batch_size, "batch_size"), _int(seed, "seed", 0)
     cost_steps = _int(cost_steps, "cost_steps", 0)
@@ -352,7 +336,7 @@ def run_extrapolation(
     if d_model % n_heads or (d_model // n_heads) % 2:
         raise ValueError(f"d_model={d_model} must be divisible by n_heads={n_heads} with an even head dim")
     dev = _device(device)
-    with _torch_threads(dev, threads):
+    with limited_threads(dev, threads):
         return _run(schemes, lens, dev, start, train_len=train_len, d_model=d_model, n_layers=n_layers,
                     n_heads=n_heads, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
                     eval_max_windows=eval_max_windows, max_bytes=max_bytes, progress=progress,
@@ -364,79 +348,12 @@ def run_extrapolation(
 # ----------------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _torch_threads(dev: torch.device, threads: int | None) -> Iterator[None]:
-    """Run the body with ``threads`` PyTorch threads on a CPU (None: unchanged); restore afterwards."""
-    saved = torch.get_num_threads()
-    if dev.type == "cpu" and threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(saved)
-
-
-def _eval_text(corpus: Any, lens: tuple[int, ...], eval_max_windows: int | None, max_bytes: int | None,
-               train_len: int) -> tuple[torch.Tensor, int]:
-    """The evaluation text shared by every length: ``(first N + 1 valid tokens, N)``.
-
-    ``N = n_windows · max(lens)``, ``n_windows`` = ``eval_max_windows`` capped at the whole windows
-    of ``max(lens)`` the valid split holds. Raises the ``ValueError`` naming ``max_bytes`` /
-    ``eval_lens`` when the valid split is too short, and one naming ``train_len`` when the train
-    split is.
-    """
-    l_max = lens[-1]
-    available = (corpus.valid.numel() - 1) // l_max
-    if available < 1:
-        raise ValueError(
-            f"the valid split has {corpus.valid.numel()} tokens, fewer than max(eval_lens) + 1 = {l_max + 1}: "
-            f"raise max_bytes (now {max_bytes}) or shorten eval_lens"
-        )
-    if corpus.train.numel() < train_len + 1:
-        raise ValueError(f"the train split has {corpus.train.numel()} tokens: train_len={train_len} is too long")
-    n_windows = available if eval_max_windows is None else min(eval_max_windows, available)
-    n_eval = n_windows * l_max
-    return corpus.valid[: n_eval + 1], n_eval
-
-
-def _train_and_evaluate(model: torch.nn.Module, train_tokens: torch.Tensor, eval_tokens: torch.Tensor,
-                        lens: tuple[int, ...], *, train_len: int, batch_size: int, steps: int, lr: float, seed: int,
-                        dev: torch.device, progress: bool) -> tuple[list[float], dict[str, Any]]:
-    """Train ``model`` at ``train_len`` (:func:`train_lm`), then score it at every length of ``lens``.
-
-    Evaluation batches hold about as many tokens as a training batch
-    (``max(1, batch_size · train_len // L)`` windows of length ``L``).
-
-    Returns:
-        ``(perplexities in the order of lens, {"n_params", "final_loss", "step_time_s",
-        "tokens_per_s", "train_seconds"})``; ``final_loss`` is the mean loss of the last 10% of
-        steps.
-    """
-    t0 = time.perf_counter()
-    hist = train_lm(model, train_tokens, seq_len=train_len, batch_size=batch_size, steps=steps, lr=lr,
-                    seed=seed, device=dev, progress=progress)
-    train_seconds = time.perf_counter() - t0
-    tail = hist["loss"][-max(1, steps // 10):]
-    ppls = []
-    for length in lens:
-        eval_batch = max(1, (batch_size * train_len) // length)
-        ppls.append(evaluate_perplexity(model, eval_tokens, context_len=length, batch_size=eval_batch, device=dev))
-    info = {
-        "n_params": count_parameters(model),
-        "final_loss": float(np.mean(tail)),
-        "step_time_s": hist["step_time_s"],
-        "tokens_per_s": hist["tokens_per_s"],
-        "train_seconds": train_seconds,
-    }
-    return ppls, info
-
-
 def _run(schemes: tuple[str, ...], lens: tuple[int, ...], dev: torch.device, start: float, *, train_len: int,
          d_model: int, n_layers: int, n_heads: int, steps: int, batch_size: int, lr: float, seed: int,
          eval_max_windows: int | None, max_bytes: int | None, progress: bool, cost_steps: int) -> dict[str, Any]:
     """The body of :func:`run_extrapolation`, with validated arguments."""
     corpus = load_corpus("stdlib", max_bytes=max_bytes)
-    eval_tokens, n_eval = _eval_text(corpus, lens, eval_max_windows, max_bytes, train_len)
+    eval_tokens, n_eval = eval_text(corpus, lens, eval_max_windows, max_bytes, train_len)
     learned_max_len = max(lens[-1], train_len)
 
     from tqdm.auto import tqdm
@@ -448,7 +365,7 @@ def _run(schemes: tuple[str, ...], lens: tuple[int, ...], dev: torch.device, sta
         bar.set_postfix(pos=pos, refresh=True)
         model = _model(pos, vocab_size=corpus.vocab_size, d_model=d_model, n_layers=n_layers, n_heads=n_heads,
                        max_len=learned_max_len, seed=seed)
-        ppls, info = _train_and_evaluate(model, corpus.train, eval_tokens, lens, train_len=train_len,
+        ppls, info = train_and_evaluate(model, corpus.train, eval_tokens, lens, train_len=train_len,
                                          batch_size=batch_size, steps=steps, lr=lr, seed=seed, dev=dev,
                                          progress=progress)
         for length, ppl in zip(lens, ppls):
@@ -496,7 +413,7 @@ def result_to_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     """
     rows = [{"kind": "perplexity", **r} for r in result["rows"]]
     train_len = result["config"]["train_len"]
-    key = _series_key(result["rows"])
+    key = series_key(result["rows"])
     rows += [{"kind": "train", key: name, "train_len": train_len, **v} for name, v in result["train"].items()]
     cost = result.get("cost")
     if cost:
@@ -512,27 +429,6 @@ def result_to_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
 
 _COLORS = {"sinusoidal": "tab:blue", "learned": "tab:orange", "rope": "tab:green", "alibi": "tab:red",
            "none": "tab:gray"}
-
-
-def _series_key(rows: Iterable[dict[str, Any]]) -> str:
-    """The key naming each curve: ``"pos"`` (position schemes) unless the rows name a ``"model"``."""
-    for r in rows:
-        if "pos" in r:
-            return "pos"
-        if "model" in r:
-            return "model"
-    return "pos"
-
-
-def _perplexity_rows(rows: list[dict[str, Any]]) -> dict[str, list[tuple[int, float]]]:
-    """``{pos or model: [(eval_len, perplexity), ...]}`` from result rows or stored rows (``kind`` optional)."""
-    curves: dict[str, list[tuple[int, float]]] = {}
-    for r in rows:
-        if r.get("kind", "perplexity") != "perplexity":
-            continue
-        name = r["pos"] if "pos" in r else r["model"]
-        curves.setdefault(name, []).append((int(r["eval_len"]), float(r["perplexity"])))
-    return {name: sorted(points) for name, points in curves.items()}
 
 
 def plot_extrapolation(result: dict[str, Any] | None, *, ax: Any = None, stored: dict[str, Any] | None = None) -> Any:
@@ -554,44 +450,7 @@ def plot_extrapolation(result: dict[str, Any] | None, *, ax: Any = None, stored:
     Raises:
         ValueError: neither ``result`` nor ``stored`` has perplexity rows.
     """
-    return _plot_perplexity_curves(result, ax=ax, stored=stored, colors=_COLORS,
+    return plot_perplexity_curves(result, ax=ax, stored=stored, colors=_COLORS,
                                    title="Train short, test long: perplexity vs evaluation length")
 
 
-def _plot_perplexity_curves(result: dict[str, Any] | None, *, ax: Any, stored: dict[str, Any] | None,
-                            colors: dict[str, str], title: str) -> Any:
-    """The body of :func:`plot_extrapolation`: one line per ``pos`` (or ``model``) of the rows."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(7, 4.2))
-    drawn = False
-    train_lens = []
-    for source, style, marker, suffix in ((result, "-", "o", ""), (stored, "--", "s", None)):
-        if source is None:
-            continue
-        curves = _perplexity_rows(source.get("rows", []))
-        if suffix is None:
-            suffix = f" (stored: {source.get('device', '?')}, {str(source.get('date', ''))[:10]})"
-        for pos, points in curves.items():
-            xs, ys = zip(*points)
-            ax.plot(xs, ys, linestyle=style, marker=marker, color=colors.get(pos), label=f"{pos}{suffix}",
-                    alpha=1.0 if style == "-" else 0.7, markersize=4)
-            drawn = True
-        t = source.get("config", {}).get("train_len")
-        if t is None:
-            t = next((r["train_len"] for r in source.get("rows", []) if "train_len" in r), None)
-        if t is not None and t not in train_lens:
-            train_lens.append(t)
-            ax.axvline(t, color="black", linestyle=":" if style == "-" else "-.", linewidth=1,
-                       label=f"train length {t}" + ("" if style == "-" else " (stored)"))
-    if not drawn:
-        raise ValueError("result and stored hold no perplexity rows to plot")
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("evaluation length (tokens)")
-    ax.set_ylabel("perplexity (bytes, valid split)")
-    ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, ncol=2 if stored is not None and result is not None else 1)
-    return ax

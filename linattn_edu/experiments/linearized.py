@@ -53,7 +53,7 @@ from ..data import load_corpus
 from ..models import build_model, count_parameters, linearize
 from ..models.linearized import OFFICIAL_CONV_KERNEL_SIZE, OFFICIAL_GROUP_SIZE, official_causal_taps
 from ..train import evaluate_perplexity, train_lm
-from .extrapolation import _eval_text, _torch_threads
+from ._common import eval_text, limited_threads
 
 __all__ = [
     "LINEARIZED_VARIANTS",
@@ -386,9 +386,9 @@ def run_linearized_perplexity(
         threads = _int(threads, "threads")
     built = {label: ({**common, **opts} if opts["kind"] == "linearized" else opts) for label, opts in chosen.items()}
     dev = _device(device)
-    with _torch_threads(dev, threads):
+    with limited_threads(dev, threads):
         corpus = load_corpus("stdlib", max_bytes=max_bytes)
-        eval_tokens, n_eval = _eval_text(corpus, (seq_len,), eval_max_windows, max_bytes, seq_len)
+        eval_tokens, n_eval = eval_text(corpus, (seq_len,), eval_max_windows, max_bytes, seq_len)
         models = {label: _build(label, opts, vocab_size=corpus.vocab_size, d_model=d_model, n_layers=n_layers,
                                 n_heads=n_heads, seed=seed)
                   for label, opts in built.items()}  # all first: a bad option fails before any training
@@ -538,9 +538,9 @@ def run_linearization(
         threads = _int(threads, "threads")
     dev = _device(device)
     scratch_options = {"alpha_init": 0.0, **{k: v for k, v in options.items() if k != "conv_init"}}
-    with _torch_threads(dev, threads):
+    with limited_threads(dev, threads):
         corpus = load_corpus("stdlib", max_bytes=max_bytes)
-        eval_tokens, n_eval = _eval_text(corpus, (seq_len,), eval_max_windows, max_bytes, seq_len)
+        eval_tokens, n_eval = eval_text(corpus, (seq_len,), eval_max_windows, max_bytes, seq_len)
         sizes = dict(vocab_size=corpus.vocab_size, d_model=d_model, n_layers=n_layers, n_heads=n_heads, seed=seed)
         transformer = _build("softmax transformer", {"kind": "transformer", "pos": "rope"}, **sizes)
         scratch = _build("linearized from scratch", {"kind": "linearized", "attention": attention, "conv": conv,

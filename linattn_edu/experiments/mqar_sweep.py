@@ -810,7 +810,7 @@ def pareto_frontier(
 
 
 #: family -> (colour, marker), from the families' registration (:data:`~linattn_edu.models.FAMILY_INFO`).
-_STYLE = {fam: (info.color, info.marker) for fam, info in FAMILY_INFO.items()}
+FAMILY_STYLES = {fam: (info.color, info.marker) for fam, info in FAMILY_INFO.items()}
 
 
 def _pick_setting(rows: list[dict[str, Any]], seq_len: int | None, n_pairs: int | None) -> tuple[int, int] | None:
@@ -876,7 +876,7 @@ def plot_recall_vs_state(
             fam_rows = sorted((r for r in rows if r["family"] == fam), key=lambda r: r["state_bytes"])
             if not fam_rows:
                 continue
-            color, marker = _STYLE.get(fam, ("tab:gray", "x"))
+            color, marker = FAMILY_STYLES.get(fam, ("tab:gray", "x"))
             xs = [r["state_bytes"] for r in fam_rows]
             ys = [r["accuracy"] for r in fam_rows]
             ax.plot(xs, ys, linestyle="none", marker=marker, color=color, markersize=9 if live else 8,

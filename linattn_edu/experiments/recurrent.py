@@ -60,12 +60,15 @@ from .. import bench, runtime
 from ._args import check_int as _int, check_positive as _positive, resolve_device as _device
 from ..data import load_corpus
 from ..models import build_model, cache_bytes, count_parameters, model_state_bytes
-from .extrapolation import (
-    _check_eval_lens,
-    _eval_text,
-    _plot_perplexity_curves,
-    _torch_threads,
-    _train_and_evaluate,
+from ._common import (
+    check_eval_lens,
+    check_lens,
+    eval_text,
+    plot_perplexity_curves,
+    sync,
+    time_decode,
+    limited_threads,
+    train_and_evaluate,
 )
 
 __all__ = [
@@ -136,11 +139,6 @@ def _preset(presets: dict[str, dict[str, Any]], preset: str | None) -> dict[str,
     raise ValueError(f"preset must be None or one of {list(presets)}, got {preset!r}")
 
 
-def _sync(dev: torch.device) -> None:
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
-
-
 # ----------------------------------------------------------------------------------------------
 # 1. Decode latency and memory against the context length
 # ----------------------------------------------------------------------------------------------
@@ -182,41 +180,6 @@ def decode_latency_config(preset: str | None = None) -> dict[str, Any]:
     if "model_options" in cfg:
         cfg["model_options"] = {k: dict(v) for k, v in cfg["model_options"].items()}
     return cfg
-
-
-def _check_lens(values: Any, name: str) -> list[int]:
-    if isinstance(values, (int, np.integer)) and not isinstance(values, bool):
-        values = [values]
-    try:
-        lens = [_int(v, name) for v in values]
-    except TypeError:
-        raise ValueError(f"{name} must be a sequence of positive ints, got {values!r}") from None
-    if not lens:
-        raise ValueError(f"{name} must hold at least one length")
-    if len(set(lens)) != len(lens):
-        raise ValueError(f"{name} must not repeat a length, got {lens}")
-    return sorted(lens)
-
-
-@torch.no_grad()
-def _time_decode(model: torch.nn.Module, logits: torch.Tensor, cache: Any, steps: int, repeat: int,
-                 dev: torch.device) -> float:
-    """Seconds of ``steps`` greedy decode steps from ``cache``: one untimed run, then the min of ``repeat``.
-
-    Caches are not modified in place, so every run starts from the same one.
-    """
-    best = math.inf
-    for run in range(repeat + 1):
-        token, c = logits.argmax(-1), cache
-        _sync(dev)
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            out, c = model.step(token, c)
-            token = out.argmax(-1)
-        _sync(dev)
-        if run:  # run 0 warms up (allocator, new shapes, kernel compilation on a GPU)
-            best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def decode_latency(
@@ -293,7 +256,7 @@ def decode_latency(
     """
     start = time.perf_counter()
     kinds = _check_kinds(kinds)
-    lens = _check_lens(context_lens, "context_lens")
+    lens = check_lens(context_lens, "context_lens")
     d_model, n_layers, n_heads = _int(d_model, "d_model"), _int(n_layers, "n_layers"), _int(n_heads, "n_heads")
     batch_size, vocab_size = _int(batch_size, "batch_size"), _int(vocab_size, "vocab_size", 2)
     steps, repeat, seed = _int(steps, "steps"), _int(repeat, "repeat"), _int(seed, "seed", 0)
@@ -302,7 +265,7 @@ def decode_latency(
     if threads is not None:
         threads = _int(threads, "threads")
     dev = _device(device)
-    with _torch_threads(dev, threads):
+    with limited_threads(dev, threads):
         rows, options_used, torch_threads = _decode_rows(
             kinds, lens, dev, d_model=d_model, n_layers=n_layers, n_heads=n_heads, batch_size=batch_size,
             steps=steps, repeat=repeat, vocab_size=vocab_size, seed=seed, prefill_chunk=prefill_chunk,
@@ -351,7 +314,7 @@ def _decode_rows(kinds: tuple[str, ...], lens: list[int], dev: torch.device, *, 
                     out, cache = model.prefill(prompt[:, done:end], cache)
                     logits, done = out[:, -1], end
                 nbytes = cache_bytes(cache)
-                seconds = _time_decode(model, logits, cache, steps, repeat, dev)
+                seconds = time_decode(model, logits, cache, steps, repeat, dev)
                 rows.append({
                     "kind": kind, "context_len": length, "ms_per_token": 1e3 * seconds / steps,
                     "tokens_per_s": batch_size * steps / seconds, "cache_bytes": int(nbytes),
@@ -528,7 +491,7 @@ def run_length_generalization(
     start = time.perf_counter()
     kinds = _check_kinds(kinds)
     train_len = _int(train_len, "train_len", 2)
-    lens = _check_eval_lens(eval_lens)
+    lens = check_eval_lens(eval_lens)
     d_model, n_layers, n_heads = _int(d_model, "d_model"), _int(n_layers, "n_layers"), _int(n_heads, "n_heads")
     steps, batch_size, seed = _int(steps, "steps"), _int(batch_size, "batch_size"), _int(seed, "seed", 0)
     lr = _positive(lr, "lr")
@@ -544,9 +507,9 @@ def run_length_generalization(
         if kind == "griffin":
             opts["window"] = max(1, train_len // 2)
         built[kind] = {**opts, **options.get(kind, {})}
-    with _torch_threads(dev, threads):
+    with limited_threads(dev, threads):
         corpus = load_corpus("stdlib", max_bytes=max_bytes)
-        eval_tokens, n_eval = _eval_text(corpus, lens, eval_max_windows, max_bytes, train_len)
+        eval_tokens, n_eval = eval_text(corpus, lens, eval_max_windows, max_bytes, train_len)
         models = {}
         for kind in kinds:  # build all first: a bad size fails before any training
             torch.manual_seed(seed)
@@ -564,7 +527,7 @@ def run_length_generalization(
         for kind in bar:
             bar.set_postfix(model=kind, refresh=True)
             model = models.pop(kind)
-            ppls, info = _train_and_evaluate(model, corpus.train, eval_tokens, lens, train_len=train_len,
+            ppls, info = train_and_evaluate(model, corpus.train, eval_tokens, lens, train_len=train_len,
                                              batch_size=batch_size, steps=steps, lr=lr, seed=seed, dev=dev,
                                              progress=progress)
             rows += [{"model": kind, "train_len": train_len, "eval_len": n, "perplexity": p}
@@ -610,7 +573,7 @@ def plot_length_generalization(result: dict[str, Any] | None, *, ax: Any = None,
     """
     source = result if result is not None else stored
     where = source.get("device", "?") if isinstance(source, dict) else "?"
-    return _plot_perplexity_curves(result, ax=ax, stored=stored, colors=_COLORS,
+    return plot_perplexity_curves(result, ax=ax, stored=stored, colors=_COLORS,
                                    title=f"Train short, test long: Transformer (MQA, RoPE), Hawk, Griffin\n{where}")
 
 

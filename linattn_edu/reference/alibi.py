@@ -20,7 +20,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ..checks import check_int
-from .attention import _as_float64, softmax_attention
+from ._common import as_float64
+from .attention import softmax_attention
 
 __all__ = [
     "alibi_slopes",
@@ -144,18 +145,18 @@ def alibi_attention(
         ValueError: ``q`` without a head axis, ``k`` without a time axis, ``slopes`` of the wrong
             shape or not finite (and whatever :func:`softmax_attention` rejects).
     """
-    q = _as_float64(q, "q")
+    q = as_float64(q, "q")
     if q.ndim < 3:
         raise ValueError(f"q must have a head axis (..., H, Tq, D), got shape {q.shape}")
     h, tq = q.shape[-3], q.shape[-2]
-    k = _as_float64(k, "k")
+    k = as_float64(k, "k")
     if k.ndim < 2:
         raise ValueError(f"k must have shape (..., H_kv, Tk, D), got shape {k.shape}")
     tk = k.shape[-2]
     if slopes is None:
         m = alibi_slopes(h)
     else:
-        m = _as_float64(slopes, "slopes")
+        m = as_float64(slopes, "slopes")
         if m.shape != (h,):
             raise ValueError(f"slopes must have shape (H={h},), got {m.shape}")
         if not np.all(np.isfinite(m)):

@@ -11,6 +11,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ..checks import check_bool, check_float, check_int
+from ._common import as_float64
 
 __all__ = [
     "softmax",
@@ -22,23 +23,12 @@ __all__ = [
 ]
 
 
-def _as_float64(x: ArrayLike, name: str) -> np.ndarray:
-    """Convert an array-like (NumPy, list, CPU torch tensor) to float64, naming it on failure."""
-    if hasattr(x, "detach"):  # a torch tensor: accept it, the reference stays NumPy
-        x = x.detach().cpu().double().numpy()
-    try:
-        arr = np.asarray(x, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"{name} must be a numeric array, got {type(x).__name__}") from err
-    return arr
-
-
 def naive_softmax(x: ArrayLike, axis: int = -1) -> np.ndarray:
     """``exp(x) / sum(exp(x))`` exactly as written: overflows to ``nan`` once ``x`` exceeds ~709.
 
     Kept only to show why :func:`softmax` subtracts the maximum first.
     """
-    x = _as_float64(x, "x")
+    x = as_float64(x, "x")
     with np.errstate(over="ignore", invalid="ignore"):
         e = np.exp(x)
         return e / e.sum(axis=axis, keepdims=True)
@@ -51,7 +41,7 @@ def softmax(x: ArrayLike, axis: int = -1) -> np.ndarray:
     keeps every ``exp`` argument <= 0, so nothing overflows. Entries equal to ``-inf`` (masked
     keys) get probability 0; a row that is entirely ``-inf`` raises ``ValueError``.
     """
-    x = _as_float64(x, "x")
+    x = as_float64(x, "x")
     row_max = np.max(x, axis=axis, keepdims=True)
     if np.any(np.isneginf(row_max)):
         raise ValueError("softmax: a row has no finite entry (every key is masked)")
@@ -96,7 +86,7 @@ def repeat_kv(x: ArrayLike, n_rep: int) -> np.ndarray:
     Query head ``h`` reads key/value head ``h // n_rep``: each KV head serves ``n_rep``
     consecutive query heads.
     """
-    x = _as_float64(x, "x")
+    x = as_float64(x, "x")
     n_rep = check_int(n_rep, "n_rep", minimum=1)
     if x.ndim < 3:
         raise ValueError(f"x must have a head axis: (..., H_kv, T, D), got shape {x.shape}")
@@ -156,9 +146,9 @@ def softmax_attention(
             ``window``, naming the argument.
         TypeError: a non-numeric input or a non-bool ``causal``.
     """
-    q = _as_float64(q, "q")
-    k = _as_float64(k, "k")
-    v = _as_float64(v, "v")
+    q = as_float64(q, "q")
+    k = as_float64(k, "k")
+    v = as_float64(v, "v")
     for name, arr in (("q", q), ("k", k), ("v", v)):
         if arr.ndim < 2:
             raise ValueError(f"{name} must have shape (..., T, D), got shape {arr.shape}")
@@ -185,7 +175,7 @@ def softmax_attention(
 
     scores = np.einsum("...id,...jd->...ij", q, k) * scale
     if bias is not None:
-        bias = _as_float64(bias, "bias")
+        bias = as_float64(bias, "bias")
         try:
             fits = np.broadcast_shapes(bias.shape, scores.shape) == scores.shape
         except ValueError:

@@ -34,7 +34,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ..checks import check_bool, check_float, check_int
-from .attention import _as_float64, masked_matmul
+from ._common import as_float64
+from .attention import masked_matmul
 
 __all__ = [
     "identity_feature_map",
@@ -55,7 +56,7 @@ FORMS = ("parallel", "recurrent", "chunked")
 
 
 def _features_in(x: ArrayLike, name: str = "x") -> np.ndarray:
-    x = _as_float64(x, name)
+    x = as_float64(x, name)
     if x.ndim < 1 or x.shape[-1] < 1:
         raise ValueError(f"{name} must have shape (..., D) with D >= 1, got shape {x.shape}")
     return x
@@ -144,7 +145,8 @@ _FEATURE_DIMS: dict[str, Callable[[int], int]] = {
 }
 
 
-def _lookup_feature_map(feature_map: Union[str, FeatureMap]) -> FeatureMap:
+def lookup_feature_map(feature_map: Union[str, FeatureMap]) -> FeatureMap:
+    """The feature map called ``feature_map`` in :data:`FEATURE_MAPS`, or ``feature_map`` itself if callable."""
     if isinstance(feature_map, str):
         if feature_map not in FEATURE_MAPS:
             raise ValueError(
@@ -279,9 +281,9 @@ def linear_attention(
             ``eps`` negative or not finite; each message names the argument.
         TypeError: a non-numeric input, a ``feature_map`` that is neither a name nor callable.
     """
-    q = _as_float64(q, "q")
-    k = _as_float64(k, "k")
-    v = _as_float64(v, "v")
+    q = as_float64(q, "q")
+    k = as_float64(k, "k")
+    v = as_float64(v, "v")
     for name, arr in (("q", q), ("k", k), ("v", v)):
         if arr.ndim < 2 or arr.shape[-2] < 1 or arr.shape[-1] < 1:
             raise ValueError(f"{name} must have shape (..., T, D) with T, D >= 1, got shape {arr.shape}")
@@ -289,15 +291,15 @@ def linear_attention(
         raise ValueError(f"k must have the same shape as q {q.shape}, got shape {k.shape}")
     if v.shape[:-1] != q.shape[:-1]:
         raise ValueError(f"v must have shape {q.shape[:-1] + ('Dv',)} (q's leading dims and T), got shape {v.shape}")
-    fm = _lookup_feature_map(feature_map)
+    fm = lookup_feature_map(feature_map)
     if form not in FORMS:
         raise ValueError(f"form must be one of {list(FORMS)}, got {form!r}")
     chunk_size = check_int(chunk_size, "chunk_size", minimum=1)
     normalize = check_bool(normalize, "normalize")
     eps = check_float(eps, "eps", minimum=0.0)
 
-    fq = _as_float64(fm(q), "feature_map(q)")
-    fk = _as_float64(fm(k), "feature_map(k)")
+    fq = as_float64(fm(q), "feature_map(q)")
+    fk = as_float64(fm(k), "feature_map(k)")
     if fq.ndim != q.ndim or fq.shape[:-1] != q.shape[:-1] or fk.shape != fq.shape:
         raise ValueError(
             f"feature_map must map (..., T, D) to (..., T, F): got {fq.shape} for q {q.shape}, "

@@ -37,8 +37,9 @@ from typing import Any, Union
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .linear import FeatureMap, _lookup_feature_map, linear_attention
-from .scan import _btc, _float_array, causal_conv1d
+from ._common import btc, float_array
+from .linear import FeatureMap, linear_attention, lookup_feature_map
+from .scan import causal_conv1d
 
 __all__ = [
     "LOCAL_SCORES",
@@ -75,13 +76,13 @@ def centered_conv1d(x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = No
         ValueError: bad shapes or an even ``K``; the message names the argument.
         TypeError: a non-floating input.
     """
-    x = _btc(x, "x")
+    x = btc(x, "x")
     batch, t_len, channels = x.shape
-    weight = _float_array(weight, "weight")
+    weight = float_array(weight, "weight")
     if weight.ndim != 2 or weight.shape[0] != channels or weight.shape[1] < 1 or weight.shape[1] % 2 == 0:
         raise ValueError(f"weight must have shape (C, K) = ({channels}, K) with K odd, got shape {weight.shape}")
     if bias is not None:
-        bias = _float_array(bias, "bias")
+        bias = float_array(bias, "bias")
         if bias.shape != (channels,):
             raise ValueError(f"bias must have shape (C,) = {(channels,)}, got shape {bias.shape}")
     k_len = weight.shape[1]
@@ -97,9 +98,9 @@ def centered_conv1d(x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = No
 
 def _qkv(q: ArrayLike, k: ArrayLike, v: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Float64 ``q, k (B, H, T, D)`` and ``v (B, H, T, Dv)``; TypeError for non-float inputs."""
-    q = _float_array(q, "q")
-    k = _float_array(k, "k")
-    v = _float_array(v, "v")
+    q = float_array(q, "q")
+    k = float_array(k, "k")
+    v = float_array(v, "v")
     if q.ndim != 4 or min(q.shape) < 1:
         raise ValueError(f"q must have shape (B, H, T, D) with every size >= 1, got shape {q.shape}")
     if k.shape != q.shape:
@@ -130,11 +131,11 @@ def value_conv(v: ArrayLike, conv_weight: ArrayLike, *, causal: bool = True) -> 
     :func:`~linattn_edu.reference.causal_conv1d` (tap ``K-1`` is the current token), else
     :func:`centered_conv1d` (``K`` odd, tap ``K//2`` is the current token).
     """
-    v = _float_array(v, "v")
+    v = float_array(v, "v")
     if v.ndim != 4 or min(v.shape) < 1:
         raise ValueError(f"v must have shape (B, H, T, Dv) with every size >= 1, got shape {v.shape}")
     _, h, _, dv = v.shape
-    w = _float_array(conv_weight, "conv_weight")
+    w = float_array(conv_weight, "conv_weight")
     if w.ndim == 3 and w.shape[:2] == (h, 1) and w.shape[2] >= 1:  # one filter per head
         w = np.repeat(w, dv, axis=1)
     if w.ndim == 3 and w.shape[:2] == (h, dv) and w.shape[2] >= 1:
@@ -208,7 +209,7 @@ def _alpha(alpha: Any, h: int) -> np.ndarray:
         raise TypeError(f"alpha must be a float or an (H,) array, got {alpha!r}")
     if isinstance(alpha, (int, float, np.integer, np.floating)):
         return np.asarray(float(alpha))
-    arr = _float_array(alpha, "alpha")
+    arr = float_array(alpha, "alpha")
     if arr.ndim == 0:
         return arr
     if arr.shape != (h,):
@@ -304,11 +305,11 @@ def grouped_linear_attention(
         raise ValueError(f"form must be one of {list(GROUPED_FORMS)}, got {form!r}")
     if not isinstance(normalize_qk, (bool, np.bool_)):
         raise TypeError(f"normalize_qk must be a bool, got {type(normalize_qk).__name__}")
-    fm = _lookup_feature_map(feature_map)
+    fm = lookup_feature_map(feature_map)
     a = _alpha(alpha, q.shape[1])
     if normalize_qk:
         q, k = _l2_normalize(q), _l2_normalize(k)
-    fq, fk = _float_array(fm(q), "feature_map(q)"), _float_array(fm(k), "feature_map(k)")
+    fq, fk = float_array(fm(q), "feature_map(q)"), float_array(fm(k), "feature_map(k)")
     if fq.shape[:-1] != q.shape[:-1] or fk.shape != fq.shape:
         raise ValueError(f"feature_map must map (B, H, T, D) to (B, H, T, F), got {fq.shape} for q {q.shape}")
     fn = _grouped_parallel if form == "parallel" else _grouped_recurrent

@@ -25,6 +25,8 @@ from typing import Optional
 import numpy as np
 from numpy.typing import ArrayLike
 
+from ._common import btc, float_array
+
 __all__ = [
     "SCAN_METHODS",
     "linear_scan",
@@ -43,38 +45,11 @@ SCAN_METHODS = ("sequential", "associative")
 # ----------------------------------------------------------------------------------------------
 
 
-def _float_array(x: ArrayLike, name: str) -> np.ndarray:
-    """A real floating array (NumPy, list of floats, CPU torch tensor) as float64, else TypeError.
-
-    Integer, bool, complex and non-numeric inputs are refused: a scan of ints is almost always a
-    mistake (a gate of ``1`` instead of ``1.0`` is fine to write as a float).
-    """
-    if hasattr(x, "detach"):  # a torch tensor: accept it, the reference stays NumPy
-        if x.is_complex() or not x.is_floating_point():
-            raise TypeError(f"{name} must be a real floating array, got a torch tensor of dtype {x.dtype}")
-        return x.detach().cpu().double().numpy()
-    try:
-        arr = np.asarray(x)
-    except (TypeError, ValueError) as err:  # ragged lists and the like
-        raise TypeError(f"{name} must be a real floating array, got {type(x).__name__}") from err
-    if arr.dtype.kind != "f":
-        raise TypeError(f"{name} must be a real floating array, got dtype {arr.dtype}")
-    return arr.astype(np.float64)
-
-
-def _btc(x: ArrayLike, name: str) -> np.ndarray:
-    """A float64 ``(B, T, C)`` array with ``T, C >= 1``."""
-    arr = _float_array(x, name)
-    if arr.ndim != 3 or arr.shape[1] < 1 or arr.shape[2] < 1:
-        raise ValueError(f"{name} must have shape (B, T, C) with T, C >= 1, got shape {arr.shape}")
-    return arr
-
-
 def _initial_state(h0: Optional[ArrayLike], batch: int, channels: int) -> np.ndarray:
     """``h0`` as a float64 ``(B, C)`` array; zeros when omitted."""
     if h0 is None:
         return np.zeros((batch, channels))
-    h0 = _float_array(h0, "h0")
+    h0 = float_array(h0, "h0")
     if h0.shape != (batch, channels):
         raise ValueError(f"h0 must have shape (B, C) = {(batch, channels)}, got shape {h0.shape}")
     return h0
@@ -181,8 +156,8 @@ def linear_scan(
             an unknown ``method``; each message names the argument.
         TypeError: a non-floating input.
     """
-    a = _btc(a, "a")
-    b = _btc(b, "b")
+    a = btc(a, "a")
+    b = btc(b, "b")
     if a.shape != b.shape:
         raise ValueError(f"b must have the same shape as a {a.shape} (B, T, C), got shape {b.shape}")
     h0 = _initial_state(h0, b.shape[0], b.shape[2])
@@ -257,15 +232,15 @@ def rg_lru(
         TypeError: a non-floating ``x``, gate, ``a_param`` or ``h0``, a non-bool ``reset``, a
             non-real ``c``.
     """
-    x = _btc(x, "x")
-    gate_a = _float_array(gate_a, "gate_a")
-    gate_x = _float_array(gate_x, "gate_x")
+    x = btc(x, "x")
+    gate_a = float_array(gate_a, "gate_a")
+    gate_x = float_array(gate_x, "gate_x")
     for name, g in (("gate_a", gate_a), ("gate_x", gate_x)):
         if g.shape != x.shape:
             raise ValueError(f"{name} must have the same shape as x {x.shape} (B, T, C), got shape {g.shape}")
         _check_gate(g, name)
     batch, t_len, channels = x.shape
-    a_param = _float_array(a_param, "a_param")
+    a_param = float_array(a_param, "a_param")
     if a_param.shape != (channels,):
         raise ValueError(f"a_param must have shape (C,) = {(channels,)}, got shape {a_param.shape}")
     if isinstance(c, (bool, np.bool_)) or not isinstance(c, (int, float, np.integer, np.floating)):
@@ -320,13 +295,13 @@ def causal_conv1d(x: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = N
         ValueError: wrong ndim or shapes; each message names the argument.
         TypeError: a non-floating input.
     """
-    x = _btc(x, "x")
+    x = btc(x, "x")
     channels, t_len = x.shape[2], x.shape[1]
-    weight = _float_array(weight, "weight")
+    weight = float_array(weight, "weight")
     if weight.ndim != 2 or weight.shape[0] != channels or weight.shape[1] < 1:
         raise ValueError(f"weight must have shape (C, K) = ({channels}, K) with K >= 1, got shape {weight.shape}")
     if bias is not None:
-        bias = _float_array(bias, "bias")
+        bias = float_array(bias, "bias")
         if bias.shape != (channels,):
             raise ValueError(f"bias must have shape (C,) = {(channels,)}, got shape {bias.shape}")
     k_len = weight.shape[1]

@@ -44,7 +44,7 @@ from matplotlib.figure import Figure
 from .. import bench, runtime
 from ..experiments.mqar_sweep import (
     MODEL_FAMILIES,
-    _STYLE,
+    FAMILY_STYLES,
     evaluate_mqar,
     init_qk_,
     model_variants,
@@ -113,12 +113,12 @@ def _validate(
     return family, feature_dim, window, d_model, seq_len
 
 
-def _config(stored: dict[str, Any]) -> dict[str, Any]:
+def stored_config(stored: dict[str, Any]) -> dict[str, Any]:
     """The stored sweep's config, with the sweep's defaults for anything missing."""
     return {**_DEFAULT_CONFIG, **(stored.get("config") or {})}
 
 
-def _stored(stored: Any) -> dict[str, Any]:
+def stored_record(stored: Any) -> dict[str, Any]:
     """``stored``, or the packaged record when None."""
     if stored is None:
         stored = bench.load_results("mqar_sweep")
@@ -132,7 +132,7 @@ def _stored(stored: Any) -> dict[str, Any]:
 
 def stored_settings(stored: dict[str, Any] | None = None) -> list[tuple[int, int]]:
     """The ``(seq_len, n_pairs)`` settings present in a stored sweep (default: the packaged one), sorted."""
-    stored = _stored(stored)
+    stored = stored_record(stored)
     return sorted({(int(r["seq_len"]), int(r["n_pairs"])) for r in stored["rows"]})
 
 
@@ -227,7 +227,7 @@ def find_stored_row(
     A row matches when its family and ``options`` equal the chosen variant's (``{"kind",
     **options}``, see :func:`chosen_variant`) and the sweep's ``d_model`` equals ``d_model``.
     """
-    cfg = _config(stored)
+    cfg = stored_config(stored)
     if d_model != cfg["d_model"]:
         return None
     var = chosen_variant(family, feature_dim=feature_dim, window=window, seq_len=seq_len, n_layers=cfg["n_layers"])
@@ -271,7 +271,7 @@ def _draw(
     n_pairs: int, live: list[dict[str, Any]],
 ) -> None:
     """Draw the stored points, the chosen model's state and any live points into an empty ``fig``."""
-    cfg = _config(stored)
+    cfg = stored_config(stored)
     ax = fig.subplots()
     plot_recall_vs_state(None, stored=stored, seq_len=seq_len, n_pairs=n_pairs, ax=ax)
     # The footnote cites the stored run once: drop the "(stored: device, date)" suffix of each family.
@@ -286,7 +286,7 @@ def _draw(
     nbytes = chosen_state_bytes(family, feature_dim=feature_dim, window=window, d_model=d_model, seq_len=seq_len,
                                 n_layers=cfg["n_layers"], n_heads=cfg["n_heads"],
                                 bytes_per_element=cfg["bytes_per_element"])
-    color = _STYLE.get(family, ("tab:gray", "x"))[0]
+    color = FAMILY_STYLES.get(family, ("tab:gray", "x"))[0]
     chosen = f"{var['label']}, width {d_model}"
     ax.axvline(nbytes, color=color, linestyle=":", linewidth=2, gid="chosen-state",
                label=f"chosen: {chosen}\n  state {nbytes:,} B")
@@ -365,9 +365,9 @@ def plot_recall_frontier(
             message naming the argument.
     """
     family, feature_dim, window, d_model, seq_len = _validate(family, feature_dim, window, d_model, seq_len)
-    stored = _stored(stored)
+    stored = stored_record(stored)
     n_pairs = _check_setting(stored, seq_len, n_pairs)
-    cfg = _config(stored)
+    cfg = stored_config(stored)
     if d_model % cfg["n_heads"] or (d_model // cfg["n_heads"]) % 2:
         raise ValueError(f"d_model / n_heads must be an even int (RoPE), got d_model={d_model}, "
                          f"n_heads={cfg['n_heads']}")
@@ -524,7 +524,7 @@ class RecallExplorer(ipywidgets.VBox):
         from ..tasks import make_mqar
 
         st = self.state
-        cfg = _config(self.stored)
+        cfg = stored_config(self.stored)
         sizes = _train_sizes(self.train_steps, cfg)
         var = chosen_variant(st["family"], feature_dim=st["feature_dim"], window=st["window"],
                              seq_len=st["seq_len"], n_layers=cfg["n_layers"])
@@ -604,7 +604,7 @@ def recall_widget(
             argument.
     """
     family, feature_dim, window, d_model, seq_len = _validate(family, feature_dim, window, d_model, seq_len)
-    stored = _stored(None)
+    stored = stored_record(None)
     n_pairs = _check_setting(stored, seq_len, n_pairs)
     if feature_dim > MAX_FEATURE_DIM:
         raise ValueError(f"feature_dim must be in 1..{MAX_FEATURE_DIM}, got {feature_dim}")

@@ -674,9 +674,9 @@ def recall_payload(stored: dict[str, Any] | None = None) -> dict[str, Any]:
     Raises:
         ValueError: ``stored`` is not a results record with rows (None loads the packaged one).
     """
-    from .recall import _stored
+    from .recall import stored_record
 
-    stored = _stored(stored)
+    stored = stored_record(stored)
     digest = hashlib.sha256(json.dumps(stored, sort_keys=True, default=str).encode()).hexdigest()
     if digest not in _RECALL_CACHE:
         _RECALL_CACHE[digest] = _recall_payload(stored)
@@ -684,12 +684,12 @@ def recall_payload(stored: dict[str, Any] | None = None) -> dict[str, Any]:
 
 
 def _recall_payload(stored: dict[str, Any]) -> dict[str, Any]:
-    from ..experiments.mqar_sweep import _STYLE, MODEL_FAMILIES, pareto_frontier
+    from ..experiments.mqar_sweep import FAMILY_STYLES, MODEL_FAMILIES, pareto_frontier
     from .recall import (
-        FAMILY_KNOBS, WIDTHS, _config, chosen_state_bytes, chosen_variant, find_stored_row, stored_settings,
+        FAMILY_KNOBS, WIDTHS, stored_config, chosen_state_bytes, chosen_variant, find_stored_row, stored_settings,
     )
 
-    cfg = _config(stored)
+    cfg = stored_config(stored)
     settings = stored_settings(stored)
     rows = stored["rows"]
     frontier = []
@@ -698,7 +698,7 @@ def _recall_payload(stored: dict[str, Any]) -> dict[str, Any]:
         frontier.append([next(k for k, r in enumerate(rows) if r is f) for f in front])
     families = []
     for fam in MODEL_FAMILIES:
-        color, marker = _STYLE.get(fam, ("tab:gray", "x"))
+        color, marker = FAMILY_STYLES.get(fam, ("tab:gray", "x"))
         uses = FAMILY_KNOBS[fam]
         families.append({"name": fam, "color": _hex(color), "marker": marker, "uses_feature_dim": uses[0],
                          "uses_window": uses[1]})
@@ -761,7 +761,7 @@ def static_recall_widget(
             sweep, a malformed ``stored``; each message names the argument.
     """
     from ..experiments.mqar_sweep import MODEL_FAMILIES
-    from .recall import WIDTHS, FAMILY_KNOBS, _stored, stored_settings
+    from .recall import WIDTHS, FAMILY_KNOBS, stored_record, stored_settings
 
     if not isinstance(family, str) or family not in MODEL_FAMILIES:
         raise ValueError(f"family must be one of {list(MODEL_FAMILIES)}, got {family!r}")
@@ -778,7 +778,7 @@ def static_recall_widget(
     d_model = _int(d_model, "d_model", 2)
     if d_model not in WIDTHS:
         raise ValueError(f"d_model must be one of {list(WIDTHS)}, got {d_model}")
-    stored = _stored(stored)
+    stored = stored_record(stored)
     settings = stored_settings(stored)
     if (seq_len, n_pairs) not in settings:
         raise ValueError(f"(seq_len, n_pairs) must be a setting of the stored sweep, one of {settings}, "
