@@ -8,18 +8,17 @@ cases of one recurrence with a *gate* ``G_t`` (a ``Dk × Dv`` matrix, applied el
 
 The gate's structure names the model family (the output is not normalized, as in all of them):
 
-==========================  ==================================  ==============================
-gate ``G_t``                 arguments here                      models
-==========================  ==================================  ==============================
-``1`` (no decay)             ``alpha=None, beta=None``           linear attention, unnormalized
-                                                                 (Katharopoulos et al., Ch. 4)
-``γ`` fixed per head         ``alpha`` of shape ``(..., T)``,    RetNet (Sun et al., 2023)
-                             constant over ``T``
-``a_t`` scalar, data-dep.    ``alpha`` of shape ``(..., T)``     Mamba-2 / SSD (Dao & Gu, 2024)
-``α_t 1ᵀ`` per key channel   ``alpha`` of shape ``(..., T, Dk)`` GLA (Yang et al., 2024)
-``α_t β_tᵀ`` (outer product) ``alpha`` and ``beta (..., T, Dv)`` GLA's general form
-``1 a_tᵀ``, ``Dk = 1``        ``beta = a``, ``q = k = 1``         the RG-LRU's scan (Ch. 6)
-==========================  ==================================  ==============================
+- ``G = 1`` (no decay; ``alpha=None, beta=None``): linear attention, unnormalized
+  (Katharopoulos et al., Chapter 4);
+- ``G = γ``, fixed per head (``alpha`` of shape ``(..., T)``, constant over ``T``): RetNet
+  (Sun et al., 2023);
+- ``G = a_t``, one data-dependent scalar per step (``alpha`` of shape ``(..., T)``): Mamba-2 / SSD
+  (Dao & Gu, 2024);
+- ``G = α_t 1ᵀ``, one decay per key channel (``alpha`` of shape ``(..., T, Dk)``): GLA
+  (Yang et al., 2024);
+- ``G = α_t β_tᵀ``, an outer product (``alpha`` and ``beta`` of shape ``(..., T, Dv)``): GLA's
+  general form;
+- ``G = 1 a_tᵀ`` with ``Dk = 1`` (``beta = a``, ``q = k = 1``): the RG-LRU's scan (Chapter 6).
 
 Because the gate is a rank-one outer product, products of gates factor:
 ``G_{j+1} ⊙ … ⊙ G_i = (Π α)(Π β)ᵀ``. That gives the same three forms as Chapter 4:
