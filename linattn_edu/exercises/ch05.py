@@ -9,11 +9,11 @@
 5. :func:`check_window_decode_step` (issue 14; it replaces 3 as the chapter's exercise 4): one decoding step of
    sliding-window attention with a ring-buffer cache of exactly ``window`` slots, which the checker
    owns and inspects after every step.
+6. :func:`check_taylor_max_rel_error` (issue 14; it replaces 1 as the chapter's exercise 2): the
+   worst relative error of ``1 + s + s²/2`` against ``exp(s)`` on ``|s| <= r``, found by calculus.
 7. :func:`check_window_recall_fraction` (issue 14; it replaces 4 as the chapter's exercise 1): the
    share of MQAR queries whose answer lies inside a sliding window, an upper bound on the accuracy
    of a model that attends through the window only.
-6. :func:`check_taylor_max_rel_error` (issue 14; it replaces 1 as the chapter's exercise 2): the
-   worst relative error of ``1 + s + s²/2`` against ``exp(s)`` on ``|s| <= r``, found by calculus.
 
 Each ``check_*`` function runs the reader's function on several cases, prints one line —
 ``✓ ...`` with the max error, or ``✗ ...`` naming the failing case, the max error and a hint —
