@@ -340,3 +340,25 @@ def test_the_site_checker_is_not_in_the_package() -> None:
     package = Path(linattn_edu.__file__).parent
     assert not list(package.rglob("sitecheck*")), "a site checker is inside linattn_edu"
     assert Path(sitecheck.__file__).resolve().parent.name == "tools"
+
+
+def test_colab_link_of_a_chapter_with_a_student_edition(tmp_path: Path) -> None:
+    """A chapter whose student notebook exists must open that one in Colab (book/_ext/linattn_colab.py)."""
+    launch = sitecheck.LaunchConfig(owner_repo="acme/book", branch="main", path_to_book="",
+                                    colab_url="https://colab.research.google.com")
+    html = tmp_path / "html"
+    (html / "book").mkdir(parents=True)
+    (tmp_path / "book").mkdir()
+    (tmp_path / "book" / "ch.ipynb").write_text("{}")
+    page = "book/ch.html"
+
+    def problems(href: str) -> list:
+        (html / page).write_text(f'<html><body><a href="{href}">Colab</a></body></html>')
+        return sitecheck.check_colab_links(html, page, "book/ch", launch=launch, book_root=tmp_path, notebook=True)
+
+    assert problems(f"{COLAB}/book/ch.ipynb") == []  # no student edition: the chapter itself
+    (tmp_path / "student").mkdir()
+    (tmp_path / "student" / "ch.ipynb").write_text("{}")
+    assert problems(f"{COLAB}/student/ch.ipynb") == []
+    assert [p.message for p in problems(f"{COLAB}/book/ch.ipynb")] == [
+        f"no Colab launch link {COLAB}/student/ch.ipynb"]

@@ -84,6 +84,9 @@ CHROMIUM_FLAGS: tuple[str, ...] = (
     "--hide-scrollbars",
     "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
 )
+#: Where the student edition of the chapters lives (``python -m linattn_edu.student_edition student``);
+#: a chapter with a notebook there must have its Colab button point at it.
+STUDENT_DIR = "student"
 #: Colab's address when ``launch_buttons.colab_url`` is not set.
 DEFAULT_COLAB_URL = "https://colab.research.google.com"
 
@@ -327,6 +330,9 @@ def check_colab_links(
     links = [ref for ref in _parse(html_dir / page).links if ref.startswith(f"{launch.colab_url}/")]
     problems = []
     expected = launch.colab_link(label)
+    student = book_root / STUDENT_DIR / f"{posixpath.basename(label)}.ipynb"
+    if student.is_file():  # book/_ext/linattn_colab.py points the button at the student edition
+        expected = launch.colab_link(f"{STUDENT_DIR}/{posixpath.basename(label)}")
     if notebook and expected not in links:
         problems.append(Problem(label, "colab", f"no Colab launch link {expected}"))
     prefix = f"{launch.colab_url}/github/{launch.owner_repo}/blob/{launch.branch}/"
