@@ -41,8 +41,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -72,24 +70,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-loop-len", type=int, default=2048,
                         help="time Python-loop peers only up to this sequence length (default: 2048)")
     return parser.parse_args(argv)
-
-
-def command_line() -> str:
-    """The command that regenerates the results, as typed (interpreter name + arguments)."""
-    return shlex.join([Path(sys.executable).name, *sys.argv])
-
-
-def git_commit() -> str | None:
-    """The checked-out commit (with ``+dirty`` when the tree has changes), or None outside git."""
-    root = Path(__file__).resolve().parents[1]
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                             timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True,
-                               timeout=10, check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return sha + ("+dirty" if dirty else "")
 
 
 def run_cpu(args: argparse.Namespace) -> int:
@@ -213,13 +193,13 @@ def run_gpu(args: argparse.Namespace) -> int:
         "capability": list(torch.cuda.get_device_capability()),
         "cuda": torch.version.cuda,
         "python": platform.python_version(),
-        "git_commit": git_commit(),
+        "git_commit": bench.git_commit(),
         "correctness": check_rows,
         "correctness_failures": len(bad),
         "elapsed_s": None,
     }
     config["elapsed_s"] = round(time.perf_counter() - start, 1)
-    path = bench.save_results(args.out, rows, command=command_line(), config=config, device=device,
+    path = bench.save_results(args.out, rows, command=bench.command_line(), config=config, device=device,
                               directory=args.out_dir)
     print(f"\nwrote {path} ({config['elapsed_s']:.0f} s in all)")
     return 1 if bad else 0

@@ -7,7 +7,6 @@ the whole book with ``-W`` (Sphinx warnings are errors). Both run with ``LINATTN
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -239,25 +238,6 @@ def test_ci_runs_readme_test_command_verbatim() -> None:
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def jupyter_path(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A ``JUPYTER_PATH`` whose ``python3`` kernel runs ``sys.executable``.
-
-    ``JUPYTER_PATH`` comes first in Jupyter's kernel search, ahead of any user-level ``python3``
-    kernelspec that might point at another Python.
-    """
-    root = tmp_path_factory.mktemp("jupyter")
-    spec_dir = root / "kernels" / KERNEL_NAME
-    spec_dir.mkdir(parents=True)
-    spec = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": f"Python 3 ({sys.prefix})",
-        "language": "python",
-        "metadata": {"debugger": False},
-    }
-    (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=1), encoding="utf-8")
-    previous = os.environ.get("JUPYTER_PATH")
-    return str(root) + (os.pathsep + previous if previous else "")
 
 
 @pytest.fixture()

@@ -8,10 +8,8 @@ in every test run.
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import sys
 from pathlib import Path
 
 import nbformat
@@ -191,21 +189,6 @@ def test_student_notebook_has_no_solutions(path: Path) -> None:
 # ------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def jupyter_path(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A ``JUPYTER_PATH`` whose ``python3`` kernel runs ``sys.executable`` (as in tests/test_book.py)."""
-    root = tmp_path_factory.mktemp("jupyter")
-    spec_dir = root / "kernels" / KERNEL_NAME
-    spec_dir.mkdir(parents=True)
-    spec = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": f"Python 3 ({sys.prefix})",
-        "language": "python",
-        "metadata": {"debugger": False},
-    }
-    (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=1), encoding="utf-8")
-    previous = os.environ.get("JUPYTER_PATH")
-    return str(root) + (os.pathsep + previous if previous else "")
 
 
 def _execute_student(name: str, jupyter_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
