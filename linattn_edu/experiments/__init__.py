@@ -82,3 +82,7 @@ __all__ += [
     "run_linearization",
     "run_linearized_perplexity",
 ]
+
+# Reference runs (stored by scripts/run_experiment.py, loaded by the chapters); importing the
+# experiment modules registers their stored experiments in stored.EXPERIMENTS.
+from . import compare, mqar_study, mqar_sweep, stored, throughput  # noqa: E402,F401
