@@ -43,3 +43,31 @@ def test_chapters_agree_with_the_stored_timings():
             assert f"**Run time:** CPU {round(rows[path.stem]['wall_seconds'])} s" in first, (
                 f"{path.name}: run `python tools/time_chapters.py --update-notebooks`"
             )
+
+
+def test_times_table_is_generated_between_markers(tmp_path):
+    tc = _script()
+    stems = [p.stem for p in tc.toc_notebooks()][:2]
+    record = {"command": "python tools/time_chapters.py", "device": "CPU (test)", "date": "2026-12-03T08:00:00Z",
+              "config": {"mode": "cpu"},
+              "rows": [{"chapter": s, "wall_seconds": 30.4 + i, "slowest_cell_seconds": 9.6} for i, s in enumerate(stems)]}
+    build = {"device": "CPU (test)", "date": "2026-12-03T09:00:00Z", "command": "python tools/time_chapters.py --full-build",
+             "git_commit": "abcdef123456", "rows": [{"wall_seconds": 600.0, "returncode": 0}]}
+    for name in tc.TABLE_PAGES:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(f"before\n{tc.TABLE_START}\nold typed table\n{tc.TABLE_END}\nafter\n")
+    assert tc.update_tables(record, build, root=tmp_path) == list(tc.TABLE_PAGES)
+    text = (tmp_path / "README.md").read_text()
+    assert "old typed table" not in text and text.startswith("before\n") and text.endswith("after\n")
+    assert "| 30 s | 10 s |" in text and "**62 s**" in text and "10.0 min" in text
+    assert tc.update_tables(record, build, root=tmp_path) == []          # idempotent
+
+
+def test_pages_agree_with_the_stored_timings():
+    record = bench.load_results("chapter_times")
+    if record is None or record["config"].get("mode") != "cpu":
+        pytest.skip("no cpu-mode chapter timings stored yet (python tools/time_chapters.py)")
+    tc = _script()
+    block = tc.times_table(record, bench.load_results("book_build"))
+    for name in tc.TABLE_PAGES:
+        assert block in (ROOT / name).read_text(), f"{name}: run `python tools/time_chapters.py --update-notebooks`"

@@ -3,12 +3,16 @@
     python tools/time_chapters.py                      # cpu mode, every chapter of _toc.yml
     python tools/time_chapters.py --only 05_based      # one chapter (rows of the others are kept)
     python tools/time_chapters.py --update-notebooks   # then rewrite each chapter's "Run time" line
+    python tools/time_chapters.py --full-build         # time `jupyter-book build` of a fresh clone of HEAD
 
 Writes ``linattn_edu/results/chapter_times.json`` (:func:`linattn_edu.bench.save_results`: device,
 date, versions, git commit, this command): one row per chapter with its wall time (kernel start
 included), the sum of its cells' times and its slowest cell. The chapters' ``**Run time:**`` lines
-and the README's table are written from this file, so they never carry a typed number; a test
-checks that they agree with it.
+and the tables between ``<!-- chapter-times:start -->`` and ``<!-- chapter-times:end -->`` in
+README.md and book/course_kit.md are written from this file (``--update-notebooks``), so they never
+carry a typed number; a test checks that they agree with it. ``--full-build`` clones HEAD into a
+temporary directory, runs ``jupyter-book build`` there (every chapter executed, as on a reader's
+machine) and stores its wall time in ``linattn_edu/results/book_build.json``; the tables show it.
 """
 
 from __future__ import annotations
@@ -95,14 +99,100 @@ def update_notebooks(record: dict) -> list[str]:
     return changed
 
 
+TABLE_START, TABLE_END = "<!-- chapter-times:start -->", "<!-- chapter-times:end -->"
+TABLE_BLOCK = re.compile(re.escape(TABLE_START) + r".*?" + re.escape(TABLE_END), re.DOTALL)
+#: The pages whose chapter-times table is generated.
+TABLE_PAGES = ("README.md", "book/course_kit.md")
+
+
+def chapter_title(path: Path) -> str:
+    """The first markdown heading of the notebook at ``path``."""
+    import nbformat
+
+    for cell in nbformat.read(path, as_version=4).cells:
+        if cell.cell_type == "markdown":
+            m = re.search(r"^#\s+(.+)$", cell.source, re.MULTILINE)
+            if m:
+                return m.group(1).strip()
+    return path.stem
+
+
+def times_table(record: dict, build: dict | None) -> str:
+    """The generated markdown block: one row per timed chapter, the total, the full build."""
+    titles = {p.stem: chapter_title(p) for p in toc_notebooks()}
+    lines = [TABLE_START,
+             f"Measured by `{record['command']}` on {record['device']}, {record['date'][:10]} "
+             f"(mode `{record['config'].get('mode')}`, each chapter executed alone, kernel start included):",
+             "", "| Chapter | CPU run time | slowest cell |", "| :-- | --: | --: |"]
+    for row in record["rows"]:
+        lines.append(f"| {titles.get(row['chapter'], row['chapter'])} | {round(row['wall_seconds'])} s "
+                     f"| {round(row['slowest_cell_seconds'])} s |")
+    total = sum(r["wall_seconds"] for r in record["rows"])
+    lines.append(f"| **all chapters** | **{round(total)} s** ({total / 60:.1f} min) | |")
+    if build is not None and build["rows"]:
+        b = build["rows"][-1]
+        lines += ["", f"A full `jupyter-book build .` of a fresh clone (commit {(build.get('git_commit') or '?')[:10]}, "
+                      f"every chapter executed, then Sphinx) took **{b['wall_seconds'] / 60:.1f} min** on "
+                      f"{build['device']}, {build['date'][:10]} (`{build['command']}`; exit {b['returncode']})."]
+    lines.append(TABLE_END)
+    return "\n".join(lines)
+
+
+def update_tables(record: dict, build: dict | None, root: Path = ROOT) -> list[str]:
+    """Rewrite the generated chapter-times block of each page of :data:`TABLE_PAGES`."""
+    changed = []
+    block = times_table(record, build)
+    for name in TABLE_PAGES:
+        path = root / name
+        text = path.read_text()
+        new = TABLE_BLOCK.sub(lambda _: block, text, count=1)
+        if new != text:
+            path.write_text(new)
+            changed.append(name)
+    return changed
+
+
+def full_build(timeout: int) -> dict:
+    """Clone HEAD into a temporary directory and time ``jupyter-book build`` there."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        clone = Path(tmp) / "book"
+        subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+        env = dict(os.environ, PYTHONPATH=str(clone))
+        env.pop("LINATTN_FAST", None)
+        start = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "jupyter_book", "build", str(clone)], env=env,
+                              capture_output=True, text=True, timeout=timeout)
+        wall = time.perf_counter() - start
+        warnings = proc.stdout.count("WARNING") + proc.stderr.count("WARNING")
+    return {"wall_seconds": round(wall, 1), "returncode": proc.returncode, "warnings": warnings,
+            "tail": (proc.stdout + proc.stderr)[-2000:]}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mode", choices=["cpu", "fast"], default="cpu",
                         help="cpu: the sizes a reader's CPU gets (default); fast: LINATTN_FAST=1")
     parser.add_argument("--only", nargs="*", default=None, help="chapter stems to time (default: all)")
     parser.add_argument("--timeout", type=int, default=600, help="seconds per cell, as in _config.yml")
-    parser.add_argument("--update-notebooks", action="store_true", help="rewrite the chapters' Run time lines")
+    parser.add_argument("--update-notebooks", action="store_true",
+                        help="rewrite the chapters' Run time lines and the README/course-kit tables")
+    parser.add_argument("--full-build", action="store_true",
+                        help="time `jupyter-book build` of a fresh clone of HEAD into book_build.json (no chapter timing)")
     args = parser.parse_args(argv)
+    if args.full_build:
+        from linattn_edu import bench
+
+        result = full_build(timeout=3 * 3600)
+        path = bench.save_results("book_build", [result], command=bench.command_line(),
+                                  config={"what": "jupyter-book build of a fresh clone of HEAD, cpu mode",
+                                          "omp_num_threads": os.environ.get("OMP_NUM_THREADS")},
+                                  wall_seconds=result["wall_seconds"])
+        print(f"wrote {path}: {result['wall_seconds']:.0f} s, exit {result['returncode']}, "
+              f"{result['warnings']} warnings")
+        return 0 if result["returncode"] == 0 else 1
 
     os.environ.pop("LINATTN_FAST", None)
     if args.mode == "fast":
@@ -127,7 +217,9 @@ def main(argv: list[str] | None = None) -> int:
                               wall_seconds=time.perf_counter() - start)
     print(f"wrote {path}: total {sum(r['wall_seconds'] for r in ordered):.0f} s over {len(ordered)} chapters")
     if args.update_notebooks:
-        print("updated:", ", ".join(update_notebooks(bench.load_results("chapter_times"))) or "nothing")
+        record = bench.load_results("chapter_times")
+        changed = update_notebooks(record) + update_tables(record, bench.load_results("book_build"))
+        print("updated:", ", ".join(changed) or "nothing")
     return 0
 
 
