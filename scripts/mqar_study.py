@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
               f"lr={row['lr']:.0e} acc={acc:>8s} state={row['state_bytes']:>9d} B {row['seconds']:7.1f} s", flush=True)
 
     rows = ms.run_mqar_study(run_cfg, store=store, progress=not args.no_progress, on_row=report)
+    print("\n" + ms.study_table_markdown(rows))
     print(f"\n{len(store.rows)} of {total} models stored in {store.path} "
           f"({store.record['wall_seconds'] / 3600:.2f} h of training so far)")
     for setting, found in ms.study_findings(rows).items():

@@ -74,3 +74,15 @@ def test_findings_are_computed_from_rows():
     fig = ms.plot_study(rows)
     assert fig.axes[0].get_xscale() == "log" and fig.axes[0].get_title()
     assert ms.plot_lr_sweeps(rows, "hawk").axes[1].get_xlabel() == "peak learning rate"
+
+
+def test_study_table_markdown_lists_best_lr_per_point():
+    rows = [
+        {"seq_len": 64, "n_pairs": 16, "family": "based", "point": "feature_dim=4", "lr": lr, "accuracy": acc,
+         "state_bytes": 1000}
+        for lr, acc in ((1e-3, 0.2), (3e-3, 0.7), (1e-2, None))
+    ] + [{"seq_len": 64, "n_pairs": 16, "family": "attention", "point": "d_model=32", "lr": 1e-3, "accuracy": 1.0,
+          "state_bytes": 5000}]
+    table = ms.study_table_markdown(rows).splitlines()
+    assert len(table) == 4 and table[2].startswith("| 64 | 16 | attention")
+    assert "| based | feature_dim=4 | 1,000 | 0.700 | 3e-03 | 1e-03: 0.200, 3e-03: 0.700, 1e-02: div |" in table[3]

@@ -67,6 +67,7 @@ __all__ = [
     "best_rows",
     "pareto_frontier",
     "study_findings",
+    "study_table_markdown",
     "plot_study",
     "plot_lr_sweeps",
 ]
@@ -307,6 +308,23 @@ def study_findings(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "families": fams,
         }
     return out
+
+
+def study_table_markdown(rows: Sequence[dict[str, Any]]) -> str:
+    """The study as a markdown table: one line per (setting, family, point), smallest state first
+    within a family, with the state bytes, the best accuracy, its learning rate and the accuracy at
+    every learning rate tried (``div`` where training diverged)."""
+    best = sorted(best_rows(rows), key=lambda r: (r["seq_len"], r["n_pairs"], STUDY_FAMILIES.index(r["family"])
+                                                  if r["family"] in STUDY_FAMILIES else 99, r["state_bytes"]))
+    lines = ["| L | pairs | family | point | state bytes | best accuracy | best lr | accuracy by lr |",
+             "| --: | --: | :-- | :-- | --: | --: | --: | :-- |"]
+    for r in best:
+        by_lr = ", ".join(f"{float(lr):.0e}: " + ("div" if acc is None else f"{acc:.3f}")
+                          for lr, acc in r["accuracy_by_lr"].items())
+        acc = "div" if r["accuracy"] is None else f"{r['accuracy']:.3f}"
+        lines.append(f"| {r['seq_len']} | {r['n_pairs']} | {r['family']} | {r['point']} | {r['state_bytes']:,} "
+                     f"| {acc} | {r['lr']:.0e} | {by_lr} |")
+    return "\n".join(lines)
 
 
 def plot_study(rows: Sequence[dict[str, Any]], *, title: str | None = None, axes: Any = None):
