@@ -71,3 +71,16 @@ def test_pages_agree_with_the_stored_timings():
     block = tc.times_table(record, bench.load_results("book_build"))
     for name in tc.TABLE_PAGES:
         assert block in (ROOT / name).read_text(), f"{name}: run `python tools/time_chapters.py --update-notebooks`"
+
+
+def test_build_log_gives_each_chapter_time():
+    tc = _script()
+    log = ("\x1b[01mreading sources... \x1b[39;49;00m[ 50%] book/01_softmax_attention\n"
+           "/tmp/x/book/01_softmax_attention.ipynb: Executing notebook using local CWD [mystnb]\n"
+           "/tmp/x/book/01_softmax_attention.ipynb: Executed notebook in 31.25 seconds [mystnb]\n"
+           "/tmp/x/book/05_based.ipynb: Executed notebook in 7.5 seconds [mystnb]\n")
+    assert tc.executed_times(log) == {"01_softmax_attention": 31.25, "05_based": 7.5}
+    row = {"chapter": "05_based", "wall_seconds": 7.5, "cells_seconds": None, "slowest_cell": None,
+           "slowest_cell_seconds": None}
+    line = tc.run_time_line(row, "CPU (test)", "2026-12-03T08:00:00Z")
+    assert line == "**Run time:** CPU 8 s (executed by `tools/time_chapters.py` on CPU (test), 2026-12-03) ·"

@@ -12,7 +12,10 @@ and the tables between ``<!-- chapter-times:start -->`` and ``<!-- chapter-times
 README.md and book/course_kit.md are written from this file (``--update-notebooks``), so they never
 carry a typed number; a test checks that they agree with it. ``--full-build`` clones HEAD into a
 temporary directory, runs ``jupyter-book build`` there (every chapter executed, as on a reader's
-machine) and stores its wall time in ``linattn_edu/results/book_build.json``; the tables show it.
+machine) and stores its wall time in ``linattn_edu/results/book_build.json``; it also writes
+``chapter_times.json`` from that build (each chapter's execution time from myst-nb's log; the
+build keeps no per-cell times, so the chapter's time bounds its slowest cell), so one build
+measures both.
 """
 
 from __future__ import annotations
@@ -76,8 +79,9 @@ def time_notebook(path: Path, timeout: int) -> dict:
 
 def run_time_line(row: dict, device: str, date: str) -> str:
     """The chapter's ``**Run time:**`` line for ``row`` (its GPU part is kept as it is)."""
+    slowest = "" if row.get("slowest_cell_seconds") is None else f"; slowest cell {round(row['slowest_cell_seconds'])} s"
     return (f"**Run time:** CPU {round(row['wall_seconds'])} s (executed by `tools/time_chapters.py` on "
-            f"{device}, {date[:10]}; slowest cell {round(row['slowest_cell_seconds'])} s) ·")
+            f"{device}, {date[:10]}{slowest}) ·")
 
 
 def update_notebooks(record: dict) -> list[str]:
@@ -122,11 +126,12 @@ def times_table(record: dict, build: dict | None) -> str:
     titles = {p.stem: chapter_title(p) for p in toc_notebooks()}
     lines = [TABLE_START,
              f"Measured by `{record['command']}` on {record['device']}, {record['date'][:10]} "
-             f"(mode `{record['config'].get('mode')}`, each chapter executed alone, kernel start included):",
+             f"(mode `{record['config'].get('mode')}`; "
+             f"{record['config'].get('source', 'each chapter executed alone, kernel start included')}):",
              "", "| Chapter | CPU run time | slowest cell |", "| :-- | --: | --: |"]
     for row in record["rows"]:
-        lines.append(f"| {titles.get(row['chapter'], row['chapter'])} | {round(row['wall_seconds'])} s "
-                     f"| {round(row['slowest_cell_seconds'])} s |")
+        slowest = "–" if row.get("slowest_cell_seconds") is None else f"{round(row['slowest_cell_seconds'])} s"
+        lines.append(f"| {titles.get(row['chapter'], row['chapter'])} | {round(row['wall_seconds'])} s | {slowest} |")
     total = sum(r["wall_seconds"] for r in record["rows"])
     lines.append(f"| **all chapters** | **{round(total)} s** ({total / 60:.1f} min) | |")
     if build is not None and build["rows"]:
@@ -152,8 +157,21 @@ def update_tables(record: dict, build: dict | None, root: Path = ROOT) -> list[s
     return changed
 
 
-def full_build(timeout: int) -> dict:
-    """Clone HEAD into a temporary directory and time ``jupyter-book build`` there."""
+EXECUTED = re.compile(r"(\S+\.ipynb): Executed notebook in ([0-9.]+) seconds")
+
+
+def executed_times(log: str) -> dict[str, float]:
+    """Per-notebook execution seconds from a ``jupyter-book build`` log: myst-nb's
+    "<path>.ipynb: Executed notebook in S seconds" lines, keyed by the notebook's stem."""
+    return {Path(m.group(1)).stem: float(m.group(2)) for m in EXECUTED.finditer(log)}
+
+
+def full_build(timeout: int, fast: bool = False) -> tuple[dict, list[dict]]:
+    """Clone HEAD into a temporary directory and time ``jupyter-book build`` there.
+
+    Returns the build's row (wall seconds, exit code, warnings, log tail) and one row per executed
+    chapter (its execution seconds from the build log; no per-cell times).
+    """
     import subprocess
     import tempfile
 
@@ -162,13 +180,20 @@ def full_build(timeout: int) -> dict:
         subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
         env = dict(os.environ, PYTHONPATH=str(clone))
         env.pop("LINATTN_FAST", None)
+        if fast:
+            env["LINATTN_FAST"] = "1"
         start = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "jupyter_book", "build", str(clone)], env=env,
+        proc = subprocess.run([sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build", str(clone)], env=env, cwd=clone,
                               capture_output=True, text=True, timeout=timeout)
         wall = time.perf_counter() - start
-        warnings = proc.stdout.count("WARNING") + proc.stderr.count("WARNING")
-    return {"wall_seconds": round(wall, 1), "returncode": proc.returncode, "warnings": warnings,
-            "tail": (proc.stdout + proc.stderr)[-2000:]}
+        log = proc.stdout + proc.stderr
+        # myst-nb keeps no per-cell times, so a build's rows have no slowest cell: the chapter's
+        # time bounds it (a chapter under 60 s has no cell over 60 s).
+        rows = [{"chapter": stem, "wall_seconds": round(seconds, 1), "cells_seconds": None, "slowest_cell": None,
+                 "slowest_cell_seconds": None} for stem, seconds in executed_times(log).items()]
+    build = {"wall_seconds": round(wall, 1), "returncode": proc.returncode, "sphinx_warnings": log.count(": WARNING:"),
+             "chapters_executed": len(rows), "tail": log[-2000:]}
+    return build, rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -180,18 +205,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--update-notebooks", action="store_true",
                         help="rewrite the chapters' Run time lines and the README/course-kit tables")
     parser.add_argument("--full-build", action="store_true",
-                        help="time `jupyter-book build` of a fresh clone of HEAD into book_build.json (no chapter timing)")
+                        help="time `jupyter-book build` of a fresh clone of HEAD (book_build.json) and take each chapter's time "
+                             "from that build (chapter_times.json)")
     args = parser.parse_args(argv)
     if args.full_build:
         from linattn_edu import bench
 
-        result = full_build(timeout=3 * 3600)
-        path = bench.save_results("book_build", [result], command=bench.command_line(),
-                                  config={"what": "jupyter-book build of a fresh clone of HEAD, cpu mode",
-                                          "omp_num_threads": os.environ.get("OMP_NUM_THREADS")},
+        result, rows = full_build(timeout=3 * 3600, fast=args.mode == "fast")
+        config = {"mode": args.mode, "what": "jupyter-book build of a fresh clone of HEAD",
+                  "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
+        path = bench.save_results("book_build", [result], command=bench.command_line(), config=config,
                                   wall_seconds=result["wall_seconds"])
         print(f"wrote {path}: {result['wall_seconds']:.0f} s, exit {result['returncode']}, "
-              f"{result['warnings']} warnings")
+              f"{result['sphinx_warnings']} Sphinx warnings, {len(rows)} chapters executed")
+        if rows:  # the chapters' times as executed in this build
+            order = [p.stem for p in toc_notebooks()]
+            rows.sort(key=lambda r: order.index(r["chapter"]) if r["chapter"] in order else 99)
+            path = bench.save_results("chapter_times", rows, command=bench.command_line(),
+                                      config=dict(config, source="the full build's log and executed notebooks",
+                                                  cell_timeout_s=args.timeout), wall_seconds=result["wall_seconds"])
+            for r in rows:
+                print(f"{r['chapter']:32s} {r['wall_seconds']:7.1f} s (slowest cell {r['slowest_cell_seconds']:.1f} s)")
+        if args.update_notebooks:
+            record = bench.load_results("chapter_times")
+            changed = update_notebooks(record) + update_tables(record, bench.load_results("book_build"))
+            print("updated:", ", ".join(changed) or "nothing")
         return 0 if result["returncode"] == 0 else 1
 
     os.environ.pop("LINATTN_FAST", None)
