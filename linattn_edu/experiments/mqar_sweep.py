@@ -128,7 +128,10 @@ a 2-core CPU before the presets moved to the Zoology stack; not re-measured sinc
 recalled ~98% with the largest state; windows of 8 and 16 tokens, shorter than most key-query
 distances, failed; Taylor linear attention beat elu at equal or smaller state by a wide margin;
 and Taylor-based models (``linear_taylor`` and ``based``) made up the frontier below attention.
-Chapter 5 prints what the live run of the Zoology stack shows.
+Chapter 5 no longer runs this sweep: it loads the MQAR study (:mod:`~linattn_edu.experiments.mqar_study`:
+per-family state dials, a learning-rate sweep per model, a 1,024-token vocabulary), which supersedes
+the stored conv-prefixed sweep, and its live miniature retraces the study's first training steps
+(:func:`train_mqar` with ``stop_after``).
 """
 
 from __future__ import annotations
@@ -187,7 +190,7 @@ MQAR_PRESETS: dict[str, dict[str, Any]] = {
         n_train=64, n_test=32, seed=0, windows=[4], feature_dims={"linear_elu": [4], "linear_taylor": [2]},
         based=[{"feature_dim": 2, "window": 4}], stack="zoology",
     ),
-    # The book on a 2-core CPU: 9 models, ~30 s each (measured 2026-12-01 in Chapter 5, conv-prefixed stack:
+    # A 2-core CPU: 9 models, ~30 s each (measured 2026-12-01 in Chapter 5, conv-prefixed stack:
     # 305 s with 2 torch threads on an otherwise idle 2-core AMD EPYC; the Zoology stack has one conv
     # layer instead of two, so expect about the same; see the module docstring).
     "cpu": dict(
