@@ -67,6 +67,7 @@ __all__ = [
     "STUDY_FAMILY_NAMES",
     "study_record",
     "default_record",
+    "live_lr",
     "plot_recall_frontier",
     "recall_widget",
     "RecallExplorer",
