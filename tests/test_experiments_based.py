@@ -26,6 +26,7 @@ from linattn_edu.experiments.mqar_sweep import (  # noqa: E402
     pareto_frontier,
     plot_recall_vs_state,
     run_mqar_sweep,
+    train_mqar,
 )
 from linattn_edu.experiments.throughput import (  # noqa: E402
     GENERATION_PRESETS,
@@ -182,6 +183,35 @@ def test_init_qk_rescales_only_query_key_projections():
         init_qk_("not a model")
 
 
+def _tiny_mqar_run(steps: int = 12, **kwargs):
+    import torch
+
+    from linattn_edu.tasks import make_mqar
+
+    x, y = make_mqar(64, seq_len=16, n_pairs=2, vocab_size=32, seed=0)
+    torch.manual_seed(0)
+    model = build_model("based", vocab_size=32, d_model=16, n_layers=2, n_heads=1,
+                        **model_variants(16, families=("attention",), stack="zoology")[0]["options"])
+    init_qk_(model)
+    return train_mqar(model, x, y, steps=steps, batch_size=8, lr=3e-3, seed=0, device="cpu", **kwargs)
+
+
+def test_train_mqar_stop_after_retraces_the_start_of_the_full_run():
+    """The chapter's live miniature: stop_after=k runs the first k steps of the same run (schedule, batches)."""
+    full = _tiny_mqar_run()
+    part = _tiny_mqar_run(stop_after=5)
+    assert len(full["loss"]) == 12 and len(part["loss"]) == 5
+    assert part["loss"] == full["loss"][:5]            # same process, same threads: bit-identical
+    # a 5-step run is a different run (its warmup and cosine schedule are shorter): not the same losses
+    short = _tiny_mqar_run(steps=5)
+    assert short["loss"][0] == full["loss"][0] and short["loss"][1:] != full["loss"][1:5]
+    assert _tiny_mqar_run(stop_after=12)["loss"] == full["loss"]
+    with pytest.raises(ValueError, match="stop_after"):
+        _tiny_mqar_run(stop_after=13)
+    with pytest.raises(ValueError, match="stop_after"):
+        _tiny_mqar_run(stop_after=0)
+
+
 def test_pareto_frontier_on_hand_made_points():
     pts = [
         {"label": "a", "state_bytes": 10, "accuracy": 0.2},
@@ -261,6 +291,15 @@ def test_generation_transformer_cache_matches_formula(fast_generation):
             # 2 (K and V) x layers x batch x (prompt + decode steps) x d_model x 4 bytes (float32)
             expected = 2 * cfg["n_layers"] * cfg["batch_size"] * tokens * cfg["d_model"] * 4
             assert r["state_bytes"] == expected
+
+
+def test_generation_mini_preset_is_a_miniature_of_the_cpu_one():
+    mini, cpu = generation_config("mini"), generation_config("cpu")
+    assert set(mini) >= set(cpu) - {"model_options"}
+    assert max(mini["gen_lens"]) < max(cpu["gen_lens"]) and mini["d_model"] < cpu["d_model"]
+    assert mini["n_layers"] <= cpu["n_layers"] and mini["repeat"] <= cpu["repeat"]
+    # the window of its Based model is shorter than the generation: its cache stops growing there
+    assert mini["model_options"]["based"]["window"] < max(mini["gen_lens"])
 
 
 def test_generation_argument_errors_name_the_argument():

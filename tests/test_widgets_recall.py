@@ -1,4 +1,4 @@
-"""The recall-vs-state widget: state sizes match the stored sweep, the figure, the controls, live training."""
+"""The recall-vs-state widget: state sizes match the stored study and sweep, the figure, the controls, live training."""
 
 from __future__ import annotations
 
@@ -15,7 +15,18 @@ from matplotlib.figure import Figure  # noqa: E402
 from linattn_edu import bench  # noqa: E402
 from linattn_edu.experiments.mqar_sweep import MODEL_FAMILIES, model_variants  # noqa: E402
 from linattn_edu.widgets import RecallExplorer, chosen_state_bytes, plot_recall_frontier, recall_widget  # noqa: E402
-from linattn_edu.widgets.recall import FAMILY_KNOBS, _train_sizes, chosen_variant, stored_settings  # noqa: E402
+from linattn_edu.widgets.recall import (  # noqa: E402
+    FAMILY_KNOBS,
+    STUDY_FAMILY_NAMES,
+    _train_sizes,
+    chosen_variant,
+    default_record,
+    find_stored_row,
+    live_lr,
+    stored_config,
+    stored_settings,
+    study_record,
+)
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +37,16 @@ def stored() -> dict:
 
 
 @pytest.fixture(scope="module")
-def widget() -> RecallExplorer:
-    return recall_widget(dpi=40, train_steps=2)
+def study() -> dict:
+    record = bench.load_results("mqar_study_cpu")
+    assert record is not None, "the package ships linattn_edu/results/mqar_study_cpu.json"
+    return record
+
+
+@pytest.fixture(scope="module")
+def widget(stored: dict) -> RecallExplorer:
+    """The widget on the older sweep (two settings with the same number of pairs)."""
+    return recall_widget(dpi=40, train_steps=2, stored=stored)
 
 
 def _row_knobs(row: dict) -> dict:
@@ -90,7 +109,7 @@ def test_a_stored_model_is_highlighted_with_its_accuracy(stored: dict) -> None:
     (ring,) = [line for line in ax.lines if line.get_gid() == "stored-match"]
     assert (ring.get_xdata()[0], ring.get_ydata()[0]) == (row["state_bytes"], row["accuracy"])
     assert f"{row['accuracy']:.1%}" in ax.get_title()
-    assert "not in the stored sweep" not in ax.get_title()
+    assert "not in the stored run" not in ax.get_title()
 
 
 @pytest.mark.parametrize("kwargs", [
@@ -101,7 +120,7 @@ def test_a_stored_model_is_highlighted_with_its_accuracy(stored: dict) -> None:
 def test_other_models_are_not_in_the_sweep(stored: dict, kwargs: dict) -> None:
     fig = plot_recall_frontier(**kwargs, stored=stored)
     ax = fig.axes[0]
-    assert "not in the stored sweep" in ax.get_title() and "train it live" in ax.get_title()
+    assert "not in the stored run" in ax.get_title() and "train it live" in ax.get_title()
     assert "stored-match" not in _gids(fig) and "chosen-state" in _gids(fig)
 
 
@@ -223,3 +242,111 @@ def test_train_live_adds_a_star_and_redraws(widget: RecallExplorer) -> None:
     assert "live" not in _gids(widget.figure)
     widget.setting_dropdown.value = (64, 8)
     assert "live" in _gids(widget.figure)
+
+
+# ----------------------------------------------------------------------------------------------
+# The MQAR study: the widget's default record
+# ----------------------------------------------------------------------------------------------
+
+
+def test_study_record_is_the_best_lr_of_every_stored_model(study: dict) -> None:
+    from linattn_edu.experiments.mqar_study import best_rows
+
+    rec = study_record(study)
+    best = best_rows(study["rows"])
+    assert len(rec["rows"]) == len(best) > 0
+    assert rec["device"] == study["device"] and rec["command"] == study["command"]
+    cfg = stored_config(rec)
+    assert cfg["stack"] == "zoology" and cfg["n_heads"] == study["config"]["n_heads"] and cfg["n_layers"] == 2
+    by_key = {(r["seq_len"], r["n_pairs"], r["family"], r["point"]): r for r in best}
+    for row in rec["rows"]:
+        src = by_key[(row["seq_len"], row["n_pairs"], row["study_family"], row["point"])]
+        assert row["family"] == STUDY_FAMILY_NAMES.get(src["family"], src["family"])
+        assert (row["accuracy"], row["lr"], row["state_bytes"]) == (src["accuracy"] or 0.0, src["lr"],
+                                                                     src["state_bytes"])
+        # the best lr is the best of the stored lrs of that model
+        key = (src["seq_len"], src["n_pairs"], src["family"], src["point"])
+        tried = [r["accuracy"] or 0.0 for r in study["rows"]
+                 if (r["seq_len"], r["n_pairs"], r["family"], r["point"]) == key]
+        assert row["accuracy"] == max(tried)
+    assert study_record(None)["rows"] == rec["rows"]         # None: the packaged study (the fixture)
+
+
+def test_widget_rebuilds_every_study_model_and_its_state(study: dict) -> None:
+    """Each study row of a widget family is found by the widget's knobs, with the same options and state bytes."""
+    rec = study_record(study)
+    cfg = stored_config(rec)
+    n = 0
+    for row in rec["rows"]:
+        if row["family"] not in MODEL_FAMILIES:
+            assert row["family"] in ("hawk", "griffin", "linearized")
+            continue
+        knobs = _row_knobs(row)
+        var = chosen_variant(row["family"], **knobs, seq_len=row["seq_len"], stack="zoology")
+        assert {"kind": var["kind"], **var["options"]} == row["options"], row["label"]
+        assert chosen_state_bytes(row["family"], **knobs, d_model=row["d_model"], seq_len=row["seq_len"],
+                                  n_heads=cfg["n_heads"], stack="zoology") == row["state_bytes"], row["label"]
+        assert find_stored_row(rec, row["family"], **knobs, d_model=row["d_model"], seq_len=row["seq_len"],
+                               n_pairs=row["n_pairs"]) is row
+        n += 1
+    assert n >= 5
+    # the two stacks differ: the conv-prefixed build of the same knobs has another state
+    row = next(r for r in rec["rows"] if r["family"] == "linear_taylor")
+    assert chosen_state_bytes("linear_taylor", **_row_knobs(row), d_model=row["d_model"], seq_len=row["seq_len"],
+                              n_heads=1) != row["state_bytes"]
+
+
+def test_default_record_plot_and_widget_show_the_study(study: dict) -> None:
+    rec = default_record()
+    assert rec["rows"] == study_record(study)["rows"]
+    L, P = study["config"]["settings"][0]
+    fig = plot_recall_frontier("linear_taylor", feature_dim=8, seq_len=L)      # n_pairs: the stored one at L
+    title = fig.axes[0].get_title()
+    assert f"L = {L}, {P} key-value pairs" in title and "in the stored run" in title and "best lr" in title
+    assert "zoology stack" in fig._supxlabel.get_text()
+    assert f"precomputed on {study['device']}" in fig._supxlabel.get_text()
+    w = recall_widget(dpi=30, train_steps=2)
+    assert [v for _, v in w.setting_dropdown.options] == stored_settings(rec)
+    assert w.setting_dropdown.value == (L, P)
+    w.family_dropdown.value = "linear_elu"
+    w.feature_dim_slider.value = 2
+    w.width_dropdown.value = 32
+    result = w.train_live()
+    assert result["steps"] == 2 and result["lr"] == live_lr(rec, "linear_elu", L, P)
+    assert result["lr"] in study["config"]["lrs"]
+    assert result["state_bytes"] == chosen_state_bytes("linear_elu", feature_dim=2, window=2, d_model=32, seq_len=L,
+                                                       n_heads=study["config"]["n_heads"], stack="zoology")
+    assert "live" in _gids(w.figure)
+
+
+def test_live_lr_is_the_family_s_most_frequent_best_lr(stored: dict) -> None:
+    rows = [{"family": "based", "seq_len": 8, "n_pairs": 2, "lr": lr} for lr in (1e-2, 3e-3, 1e-2, 3e-3, 1e-3)]
+    rec = {"rows": rows, "config": {"lrs": [1e-3, 3e-3, 1e-2]}}
+    assert live_lr(rec, "based", 8, 2) == 3e-3          # a tie: the smaller one
+    assert live_lr(rec, "attention", 8, 2) == 3e-3      # no stored point: the middle lr
+    assert live_lr(stored, "based", 64, 8) == stored["config"]["lr"]   # the sweep's one lr
+
+
+def test_static_widget_payload_from_the_study_counts_the_study_s_state(study: dict) -> None:
+    from linattn_edu.widgets import static_recall_widget
+    from linattn_edu.widgets.static import recall_key
+
+    rec = study_record(study)
+    L, P = study["config"]["settings"][0]
+    payload = static_recall_widget("linear_taylor", feature_dim=8, window=16, seq_len=L, n_pairs=P, stored=rec).payload
+    matched = 0
+    for entry in payload["chosen"].values():
+        if entry["row"] >= 0:
+            assert entry["state_bytes"] == payload["rows"][entry["row"]]["state_bytes"]
+            matched += 1
+    assert matched >= 3
+    entry = payload["chosen"][recall_key("linear_taylor", 8, 16, 64, L, P)]
+    row = payload["rows"][entry["row"]]
+    assert row["family"] == "linear_taylor" and row["label"].startswith("taylor d=8")
+
+
+def test_study_record_errors_name_the_argument() -> None:
+    with pytest.raises(ValueError, match="study"):
+        study_record({"rows": []})
+    with pytest.raises(ValueError, match="study"):
+        study_record([1, 2])

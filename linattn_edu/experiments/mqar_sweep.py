@@ -128,7 +128,10 @@ a 2-core CPU before the presets moved to the Zoology stack; not re-measured sinc
 recalled ~98% with the largest state; windows of 8 and 16 tokens, shorter than most key-query
 distances, failed; Taylor linear attention beat elu at equal or smaller state by a wide margin;
 and Taylor-based models (``linear_taylor`` and ``based``) made up the frontier below attention.
-Chapter 5 prints what the live run of the Zoology stack shows.
+Chapter 5 no longer runs this sweep: it loads the MQAR study (:mod:`~linattn_edu.experiments.mqar_study`:
+per-family state dials, a learning-rate sweep per model, a 1,024-token vocabulary), which supersedes
+the stored conv-prefixed sweep, and its live miniature retraces the study's first training steps
+(:func:`train_mqar` with ``stop_after``).
 """
 
 from __future__ import annotations
@@ -187,7 +190,7 @@ MQAR_PRESETS: dict[str, dict[str, Any]] = {
         n_train=64, n_test=32, seed=0, windows=[4], feature_dims={"linear_elu": [4], "linear_taylor": [2]},
         based=[{"feature_dim": 2, "window": 4}], stack="zoology",
     ),
-    # The book on a 2-core CPU: 9 models, ~30 s each (measured 2026-12-01 in Chapter 5, conv-prefixed stack:
+    # A 2-core CPU: 9 models, ~30 s each (measured 2026-12-01 in Chapter 5, conv-prefixed stack:
     # 305 s with 2 torch threads on an otherwise idle 2-core AMD EPYC; the Zoology stack has one conv
     # layer instead of two, so expect about the same; see the module docstring).
     "cpu": dict(
@@ -513,6 +516,7 @@ def train_mqar(
     min_lr_ratio: float = 0.1,
     device: torch.device | str | None = None,
     amp: bool | None = None,
+    stop_after: int | None = None,
 ) -> dict[str, Any]:
     """Train ``model`` in place on MQAR examples; loss only where ``targets != -100``.
 
@@ -530,9 +534,14 @@ def train_mqar(
         grad_clip: global gradient-norm clip (None: none).
         device: where to train (default :func:`linattn_edu.runtime.device`).
         amp: bfloat16 autocast; None: on for a CUDA GPU with bf16 support.
+        stop_after: stop after this many steps (``1..steps``) of the *same* run: the schedule,
+            batches and updates are those of a ``steps``-step run, so the losses are the first
+            ``stop_after`` of that run's (a live miniature that retraces the start of a stored
+            run). None: all ``steps``.
 
     Returns:
-        ``{"loss": [float per step], "final_loss" (mean of the last 10% of steps), "seconds"}``.
+        ``{"loss": [float per step run], "final_loss" (mean of the last 10% of the steps run),
+        "seconds"}``.
 
     Raises:
         ValueError: bad arguments, naming them.
@@ -547,6 +556,9 @@ def train_mqar(
         raise ValueError(f"batch_size={batch_size} must be <= the number of examples {x_all.shape[0]}")
     lr = _positive(lr, "lr")
     warmup = max(1, steps // 10) if warmup is None else _int(warmup, "warmup", 0)
+    run_steps = steps if stop_after is None else _int(stop_after, "stop_after")
+    if run_steps > steps:
+        raise ValueError(f"stop_after must be <= steps={steps}, got {stop_after}")
     dev = _device(device)
     if amp is None:
         amp = runtime.amp_dtype(dev) is not None
@@ -558,7 +570,7 @@ def train_mqar(
     order, cursor = torch.randperm(n, generator=gen), 0
     losses: list[float] = []
     start = time.perf_counter()
-    for step in range(steps):
+    for step in range(run_steps):
         if cursor + batch_size > n:
             order, cursor = torch.randperm(n, generator=gen), 0
         idx = order[cursor:cursor + batch_size]
@@ -583,7 +595,7 @@ def train_mqar(
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
     model.eval()
-    tail = losses[-max(1, steps // 10):]
+    tail = losses[-max(1, run_steps // 10):]
     return {"loss": losses, "final_loss": float(sum(tail) / len(tail)), "seconds": time.perf_counter() - start}
 
 

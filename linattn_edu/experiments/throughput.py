@@ -40,7 +40,8 @@ GENERATION_KINDS: dict[str, dict[str, Any]] = {
     "based": {},  # the zoo's Based defaults: Taylor feature_dim 16, window 64, conv kernel 3, SwiGLU
 }
 
-#: Sizes per preset (``"fast"``, ``"cpu"``, ``"gpu"`` follow :func:`linattn_edu.runtime.mode`).
+#: Sizes per preset (``"fast"``, ``"cpu"``, ``"gpu"`` follow :func:`linattn_edu.runtime.mode`;
+#: ``"mini"`` is the live miniature Chapter 5 runs on a CPU).
 #:
 #: :meta hide-value:
 GENERATION_PRESETS: dict[str, dict[str, Any]] = {
@@ -48,6 +49,10 @@ GENERATION_PRESETS: dict[str, dict[str, Any]] = {
                  vocab_size=64, repeat=1, model_options={"based": {"feature_dim": 4, "window": 16}}),
     "cpu": dict(gen_lens=(64, 128, 256, 512, 1024), prompt_len=64, d_model=256, n_layers=4, n_heads=4,
                 batch_size=8, vocab_size=256, repeat=2),
+    # Chapter 5's live cell on a CPU (~5-10 s on 2 cores; "cpu" above takes minutes): a small model
+    # with a large batch, so that reading the KV cache still shows against the per-step overheads.
+    "mini": dict(gen_lens=(32, 64, 128, 256), prompt_len=32, d_model=64, n_layers=2, n_heads=2, batch_size=32,
+                 vocab_size=128, repeat=1, model_options={"based": {"feature_dim": 8, "window": 32}}),
     "gpu": dict(gen_lens=(128, 256, 512, 1024, 2048, 4096), prompt_len=512, d_model=1024, n_layers=12,
                 n_heads=16, batch_size=32, vocab_size=8192, repeat=3),
 }

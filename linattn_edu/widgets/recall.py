@@ -2,10 +2,13 @@
 
 Two entry points:
 
-- :func:`plot_recall_frontier` draws the stored MQAR sweep (``linattn_edu/results/mqar_sweep.json``,
-  written by ``scripts/mqar_sweep.py``, see :mod:`linattn_edu.experiments.mqar_sweep`) at one
-  ``(seq_len, n_pairs)`` setting, and marks the decode-state size of a *chosen* model with a
-  vertical line. If the sweep trained exactly that model, its point is circled and its accuracy
+- :func:`plot_recall_frontier` draws a stored MQAR run at one ``(seq_len, n_pairs)`` setting: by
+  default the MQAR study (``linattn_edu/results/mqar_study_cpu.json``, written by
+  ``scripts/mqar_study.py``, see :mod:`linattn_edu.experiments.mqar_study`), each model at its best
+  learning rate (:func:`study_record`); any record of the older sweep format
+  (``bench.load_results("mqar_sweep")``, :mod:`linattn_edu.experiments.mqar_sweep`) can be passed
+  as ``stored=``. It and marks the decode-state size of a *chosen* model with a
+  vertical line. If the stored run trained exactly that model, its point is circled and its accuracy
   stated; otherwise the title says so (train it live). A live result can be added as a star.
   It returns a :class:`matplotlib.figure.Figure` (no pyplot state), so a static book shows it.
 - :func:`recall_widget` wraps the same drawing in ipywidgets controls (family, feature dim,
@@ -14,9 +17,10 @@ Two entry points:
   its accuracy to the plot. It redraws into an :class:`ipywidgets.Image`, so the first state is
   embedded in a static HTML page too; the controls need a live kernel (Jupyter or Colab).
 
-The chosen model is built exactly like the sweep builds its variants
-(:func:`~linattn_edu.experiments.mqar_sweep.model_variants`: ``build_model("based", ...)`` with a
-short convolution before each mixer and no MLP), and its state is
+The chosen model is built exactly like the stored run built its models
+(:func:`~linattn_edu.experiments.mqar_sweep.model_variants` with the record's ``stack``: the study
+uses Zoology's stack, a BaseConv layer then the mixer, no MLP, one head; the older sweep this
+book's conv-prefixed stack), and its state is
 :func:`~linattn_edu.models.model_state_bytes` at ``seq_len`` tokens with 4 bytes per number, as in
 :func:`~linattn_edu.experiments.mqar_sweep.run_mqar_sweep`. Which knobs matter depends on the family:
 
@@ -29,6 +33,13 @@ family              feature_dim ``d``      window ``w``
 ``linear_taylor``   used (``F = 1+d+d²``)  ignored
 ``based``           used                   used
 ==================  =====================  =========================================
+
+The widget's family names are the sweep's (:data:`~linattn_edu.experiments.mqar_sweep.MODEL_FAMILIES`);
+the study names two of them differently (:data:`STUDY_FAMILY_NAMES`): the widget's
+``linear_taylor`` is the study's ``based`` (the Based paper's MQAR model, Taylor linear attention
+without a window) and the widget's ``based`` is the study's ``based_window`` (Taylor linear
+attention plus a sliding window in the same layer). The study's Hawk, Griffin and linearized
+points are drawn but cannot be chosen.
 """
 
 from __future__ import annotations
@@ -53,6 +64,10 @@ from ..experiments.mqar_sweep import (
 )
 
 __all__ = [
+    "STUDY_FAMILY_NAMES",
+    "study_record",
+    "default_record",
+    "live_lr",
     "plot_recall_frontier",
     "recall_widget",
     "RecallExplorer",
@@ -79,7 +94,73 @@ MAX_FEATURE_DIM = 16
 #: Sizes used when the stored record has no config (the sweep's defaults).
 _DEFAULT_CONFIG: dict[str, Any] = {"vocab_size": 256, "d_model": 64, "n_layers": 2, "n_heads": 2, "lr": 3e-3,
                                    "batch_size": 32, "n_test": 1000, "seed": 0, "qk_init": "lecun",
-                                   "bytes_per_element": 4, "steps": 1500}
+                                   "bytes_per_element": 4, "steps": 1500, "stack": "conv_prefixed"}
+#: The MQAR study's family -> the widget's (the sweep's) name for the same model.
+STUDY_FAMILY_NAMES: dict[str, str] = {"attention": "attention", "sliding_window": "sliding_window",
+                                      "linear_elu": "linear_elu", "based": "linear_taylor",
+                                      "based_window": "based"}
+
+
+def study_record(study: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The stored MQAR study as a record the widget draws: one row per model at its best learning rate.
+
+    Args:
+        study: a results record of the study (``bench.load_results("mqar_study_cpu")``); None
+            loads the packaged one. Partial studies are fine: the rows present are used.
+
+    Returns:
+        ``{"name", "device", "date", "command", "git_commit", "config", "rows"}``: ``config`` holds
+        the study's sizes plus ``stack="zoology"``, ``n_layers=2``, ``qk_init="lecun"`` and
+        ``bytes_per_element=4`` (how the study built and counted its models); each row is one
+        :func:`~linattn_edu.experiments.mqar_study.best_rows` row with ``family`` renamed by
+        :data:`STUDY_FAMILY_NAMES` (Hawk, Griffin, linearized keep theirs), a ``label``, its
+        ``d_model``, best ``lr``, ``accuracy`` (0.0 when every learning rate diverged),
+        ``state_bytes`` and ``options`` (``{"kind", **build options}``), plus ``study_family`` and
+        ``point``.
+
+    Raises:
+        ValueError: no stored study, or ``study`` is not a results record with rows.
+    """
+    from ..experiments.mqar_study import best_rows
+
+    if study is None:
+        study = bench.load_results("mqar_study_cpu")
+        if study is None:
+            raise ValueError("study: no packaged results file mqar_study_cpu.json; pass study=<a results record>")
+    if not isinstance(study, dict) or not isinstance(study.get("rows"), list) or not isinstance(
+            study.get("config"), dict):
+        raise ValueError(f"study must be a results record with 'rows' and 'config' "
+                         f"(bench.load_results('mqar_study_cpu')), got {type(study).__name__}")
+    cfg = study["config"]
+    rows = []
+    for r in sorted(best_rows(study["rows"]), key=lambda r: (r["seq_len"], r["n_pairs"], r["family"],
+                                                               r["state_bytes"])):
+        family = STUDY_FAMILY_NAMES.get(r["family"], r["family"])
+        if family in MODEL_FAMILIES:
+            opts = r["options"]
+            var = chosen_variant(family, feature_dim=opts.get("feature_dim", 1), window=opts.get("window", 2),
+                                 seq_len=r["seq_len"], stack="zoology")
+            label = var["label"]
+        else:
+            label = f"{r['family']} {r['point']}"
+        if r["d_model"] != cfg["d_model"] and not r["point"].startswith("d_model="):
+            label += f", width {r['d_model']}"
+        rows.append({"family": family, "label": label, "seq_len": r["seq_len"], "n_pairs": r["n_pairs"],
+                     "state_bytes": int(r["state_bytes"]), "accuracy": float(r["accuracy"] or 0.0),
+                     "d_model": int(r["d_model"]), "lr": r["lr"], "options": {"kind": r["kind"], **r["options"]},
+                     "study_family": r["family"], "point": r["point"]})
+    config = {**cfg, "n_layers": 2, "stack": "zoology", "qk_init": "lecun", "bytes_per_element": 4}
+    return {"name": study.get("name", "mqar_study_cpu"), "device": study.get("device", "?"),
+            "date": study.get("date", ""), "git_commit": study.get("git_commit"),
+            "command": study.get("command", "?"), "config": config, "rows": rows}
+
+
+def default_record() -> dict[str, Any]:
+    """What the widget shows without ``stored=``: :func:`study_record` of the packaged study, or
+    (when no study is stored) the packaged sweep ``bench.load_results("mqar_sweep")``."""
+    if bench.load_results("mqar_study_cpu") is not None:
+        return study_record()
+    return stored_record(None)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -119,7 +200,9 @@ def stored_config(stored: dict[str, Any]) -> dict[str, Any]:
 
 
 def stored_record(stored: Any) -> dict[str, Any]:
-    """``stored``, or the packaged record when None."""
+    """``stored``, or the packaged sweep ``mqar_sweep.json`` when None (the widgets of
+    :mod:`linattn_edu.widgets.static` use this default; :func:`recall_widget` and
+    :func:`plot_recall_frontier` default to :func:`default_record`)."""
     if stored is None:
         stored = bench.load_results("mqar_sweep")
         if stored is None:
@@ -137,8 +220,13 @@ def stored_settings(stored: dict[str, Any] | None = None) -> list[tuple[int, int
 
 
 def _check_setting(stored: dict[str, Any], seq_len: int, n_pairs: Any) -> int:
-    n_pairs = _int(n_pairs, "n_pairs", 1)
     settings = stored_settings(stored)
+    if n_pairs is None:  # the first stored setting at this length
+        n_pairs = next((p for L, p in settings if L == seq_len), None)
+        if n_pairs is None:
+            raise ValueError(f"(seq_len, n_pairs) must be a setting of the stored run, one of {settings}, "
+                             f"got seq_len={seq_len}")
+    n_pairs = _int(n_pairs, "n_pairs", 1)
     if (seq_len, n_pairs) not in settings:
         raise ValueError(f"(seq_len, n_pairs) must be a setting of the stored sweep, one of {settings}, "
                          f"got {(seq_len, n_pairs)}")
@@ -150,8 +238,12 @@ def _check_setting(stored: dict[str, Any], seq_len: int, n_pairs: Any) -> int:
 # ----------------------------------------------------------------------------------------------
 
 
-def chosen_variant(family: str, *, feature_dim: int, window: int, seq_len: int, n_layers: int = 2) -> dict[str, Any]:
+def chosen_variant(family: str, *, feature_dim: int, window: int, seq_len: int, n_layers: int = 2,
+                   stack: str | None = None) -> dict[str, Any]:
     """The chosen model as :func:`~linattn_edu.experiments.mqar_sweep.model_variants` describes it.
+
+    ``stack``: ``"zoology"`` (the MQAR study's models) or ``"conv_prefixed"`` (the older sweep's;
+    the default when None), as in ``model_variants``.
 
     Returns:
         ``{"family", "label", "kind", "options"}``: the one variant ``model_variants`` yields for
@@ -168,23 +260,26 @@ def chosen_variant(family: str, *, feature_dim: int, window: int, seq_len: int, 
     window = _int(window, "window", 1)
     seq_len = _int(seq_len, "seq_len", 2)
     n_layers = _int(n_layers, "n_layers", 1)
+    stack = "conv_prefixed" if stack is None else stack
     variants = model_variants(
         seq_len, n_layers=n_layers, windows=[window], feature_dims={family: [feature_dim]} if family in (
             "linear_elu", "linear_taylor") else (), based=[{"feature_dim": feature_dim, "window": window}],
-        families=(family,))
+        families=(family,), stack=stack)
     if variants:
         return variants[0]
     # sliding_window with window >= seq_len: what model_variants would build, were it not skipped
+    (full,) = model_variants(seq_len, n_layers=n_layers, families=("attention",), stack=stack)
     return {"family": family, "label": f"window {window} (>= L: full attention)", "kind": "based",
-            "options": {"mlp": "none", "layer_pattern": ["conv+window"] * n_layers, "window": window}}
+            "options": {**full["options"], "window": window}}
 
 
 @lru_cache(maxsize=256)
 def _state_bytes_cached(family: str, feature_dim: int, window: int, d_model: int, seq_len: int, n_layers: int,
-                        n_heads: int, bytes_per_element: int) -> int:
+                        n_heads: int, bytes_per_element: int, stack: str | None = None) -> int:
     from ..models import build_model, model_state_bytes
 
-    var = chosen_variant(family, feature_dim=feature_dim, window=window, seq_len=seq_len, n_layers=n_layers)
+    var = chosen_variant(family, feature_dim=feature_dim, window=window, seq_len=seq_len, n_layers=n_layers,
+                         stack=stack)
     # The vocabulary does not enter the state: a small one keeps the build cheap.
     model = build_model(var["kind"], vocab_size=seq_len + 1, d_model=d_model, n_layers=n_layers, n_heads=n_heads,
                         **var["options"])
@@ -201,8 +296,12 @@ def chosen_state_bytes(
     n_layers: int = 2,
     n_heads: int = 2,
     bytes_per_element: int = 4,
+    stack: str | None = None,
 ) -> int:
-    """Decode-state bytes of the chosen model after ``seq_len`` tokens, as the MQAR sweep counts them.
+    """Decode-state bytes of the chosen model after ``seq_len`` tokens, as the MQAR sweep and study count them.
+
+    ``stack``: as in :func:`chosen_variant` (None: ``"conv_prefixed"``; the study's rows need
+    ``"zoology"`` and ``n_heads=1``, i.e. the values of ``stored_config(study_record())``).
 
     Builds the model of :func:`chosen_variant` with ``build_model`` and returns
     ``model_state_bytes(model, seq_len=seq_len, bytes_per_element=bytes_per_element)``: exactly the
@@ -216,7 +315,7 @@ def chosen_state_bytes(
     family, feature_dim, window, d_model, seq_len = _validate(family, feature_dim, window, d_model, seq_len, n_heads)
     n_layers = _int(n_layers, "n_layers", 1)
     bpe = _int(bytes_per_element, "bytes_per_element", 1)
-    return _state_bytes_cached(family, feature_dim, window, d_model, seq_len, n_layers, int(n_heads), bpe)
+    return _state_bytes_cached(family, feature_dim, window, d_model, seq_len, n_layers, int(n_heads), bpe, stack)
 
 
 def find_stored_row(
@@ -225,18 +324,23 @@ def find_stored_row(
     """The stored row of exactly the chosen model at ``(seq_len, n_pairs)``, or None.
 
     A row matches when its family and ``options`` equal the chosen variant's (``{"kind",
-    **options}``, see :func:`chosen_variant`) and the sweep's ``d_model`` equals ``d_model``.
+    **options}``, see :func:`chosen_variant`, built with the record's ``stack``) and its width
+    (the row's ``d_model``, else the record's) equals ``d_model``.
     """
     cfg = stored_config(stored)
-    if d_model != cfg["d_model"]:
-        return None
-    var = chosen_variant(family, feature_dim=feature_dim, window=window, seq_len=seq_len, n_layers=cfg["n_layers"])
+    var = chosen_variant(family, feature_dim=feature_dim, window=window, seq_len=seq_len, n_layers=cfg["n_layers"],
+                         stack=cfg["stack"])
     options = {"kind": var["kind"], **var["options"]}
     for row in stored["rows"]:
         if (row["family"] == family and row["seq_len"] == seq_len and row["n_pairs"] == n_pairs
-                and row.get("options") == options):
+                and row.get("d_model", cfg["d_model"]) == d_model and row.get("options") == options):
             return row
     return None
+
+
+def _widths_stored(stored: dict[str, Any]) -> set[int]:
+    cfg = stored_config(stored)
+    return {int(r.get("d_model", cfg["d_model"])) for r in stored["rows"]}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -282,10 +386,11 @@ def _draw(
         if label.endswith(suffix):
             line.set_label(label[: -len(suffix)] + " (stored)")
 
-    var = chosen_variant(family, feature_dim=feature_dim, window=window, seq_len=seq_len, n_layers=cfg["n_layers"])
+    var = chosen_variant(family, feature_dim=feature_dim, window=window, seq_len=seq_len, n_layers=cfg["n_layers"],
+                         stack=cfg["stack"])
     nbytes = chosen_state_bytes(family, feature_dim=feature_dim, window=window, d_model=d_model, seq_len=seq_len,
                                 n_layers=cfg["n_layers"], n_heads=cfg["n_heads"],
-                                bytes_per_element=cfg["bytes_per_element"])
+                                bytes_per_element=cfg["bytes_per_element"], stack=cfg["stack"])
     color = FAMILY_STYLES.get(family, ("tab:gray", "x"))[0]
     chosen = f"{var['label']}, width {d_model}"
     ax.axvline(nbytes, color=color, linestyle=":", linewidth=2, gid="chosen-state",
@@ -299,11 +404,13 @@ def _draw(
         ax.plot([row["state_bytes"]], [row["accuracy"]], linestyle="none", marker="o", markersize=16,
                 markerfacecolor="none", markeredgecolor="black", markeredgewidth=2, gid="stored-match",
                 label=f"chosen, stored: {row['accuracy']:.1%}")
-        verdict = f"in the stored sweep: {row['accuracy']:.1%} recall"
+        verdict = f"in the stored run: {row['accuracy']:.1%} recall" + (
+            f" (best lr {row['lr']:g})" if row.get("lr") is not None else "")
     else:
-        verdict = "not in the stored sweep: train it live"
-        if d_model != cfg["d_model"]:
-            verdict = f"not in the stored sweep (width {cfg['d_model']} there): train it live"
+        verdict = "not in the stored run: train it live"
+        widths = _widths_stored(stored)
+        if d_model not in widths:
+            verdict = f"not in the stored run (width {', '.join(map(str, sorted(widths)))} there): train it live"
 
     xs = [nbytes]
     for i, item in enumerate(live):
@@ -322,7 +429,7 @@ def _draw(
                  f"chosen: {chosen}, state {nbytes:,} B: {verdict}", fontsize=10)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     fig.supxlabel(f"precomputed on {stored.get('device', '?')}, {date} "
-                  f"({cfg['n_layers']} layers, d_model {cfg['d_model']}, {cfg['steps']} steps; "
+                  f"({cfg['n_layers']} layers, d_model {cfg['d_model']}, {cfg['steps']} steps, {cfg['stack']} stack; "
                   f"rerun: {stored.get('command', '?')})", fontsize=7, x=0.01, ha="left", color="0.35")
 
 
@@ -333,20 +440,22 @@ def plot_recall_frontier(
     window: int = 16,
     d_model: int = 64,
     seq_len: int = 64,
-    n_pairs: int = 8,
+    n_pairs: int | None = None,
     stored: dict[str, Any] | None = None,
     live: dict[str, Any] | Sequence[dict[str, Any]] | None = None,
     figsize: tuple[float, float] = (10.0, 4.6),
 ) -> Figure:
-    """The stored MQAR sweep at one setting, with the chosen model's state size marked; returns the Figure.
+    """A stored MQAR run at one setting, with the chosen model's state size marked; returns the Figure.
 
     Args:
         family: one of :data:`~linattn_edu.experiments.mqar_sweep.MODEL_FAMILIES`.
         feature_dim: projected q/k dim ``d`` of the linear-attention families and ``based``.
         window: sliding-window size of ``sliding_window`` and ``based``.
-        d_model: the model's width (the stored sweep used 64).
-        seq_len, n_pairs: the MQAR setting; must be one of the stored sweep's settings.
-        stored: a results record (``bench.load_results("mqar_sweep")``); None loads the packaged one.
+        d_model: the model's width (the study used 64, and 32/64/128 for attention).
+        seq_len, n_pairs: the MQAR setting; must be one of the stored run's settings (``n_pairs``
+            None: the first stored one at ``seq_len``).
+        stored: a results record: :func:`study_record` or the sweep's
+            (``bench.load_results("mqar_sweep")``); None: :func:`default_record` (the study).
         live: ``{"state_bytes", "accuracy", "label"}`` of a model trained live (or a list of
             them), drawn as gold stars.
         figsize: size in inches.
@@ -356,7 +465,7 @@ def plot_recall_frontier(
         stored points and frontier as :func:`~linattn_edu.experiments.mqar_sweep.plot_recall_vs_state`
         draws them, a dotted vertical line (``gid="chosen-state"``) at the chosen model's state, a
         black ring (``gid="stored-match"``) around the stored point of exactly that model if there is
-        one (the title then states its accuracy, else it says "not in the stored sweep: train it
+        one (the title then states its accuracy, else it says "not in the stored run: train it
         live"), live stars (``gid="live"``), and a footnote citing the stored run's device and date.
 
     Raises:
@@ -365,7 +474,7 @@ def plot_recall_frontier(
             message naming the argument.
     """
     family, feature_dim, window, d_model, seq_len = _validate(family, feature_dim, window, d_model, seq_len)
-    stored = stored_record(stored)
+    stored = default_record() if stored is None else stored_record(stored)
     n_pairs = _check_setting(stored, seq_len, n_pairs)
     cfg = stored_config(stored)
     if d_model % cfg["n_heads"] or (d_model // cfg["n_heads"]) % 2:
@@ -380,6 +489,24 @@ def plot_recall_frontier(
 # ----------------------------------------------------------------------------------------------
 # The widget
 # ----------------------------------------------------------------------------------------------
+
+
+def live_lr(stored: dict[str, Any], family: str, seq_len: int, n_pairs: int) -> float:
+    """The learning rate of a live run of ``family`` at ``(seq_len, n_pairs)``.
+
+    The older sweep used one ``lr`` for every model: that one. The study swept ``lrs``: the best
+    learning rate of the family's stored points at that setting (the most frequent one; ties go
+    to the smaller), else the middle value of ``lrs``.
+    """
+    cfg = stored_config(stored)
+    if "lrs" not in cfg:
+        return float(cfg["lr"])
+    best = [r["lr"] for r in stored["rows"] if r["family"] == family and (r["seq_len"], r["n_pairs"]) == (
+        seq_len, n_pairs) and r.get("lr") is not None]
+    if best:
+        return float(min(sorted(set(best)), key=lambda lr: -best.count(lr)))
+    lrs = sorted(cfg["lrs"])
+    return float(lrs[len(lrs) // 2])
 
 
 def _train_sizes(steps: int | None, cfg: dict[str, Any]) -> dict[str, int]:
@@ -503,19 +630,20 @@ class RecallExplorer(ipywidgets.VBox):
     def train_live(self) -> dict[str, Any]:
         """Train the chosen model on MQAR at the chosen setting, evaluate it, and redraw with its star.
 
-        The sweep's recipe (:func:`~linattn_edu.experiments.mqar_sweep.run_mqar_sweep`): data from
+        The stored run's recipe (:func:`~linattn_edu.experiments.mqar_sweep.run_mqar_sweep`, or the
+        study's, :func:`~linattn_edu.experiments.mqar_study.run_mqar_study`): data from
         :func:`~linattn_edu.tasks.make_mqar` with the stored ``vocab_size`` (training ``seed``,
         test ``seed + 1``), the model built after ``torch.manual_seed(seed)``, query/key
         re-initialization (:func:`~linattn_edu.experiments.mqar_sweep.init_qk_`) when the sweep
-        used it, :func:`~linattn_edu.experiments.mqar_sweep.train_mqar` with its ``lr`` and batch
-        size, :func:`~linattn_edu.experiments.mqar_sweep.evaluate_mqar`. Only the number of steps
+        used it, :func:`~linattn_edu.experiments.mqar_sweep.train_mqar` with its batch size and
+        learning rate (:func:`live_lr`: the study's best one for the family at that setting), :func:`~linattn_edu.experiments.mqar_sweep.evaluate_mqar`. Only the number of steps
         differs: ``train_steps`` if given, else ``runtime.pick(fast=3, cpu=300, gpu=<stored
         steps>)``, over ``steps · batch_size`` fresh examples. Fewer steps than the stored run
         usually mean lower accuracy: compare live points with each other.
 
         Returns:
             The live result, also appended to :attr:`live_runs` and kept in :attr:`last_live`:
-            ``{"label", "state_bytes", "accuracy", "family", "options", "d_model", "seq_len",
+            ``{"label", "state_bytes", "accuracy", "lr", "family", "options", "d_model", "seq_len",
             "n_pairs", "steps", "final_loss", "seconds"}``.
         """
         import torch
@@ -527,7 +655,8 @@ class RecallExplorer(ipywidgets.VBox):
         cfg = stored_config(self.stored)
         sizes = _train_sizes(self.train_steps, cfg)
         var = chosen_variant(st["family"], feature_dim=st["feature_dim"], window=st["window"],
-                             seq_len=st["seq_len"], n_layers=cfg["n_layers"])
+                             seq_len=st["seq_len"], n_layers=cfg["n_layers"], stack=cfg["stack"])
+        lr = live_lr(self.stored, st["family"], st["seq_len"], st["n_pairs"])
         label = f"{var['label']}, width {st['d_model']}, {sizes['steps']} steps"
         self.train_button.disabled = True
         self.status.value = f"training <b>{label}</b> on MQAR ..."
@@ -543,7 +672,7 @@ class RecallExplorer(ipywidgets.VBox):
             if cfg["qk_init"] == "lecun":
                 init_qk_(model)
             hist = train_mqar(model, x_tr, y_tr, steps=sizes["steps"], batch_size=sizes["batch_size"],
-                              lr=float(cfg["lr"]), seed=seed)
+                              lr=lr, seed=seed)
             accuracy = float(evaluate_mqar(model, x_te, y_te))
         except Exception as err:
             self.status.value = f"live training failed: {type(err).__name__}: {err}"
@@ -555,8 +684,8 @@ class RecallExplorer(ipywidgets.VBox):
             "state_bytes": chosen_state_bytes(st["family"], feature_dim=st["feature_dim"], window=st["window"],
                                               d_model=st["d_model"], seq_len=st["seq_len"],
                                               n_layers=cfg["n_layers"], n_heads=cfg["n_heads"],
-                                              bytes_per_element=cfg["bytes_per_element"]),
-            "accuracy": accuracy, "family": st["family"], "options": {"kind": var["kind"], **var["options"]},
+                                              bytes_per_element=cfg["bytes_per_element"], stack=cfg["stack"]),
+            "accuracy": accuracy, "lr": lr, "family": st["family"], "options": {"kind": var["kind"], **var["options"]},
             "d_model": st["d_model"], "seq_len": st["seq_len"], "n_pairs": st["n_pairs"], "steps": sizes["steps"],
             "final_loss": hist["final_loss"], "seconds": hist["seconds"],
         }
@@ -575,14 +704,15 @@ def recall_widget(
     window: int = 16,
     d_model: int = 64,
     seq_len: int = 64,
-    n_pairs: int = 8,
+    n_pairs: int | None = None,
     dpi: int = 80,
     train_steps: int | None = None,
+    stored: dict[str, Any] | None = None,
 ) -> RecallExplorer:
     """Controls for the model family, its knobs, width and MQAR setting above :func:`plot_recall_frontier`.
 
-    Every change redraws the figure: the stored sweep's points at the chosen setting and a
-    vertical line at the chosen model's state size (its stored point circled when the sweep has
+    Every change redraws the figure: the stored run's points at the chosen setting and a
+    vertical line at the chosen model's state size (its stored point circled when the run has
     it). "train live" trains the chosen model now (:meth:`RecallExplorer.train_live`; on a
     2-core CPU the default 300 steps take ~15 s at L = 64 and width 64, up to about a minute at
     L = 128 and width 128) and adds its accuracy as a star. Callbacks need a running kernel: in a
@@ -594,6 +724,7 @@ def recall_widget(
             ``2..seq_len``, ``d_model`` one of :data:`WIDTHS`.
         dpi: resolution of the rendered figure.
         train_steps: steps of a live run (None: ``runtime.pick(fast=3, cpu=300, gpu=<stored steps>)``).
+        stored: the record to draw (None: :func:`default_record`, the MQAR study).
 
     Returns:
         A :class:`RecallExplorer` (an :class:`ipywidgets.VBox`).
@@ -604,7 +735,7 @@ def recall_widget(
             argument.
     """
     family, feature_dim, window, d_model, seq_len = _validate(family, feature_dim, window, d_model, seq_len)
-    stored = stored_record(None)
+    stored = default_record() if stored is None else stored_record(stored)
     n_pairs = _check_setting(stored, seq_len, n_pairs)
     if feature_dim > MAX_FEATURE_DIM:
         raise ValueError(f"feature_dim must be in 1..{MAX_FEATURE_DIM}, got {feature_dim}")

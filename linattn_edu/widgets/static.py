@@ -707,11 +707,12 @@ def _recall_payload(stored: dict[str, Any]) -> dict[str, Any]:
         for fam in MODEL_FAMILIES:
             for d, w in _knob_values(fam, FAMILY_KNOBS[fam], seq_len):
                 dim, win = d or 1, w or seq_len  # any valid value for an ignored knob
-                var = chosen_variant(fam, feature_dim=dim, window=win, seq_len=seq_len, n_layers=cfg["n_layers"])
+                var = chosen_variant(fam, feature_dim=dim, window=win, seq_len=seq_len, n_layers=cfg["n_layers"],
+                                     stack=cfg["stack"])
                 for width in WIDTHS:
                     nbytes = chosen_state_bytes(fam, feature_dim=dim, window=win, d_model=width, seq_len=seq_len,
                                                 n_layers=cfg["n_layers"], n_heads=cfg["n_heads"],
-                                                bytes_per_element=cfg["bytes_per_element"])
+                                                bytes_per_element=cfg["bytes_per_element"], stack=cfg["stack"])
                     row = find_stored_row(stored, fam, feature_dim=dim, window=win, d_model=width, seq_len=seq_len,
                                           n_pairs=n_pairs)
                     chosen[recall_key(fam, dim, win, width, seq_len, n_pairs)] = {
