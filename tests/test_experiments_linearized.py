@@ -239,3 +239,53 @@ def test_plot_linearization(fast_lin):
         LINEARIZATION_STAGES[0], LINEARIZATION_STAGES[2], LINEARIZATION_STAGES[3]]
     with pytest.raises(ValueError, match="rows"):
         plot_linearization({"rows": [{"variant": "x", "perplexity": 1.0}]})
+
+
+# ----------------------------------------------------------------------------------------------
+# Reference runs (stored) and the chapter's live miniatures
+# ----------------------------------------------------------------------------------------------
+
+
+def test_stored_experiments_are_registered():
+    from linattn_edu.experiments import stored
+
+    ppl = stored.experiment("linearized_perplexity")
+    assert ppl.chapter == "07_linearized_llms" and ppl.unit_arg == "variants"
+    assert ppl.run is run_linearized_perplexity and ppl.config is linearized_perplexity_config
+    assert tuple(ppl.default_units) == DEFAULT_LINEARIZED_VARIANTS
+    lin = stored.experiment("linearization")
+    assert lin.unit_arg is None and lin.run is run_linearization  # sequential stages: one unit
+    assert stored.units_of(lin, linearization_config("cpu")) == [None]
+    # the stored cpu run trains the five ablation variants and the leaky centered conv (the leak curves)
+    units = stored.units_of(ppl, linearized_perplexity_config("cpu"))
+    assert units == list(DEFAULT_LINEARIZED_VARIANTS) + ["linear + centered conv (leaks)"]
+    for fn in (linearized_perplexity_config, linearization_config):
+        for preset in ("cpu", "gpu"):
+            json.dumps(fn(preset))  # stored with the results file, compared by the stored-run test
+
+
+def test_mini_presets_are_miniatures_of_the_cpu_reference():
+    for presets, steps in ((LINEARIZED_PERPLEXITY_PRESETS, ("steps",)),
+                           (LINEARIZATION_PRESETS, ("pretrain_steps", "finetune_steps"))):
+        mini, cpu = presets["mini"], presets["cpu"]
+        for key in ("seq_len", "d_model", "n_layers", "batch_size") + steps:
+            assert mini[key] <= cpu[key], key
+        assert sum(mini[k] for k in steps) * 4 <= sum(cpu[k] for k in steps)
+    assert linearized_perplexity_config("mini") == LINEARIZED_PERPLEXITY_PRESETS["mini"]
+    assert linearization_config("mini") == LINEARIZATION_PRESETS["mini"]
+
+
+def test_a_variant_gives_the_same_result_alone_or_with_others():
+    """One stored unit per variant: each is seeded on its own, so training it alone (as
+    scripts/run_experiment.py does) gives what one call with every variant gives, and merging the
+    units gives the whole run's rows."""
+    from linattn_edu.experiments import stored
+
+    cfg = dict(linearized_perplexity_config(), steps=3)
+    names = ["linear", "grouped + DWConv"]
+    both = run_linearized_perplexity(names, **cfg, device="cpu", progress=False)
+    alone = [run_linearized_perplexity([n], **cfg, device="cpu", progress=False) for n in names]
+    merged = stored.merge_results(alone, config=both["config"])
+    timing = {"train_seconds", "step_time_s"}
+    for whole, part in zip(both["rows"], merged["rows"]):
+        assert {k: v for k, v in whole.items() if k not in timing} == {k: v for k, v in part.items() if k not in timing}
