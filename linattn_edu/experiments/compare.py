@@ -50,6 +50,9 @@ __all__ = [
     "MARKERS",
     "rows_by_mechanism",
     "comparison_config",
+    "live_config",
+    "compare_lm_config",
+    "compare_speed_config",
     "mechanism_models",
     "run_comparison_mqar",
     "run_comparison_lm",
@@ -105,11 +108,24 @@ COMPARISON_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         # Chapter 5's setting and budget: (L, pairs) = (64, 8), 800 steps of 32 examples.
         "mqar": dict(seq_len=64, n_pairs=8, vocab_size=128, d_model=64, n_heads=2, steps=800, batch_size=32,
                      lr=3e-3, n_train=16_000, n_test=1000, window=16, feature_dim=4, elu_dim=16),
-        # Chapter 6's length-generalization budget: 400 steps at 64 tokens, scored at 64 and 256.
-        "lm": dict(train_len=64, eval_factor=4, d_model=64, n_layers=2, n_heads=4, steps=400, batch_size=16,
-                   lr=3e-3, window=16, feature_dim=4, eval_max_windows=8, max_bytes=None),
+        # The stored reference run (scripts/run_experiment.py compare_lm --preset cpu, ~15 min of one
+        # core): Chapter 6's length-generalization setting (64 tokens, scored at 64 and 256) with
+        # 2.5x its 400 steps and 4x its evaluation windows.
+        "lm": dict(train_len=64, eval_factor=4, d_model=64, n_layers=2, n_heads=4, steps=1000, batch_size=16,
+                   lr=3e-3, window=16, feature_dim=4, eval_max_windows=32, max_bytes=None),
+        # The stored reference timings (scripts/run_experiment.py compare_speed --preset cpu).
         "speed": dict(context_lens=(256, 1024, 4096), d_model=128, n_layers=2, n_heads=4, batch_size=1, steps=16,
                       repeat=3, window=64, feature_dim=8, prefill_chunk=256),
+    },
+    # The chapter's live miniatures on a CPU or GPU (seconds): the same code at tiny sizes, shown
+    # next to the stored reference runs and labelled as miniatures.
+    "mini": {
+        "mqar": dict(seq_len=32, n_pairs=4, vocab_size=64, d_model=32, n_heads=2, steps=100, batch_size=32,
+                     lr=3e-3, n_train=2000, n_test=200, window=8, feature_dim=4, elu_dim=8),
+        "lm": dict(train_len=32, eval_factor=4, d_model=32, n_layers=2, n_heads=2, steps=40, batch_size=8,
+                   lr=3e-3, window=8, feature_dim=4, eval_max_windows=8, max_bytes=400_000),
+        "speed": dict(context_lens=(64, 256, 1024), d_model=64, n_layers=2, n_heads=2, batch_size=1, steps=8,
+                      repeat=2, window=32, feature_dim=4, prefill_chunk=256),
     },
     # A CUDA GPU: bigger models, longer contexts (not run yet; expect tens of minutes). Windows follow
     # the papers where they fit: the official Based LM's window_size 256 (128 previous keys + the
@@ -155,6 +171,29 @@ def comparison_config(preset: str | None = None) -> dict[str, dict[str, Any]]:
     if isinstance(preset, str) and preset in COMPARISON_PRESETS:
         return copy.deepcopy(COMPARISON_PRESETS[preset])
     raise ValueError(f"preset must be None or one of {list(COMPARISON_PRESETS)}, got {preset!r}")
+
+
+def live_config() -> dict[str, dict[str, Any]]:
+    """Sizes of the chapter's live miniatures: ``"fast"`` under the tests, else ``"mini"`` (seconds
+    on a CPU; also on a GPU, where the stored ``gpu`` run, if any, is the reference)."""
+    return comparison_config(runtime.pick(fast="fast", cpu="mini", gpu="mini"))
+
+
+def _part_config(part: str, preset: str | None) -> dict[str, Any]:
+    """Keyword arguments of one stored part at ``preset`` (None: this machine's, as
+    :func:`comparison_config`), with ``mechanisms`` listing every mechanism (the units)."""
+    cfg = comparison_config(preset)[part]
+    return {"mechanisms": list(MECHANISMS), **cfg}
+
+
+def compare_lm_config(preset: str | None = None) -> dict[str, Any]:
+    """``run_comparison_lm(**compare_lm_config(preset))``: the stored experiment ``"compare_lm"``."""
+    return _part_config("lm", preset)
+
+
+def compare_speed_config(preset: str | None = None) -> dict[str, Any]:
+    """``run_comparison_speed(**compare_speed_config(preset))``: the stored experiment ``"compare_speed"``."""
+    return _part_config("speed", preset)
 
 
 def _check_mechanisms(mechanisms: Any) -> tuple[str, ...]:
@@ -814,3 +853,21 @@ def stored_comparison(name: str = "comparison", *, directory: Any = None) -> dic
     out["stored"] = {k: record.get(k) for k in ("device", "date", "command", "torch", "triton")}
     out["stored"]["preset"] = record["config"].get("preset")
     return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Stored reference runs (scripts/run_experiment.py compare_lm / compare_speed; one unit per mechanism)
+# ----------------------------------------------------------------------------------------------
+
+from .stored import StoredExperiment, register  # noqa: E402
+
+register(StoredExperiment(
+    name="compare_lm", chapter="08_putting_it_together", run=run_comparison_lm, config=compare_lm_config,
+    unit_arg="mechanisms", default_units=tuple(MECHANISMS), presets=("cpu", "gpu"),
+    description="9 byte-level LMs (one per mechanism), perplexity at L and 4L",
+    run_options={"progress": False}))
+register(StoredExperiment(
+    name="compare_speed", chapter="08_putting_it_together", run=run_comparison_speed,
+    config=compare_speed_config, unit_arg="mechanisms", default_units=tuple(MECHANISMS), presets=("cpu", "gpu"),
+    description="prefill / decode time and state bytes against the context, 9 untrained models",
+    run_options={"progress": False}))
