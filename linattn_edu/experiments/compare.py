@@ -22,6 +22,16 @@ results dict, measure them with the same sizes, data, seeds and budget:
 table (which mechanism wins which job, computed, not written by hand) and
 :func:`plot_comparison` draws the four panels of the chapter.
 
+**Stored reference runs.** Chapter 8 does not train its reference live. The language models and
+the timings are the stored experiments ``compare_lm`` and ``compare_speed`` (one unit per
+mechanism; ``python scripts/run_experiment.py compare_lm --preset cpu``, or
+``scripts/compare_all.py`` for both), and the MQAR column is read from Chapter 5's stored MQAR
+study (:func:`load_study`, :func:`mqar_from_study`: each mechanism's ``"study"`` family, best
+learning rate per state point, at the largest finished setting). :func:`stored_comparison`
+assembles the three into :func:`run_comparison`'s schema, so the table, the verdicts and the
+figure take live and stored results alike. The chapter's live cells are miniatures
+(:func:`live_config`, the ``"mini"`` preset).
+
 The numbers are book-scale: small models, one seed, a CPU budget. Read the *orderings* and the
 *trends with T*, not the absolute values; the chapter discusses which of them match the papers.
 """
