@@ -813,7 +813,7 @@ def _plot_mqar(mqar: dict[str, Any] | None, ax: Any) -> None:
     ax.set_ylim(-0.03, 1.05)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.set_title(f"(a) Recall against state (MQAR: {seq_len} tokens, {n_pairs} pairs; {source})")
+    ax.set_title(f"(a) Recall against state\n(MQAR: {seq_len} tokens, {n_pairs} pairs; {source})")
 
 
 def _plot_lm(lm: dict[str, Any] | None, ax: Any) -> None:
@@ -832,8 +832,7 @@ def _plot_lm(lm: dict[str, Any] | None, ax: Any) -> None:
     ax.set_xticks(x, [r["mechanism"] for r in lm_rows], rotation=35, ha="right")
     ax.set_xlabel("mechanism")
     ax.set_ylabel("perplexity per byte (lower is better)")
-    ax.set_title(f"(b) Byte-level LM, stdlib corpus, trained on {short_len} tokens "
-                 f"({lm['config']['steps']} steps)")
+    ax.set_title(f"(b) Byte-level LM, stdlib corpus\n(trained on {short_len} tokens, {lm['config']['steps']} steps)")
     ax.legend(fontsize=8)
 
 
@@ -863,9 +862,9 @@ def _plot_speed(speed: dict[str, Any] | None, ax_pre: Any, ax_dec: Any) -> None:
     ax_pre.set_ylabel("prefill time (ms, log scale)")
     ax_dec.set_ylim(bottom=0)
     ax_dec.set_ylabel("decode time per token (ms)")
-    ax_pre.set_title(f"(c) Prefill, chunks of {scfg['prefill_chunk']} (d_model {scfg['d_model']}, "
-                     f"{scfg['n_layers']} layers; {speed.get('device', '?')})")
-    ax_dec.set_title("(d) Decode after T tokens (legend: state bytes per token at the longest T)")
+    ax_pre.set_title(f"(c) Prefill, chunks of {scfg['prefill_chunk']}\n(d_model {scfg['d_model']}, "
+                     f"{scfg['n_layers']} layers; timed on {speed.get('device', '?')})")
+    ax_dec.set_title("(d) Decode after T tokens\n(legend: state bytes per token at the longest T)")
     ax_pre.legend(fontsize=7, ncol=2)
     ax_dec.legend(fontsize=7, ncol=1, loc="upper left", bbox_to_anchor=(1.01, 1.0))
 
