@@ -145,9 +145,9 @@ COMPARISON_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "mini": {
         "mqar": dict(seq_len=32, n_pairs=4, vocab_size=64, d_model=32, n_heads=2, steps=100, batch_size=32,
                      lr=3e-3, n_train=2000, n_test=200, window=8, feature_dim=4, elu_dim=8),
-        "lm": dict(train_len=32, eval_factor=4, d_model=32, n_layers=2, n_heads=2, steps=40, batch_size=8,
-                   lr=3e-3, window=8, feature_dim=4, eval_max_windows=8, max_bytes=400_000),
-        "speed": dict(context_lens=(64, 256, 1024), d_model=64, n_layers=2, n_heads=2, batch_size=1, steps=8,
+        "lm": dict(train_len=32, eval_factor=4, d_model=32, n_layers=2, n_heads=2, steps=30, batch_size=8,
+                   lr=3e-3, window=8, feature_dim=4, eval_max_windows=4, max_bytes=400_000),
+        "speed": dict(context_lens=(32, 128, 512), d_model=64, n_layers=2, n_heads=2, batch_size=1, steps=6,
                       repeat=2, window=32, feature_dim=4, prefill_chunk=256),
     },
     # A CUDA GPU: bigger models, longer contexts (not run yet; expect tens of minutes). Windows follow
