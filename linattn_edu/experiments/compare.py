@@ -136,8 +136,9 @@ COMPARISON_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         # 2.5x its 400 steps and 4x its evaluation windows.
         "lm": dict(train_len=64, eval_factor=4, d_model=64, n_layers=2, n_heads=4, steps=1000, batch_size=16,
                    lr=3e-3, window=16, feature_dim=4, eval_max_windows=32, max_bytes=None),
-        # The stored reference timings (scripts/run_experiment.py compare_speed --preset cpu).
-        "speed": dict(context_lens=(256, 1024, 4096), d_model=128, n_layers=2, n_heads=4, batch_size=1, steps=16,
+        # The stored reference timings (scripts/run_experiment.py compare_speed --preset cpu, a few
+        # minutes): the old live sizes plus a 16k-token context, where the caches' costs dominate.
+        "speed": dict(context_lens=(256, 1024, 4096, 16384), d_model=128, n_layers=2, n_heads=4, batch_size=1, steps=16,
                       repeat=3, window=64, feature_dim=8, prefill_chunk=256),
     },
     # The chapter's live miniatures on a CPU or GPU (seconds): the same code at tiny sizes, shown
