@@ -22,9 +22,9 @@ def fast_result():
 
 
 def test_presets_and_config_copy():
-    assert set(C.COMPARISON_PRESETS) == {"fast", "cpu", "gpu"}
+    assert set(C.COMPARISON_PRESETS) == {"fast", "mini", "cpu", "gpu"}
     cfg = C.comparison_config()  # the tests run in fast mode
-    assert cfg == C.COMPARISON_PRESETS["fast"]
+    assert cfg == C.COMPARISON_PRESETS["fast"] == C.live_config()
     cfg["lm"]["steps"] = 10**6
     assert C.COMPARISON_PRESETS["fast"]["lm"]["steps"] != 10**6, "comparison_config must return a copy"
     for preset in C.COMPARISON_PRESETS.values():
@@ -165,25 +165,119 @@ def test_bad_results_and_mechanisms_are_rejected():
         C.run_comparison({}, {}, None)
 
 
-def test_script_stores_a_record_that_loads_back(tmp_path):
+def test_stored_experiments_are_registered_per_mechanism():
+    from linattn_edu.experiments import stored
+
+    for name, part, fn in (("compare_lm", "lm", C.run_comparison_lm), ("compare_speed", "speed",
+                                                                        C.run_comparison_speed)):
+        spec = stored.experiment(name)
+        assert spec.run is fn and spec.unit_arg == "mechanisms" and spec.chapter == "08_putting_it_together"
+        for preset in ("cpu", "gpu", "fast"):
+            cfg = spec.config(preset)
+            assert cfg == {"mechanisms": list(ALL), **C.COMPARISON_PRESETS[preset][part]}
+    # the reference is at least the size the chapter used to train live (400 steps at 64 tokens)
+    assert C.COMPARISON_PRESETS["cpu"]["lm"]["steps"] >= 400
+    mini, ref = C.COMPARISON_PRESETS["mini"], C.COMPARISON_PRESETS["cpu"]
+    assert mini["lm"]["steps"] < ref["lm"]["steps"] and max(mini["speed"]["context_lens"]) < max(
+        ref["speed"]["context_lens"])
+
+
+def test_one_mechanism_alone_gives_its_row_of_the_whole_run():
+    """A stored unit (one mechanism) must equal that mechanism's row of a run of several."""
+    cfg = C.compare_lm_config("fast")
+    cfg.pop("mechanisms")
+    both = C.run_comparison_lm(["softmax", "Hawk"], **cfg, device="cpu", progress=False)
+    alone = C.run_comparison_lm(["Hawk"], **cfg, device="cpu", progress=False)
+    assert both["rows"][1]["ppl_long"] == pytest.approx(alone["rows"][0]["ppl_long"], rel=1e-6)
+
+
+def _fake_study(tmp_path, *, drop=()):
+    """A study file of the fast preset with made-up accuracies (no training): accuracy grows with
+    state; every job of the first setting is done, the second setting lacks the families in ``drop``."""
+    from linattn_edu import bench
+    from linattn_edu.experiments.mqar_study import study_config, study_jobs
+
+    cfg = study_config("fast")
+    cfg["lrs"] = [1e-3, 3e-3]
+    rows = []
+    for i, job in enumerate(study_jobs(cfg)):
+        if job["seq_len"] == cfg["settings"][1][0] and job["family"] in drop:
+            continue
+        acc = None if job["family"] == "hawk" else round(0.1 + 0.05 * (i % 7) + (job["lr"] > 2e-3) * 0.1, 4)
+        rows.append({k: v for k, v in job.items() if k != "_spec"} | {
+            "state_bytes": 1000 + 10 * i, "params": 5000, "accuracy": acc, "diverged": acc is None})
+    bench.save_results("mqar_study_fast", rows, command="python scripts/mqar_study.py --preset fast",
+                       config=cfg, device="cpu", directory=tmp_path)
+    return cfg, rows
+
+
+def test_mqar_column_is_read_from_the_study(tmp_path):
+    cfg, rows = _fake_study(tmp_path, drop=("griffin",))
+    study = C.load_study("fast", directory=tmp_path)
+    assert study["stored"]["units_done"] == len(rows) < study["stored"]["units_total"]
+    cov = {(c["seq_len"], c["n_pairs"]): c for c in C.study_coverage(study)}
+    first, second = (tuple(s) for s in cfg["settings"])
+    assert cov[first]["complete"] and not cov[second]["complete"]
+    assert cov[second]["families"]["griffin"] == "0/2"
+    mq = C.mqar_from_study(study)  # the largest complete setting
+    assert mq["config"]["settings"] == [list(first)] and mq["config"]["source"] == "mqar_study"
+    assert mq["config"]["mechanisms_missing"] == ["ALiBi"]
+    assert {r["mechanism"] for r in mq["rows"]} == set(ALL) - {"ALiBi"}
+    for r in mq["rows"]:  # best lr of each (family, point); hawk diverged at every lr
+        group = [x for x in rows if (x["seq_len"], x["family"], x["point"]) == (first[0], r["family"], r["point"])]
+        accs = [x["accuracy"] for x in group if x["accuracy"] is not None]
+        assert r["accuracy"] == (max(accs) if accs else None)
+        assert C.MECHANISMS[r["mechanism"]]["study"] == r["family"]
+    mq2 = C.mqar_from_study(study, setting=second)  # partial: griffin missing too
+    assert set(mq2["config"]["mechanisms_missing"]) == {"ALiBi", "Griffin"}
+    assert "PARTIAL" in C.describe_study(mq2) and f"L={second[0]}" in C.describe_study(mq2)
+    with pytest.raises(ValueError, match="setting"):
+        C.mqar_from_study(study, setting=(999, 1))
+    with pytest.raises(ValueError, match="study"):
+        C.mqar_from_study({"rows": 3})
+    assert C.load_study("fast", directory=tmp_path / "none") is None
+
+
+def test_script_stores_runs_that_load_back(tmp_path):
+    import os
     import subprocess
     import sys
     from pathlib import Path
 
+    from linattn_edu.experiments import stored
+
+    _fake_study(tmp_path)
     root = Path(__file__).resolve().parents[1]
     proc = subprocess.run([sys.executable, str(root / "scripts" / "compare_all.py"), "--preset", "fast",
                            "--out-dir", str(tmp_path), "--no-progress"], capture_output=True, text=True,
-                          timeout=300, env={**__import__("os").environ, "LINATTN_FAST": "1"})
+                          timeout=300, env={**os.environ, "LINATTN_FAST": "1"})
     assert proc.returncode == 0, proc.stderr[-2000:]
-    stored = C.stored_comparison(directory=tmp_path)
-    assert stored["stored"]["preset"] == "fast" and "compare_all.py" in stored["stored"]["command"]
-    assert {r["mechanism"] for r in stored["lm"]["rows"]} == set(ALL)
-    assert len(C.comparison_table(stored)) == len(ALL)
-    assert C.stored_comparison("comparison", directory=tmp_path / "none") is None
-    (tmp_path / "bad.json").write_text('{"name": "bad", "device": "x", "date": "2026-01-01T00:00:00Z", "torch": "2", '
-                                      '"triton": null, "command": "z", "rows": [], "config": {}}')
-    with pytest.raises(ValueError, match="not a comparison record"):
-        C.stored_comparison("bad", directory=tmp_path)
+    assert "| softmax |" in proc.stdout and "not in the MQAR study" in proc.stdout
+    result = C.stored_comparison("fast", directory=tmp_path)
+    for part in ("lm", "speed"):
+        assert result["stored"][part]["complete"] and "compare_all.py" in result["stored"][part]["command"]
+        assert {r["mechanism"] for r in result[part]["rows"]} == set(ALL)
+    # the same files as scripts/run_experiment.py writes: one schema, one loader
+    assert stored.load_stored("compare_lm", "fast", directory=tmp_path)["rows"] == result["lm"]["rows"]
+    table = {r["mechanism"]: r for r in C.comparison_table(result)}
+    assert list(table) == list(ALL)
+    assert table["ALiBi"]["mqar_model"] == "not in the MQAR study" and table["ALiBi"]["mqar_accuracy"] is None
+    assert table["ALiBi"]["ppl_long"] is not None and table["softmax"]["mqar_accuracy"] is not None
+    assert len(C.comparison_provenance(result)) == 3
+    C.plot_comparison(result)
+    plt.close("all")
+    assert C.stored_comparison("fast", directory=tmp_path / "none") is None
+
+
+def test_missing_parts_give_empty_panels_and_na():
+    part = {"rows": [], "config": {}}
+    result = {"mqar": None, "lm": None, "speed": None}
+    assert C.comparison_table(result) == []
+    axes = C.plot_comparison(result)
+    assert all(ax.get_title() for ax in axes)
+    plt.close("all")
+    with pytest.raises(ValueError, match="rows"):
+        C.comparison_table({"mqar": {"config": {}}, "lm": part, "speed": None})
 
 
 def test_markdown_table(fast_result):

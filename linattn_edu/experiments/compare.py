@@ -22,6 +22,16 @@ results dict, measure them with the same sizes, data, seeds and budget:
 table (which mechanism wins which job, computed, not written by hand) and
 :func:`plot_comparison` draws the four panels of the chapter.
 
+**Stored reference runs.** Chapter 8 does not train its reference live. The language models and
+the timings are the stored experiments ``compare_lm`` and ``compare_speed`` (one unit per
+mechanism; ``python scripts/run_experiment.py compare_lm --preset cpu``, or
+``scripts/compare_all.py`` for both), and the MQAR column is read from Chapter 5's stored MQAR
+study (:func:`load_study`, :func:`mqar_from_study`: each mechanism's ``"study"`` family, best
+learning rate per state point, at the largest finished setting). :func:`stored_comparison`
+assembles the three into :func:`run_comparison`'s schema, so the table, the verdicts and the
+figure take live and stored results alike. The chapter's live cells are miniatures
+(:func:`live_config`, the ``"mini"`` preset).
+
 The numbers are book-scale: small models, one seed, a CPU budget. Read the *orderings* and the
 *trends with T*, not the absolute values; the chapter discusses which of them match the papers.
 """
@@ -50,6 +60,9 @@ __all__ = [
     "MARKERS",
     "rows_by_mechanism",
     "comparison_config",
+    "live_config",
+    "compare_lm_config",
+    "compare_speed_config",
     "mechanism_models",
     "run_comparison_mqar",
     "run_comparison_lm",
@@ -59,30 +72,43 @@ __all__ = [
     "recommend",
     "comparison_markdown",
     "plot_comparison",
-    "comparison_record",
+    "load_study",
+    "study_coverage",
+    "mqar_from_study",
+    "describe_study",
+    "comparison_provenance",
     "stored_comparison",
 ]
 
 #: The mechanisms compared, in the book's order. For each: the chapter that builds it, the zoo
 #: ``kind`` and options of its language model (``"{window}"`` and ``"{feature_dim}"`` are filled
-#: from the experiment's ``window`` / ``feature_dim``), and its MQAR family in
-#: :func:`~linattn_edu.experiments.mqar_sweep.model_variants`.
+#: from the experiment's ``window`` / ``feature_dim``), its MQAR family in
+#: :func:`~linattn_edu.experiments.mqar_sweep.model_variants` (the live :func:`run_comparison_mqar`)
+#: and its family in the stored MQAR study (``"study"``,
+#: :data:`~linattn_edu.experiments.mqar_study.STUDY_FAMILIES`; None: the study has no such family).
+#: The study's ``based`` family is Taylor linear attention alone (the Based paper's MQAR model, this
+#: chapter's "linear (Taylor)"); its ``based_window`` adds a sliding window (the Based LM's pairing,
+#: this chapter's "Based").
 #:
 #: :meta hide-value:
 MECHANISMS: dict[str, dict[str, Any]] = {
-    "softmax": {"chapter": 1, "kind": "transformer", "options": {"pos": "rope"}, "mqar": "attention"},
+    "softmax": {"chapter": 1, "kind": "transformer", "options": {"pos": "rope"}, "mqar": "attention",
+                "study": "attention"},
     "sliding window": {"chapter": 2, "kind": "transformer", "options": {"pos": "rope", "window": "{window}"},
-                       "mqar": "sliding_window"},
-    "ALiBi": {"chapter": 3, "kind": "transformer", "options": {"pos": "alibi"}, "mqar": "alibi"},
-    "linear (elu)": {"chapter": 4, "kind": "linear", "options": {"feature_map": "elu"}, "mqar": "linear_elu"},
+                       "mqar": "sliding_window", "study": "sliding_window"},
+    "ALiBi": {"chapter": 3, "kind": "transformer", "options": {"pos": "alibi"}, "mqar": "alibi", "study": None},
+    "linear (elu)": {"chapter": 4, "kind": "linear", "options": {"feature_map": "elu"}, "mqar": "linear_elu",
+                     "study": "linear_elu"},
     "linear (Taylor)": {"chapter": 5, "kind": "linear",
                         "options": {"feature_map": "taylor", "feature_dim": "{feature_dim}"},
-                        "mqar": "linear_taylor"},
+                        "mqar": "linear_taylor", "study": "based"},
     "Based": {"chapter": 5, "kind": "based", "options": {"feature_dim": "{feature_dim}", "window": "{window}"},
-              "mqar": "based"},
-    "Hawk": {"chapter": 6, "kind": "hawk", "options": {}, "mqar": "hawk"},
-    "Griffin": {"chapter": 6, "kind": "griffin", "options": {"window": "{window}"}, "mqar": "griffin"},
-    "linearized": {"chapter": 7, "kind": "linearized", "options": {}, "mqar": "linearized"},
+              "mqar": "based", "study": "based_window"},
+    "Hawk": {"chapter": 6, "kind": "hawk", "options": {}, "mqar": "hawk", "study": "hawk"},
+    "Griffin": {"chapter": 6, "kind": "griffin", "options": {"window": "{window}"}, "mqar": "griffin",
+                "study": "griffin"},
+    "linearized": {"chapter": 7, "kind": "linearized", "options": {}, "mqar": "linearized",
+                   "study": "linearized"},
 }
 
 #: Sizes per preset (``"fast"``, ``"cpu"``, ``"gpu"`` follow :func:`linattn_edu.runtime.mode`).
@@ -105,11 +131,25 @@ COMPARISON_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         # Chapter 5's setting and budget: (L, pairs) = (64, 8), 800 steps of 32 examples.
         "mqar": dict(seq_len=64, n_pairs=8, vocab_size=128, d_model=64, n_heads=2, steps=800, batch_size=32,
                      lr=3e-3, n_train=16_000, n_test=1000, window=16, feature_dim=4, elu_dim=16),
-        # Chapter 6's length-generalization budget: 400 steps at 64 tokens, scored at 64 and 256.
-        "lm": dict(train_len=64, eval_factor=4, d_model=64, n_layers=2, n_heads=4, steps=400, batch_size=16,
-                   lr=3e-3, window=16, feature_dim=4, eval_max_windows=8, max_bytes=None),
-        "speed": dict(context_lens=(256, 1024, 4096), d_model=128, n_layers=2, n_heads=4, batch_size=1, steps=16,
+        # The stored reference run (scripts/run_experiment.py compare_lm --preset cpu, ~15 min of one
+        # core): Chapter 6's length-generalization setting (64 tokens, scored at 64 and 256) with
+        # 2.5x its 400 steps and 4x its evaluation windows.
+        "lm": dict(train_len=64, eval_factor=4, d_model=64, n_layers=2, n_heads=4, steps=1000, batch_size=16,
+                   lr=3e-3, window=16, feature_dim=4, eval_max_windows=32, max_bytes=None),
+        # The stored reference timings (scripts/run_experiment.py compare_speed --preset cpu, a few
+        # minutes): the old live sizes plus a 16k-token context, where the caches' costs dominate.
+        "speed": dict(context_lens=(256, 1024, 4096, 16384), d_model=128, n_layers=2, n_heads=4, batch_size=1, steps=16,
                       repeat=3, window=64, feature_dim=8, prefill_chunk=256),
+    },
+    # The chapter's live miniatures on a CPU or GPU (seconds): the same code at tiny sizes, shown
+    # next to the stored reference runs and labelled as miniatures.
+    "mini": {
+        "mqar": dict(seq_len=32, n_pairs=4, vocab_size=64, d_model=32, n_heads=2, steps=100, batch_size=32,
+                     lr=3e-3, n_train=2000, n_test=200, window=8, feature_dim=4, elu_dim=8),
+        "lm": dict(train_len=32, eval_factor=4, d_model=32, n_layers=2, n_heads=2, steps=30, batch_size=8,
+                   lr=3e-3, window=8, feature_dim=4, eval_max_windows=4, max_bytes=400_000),
+        "speed": dict(context_lens=(32, 128, 512), d_model=64, n_layers=2, n_heads=2, batch_size=1, steps=6,
+                      repeat=2, window=32, feature_dim=4, prefill_chunk=256),
     },
     # A CUDA GPU: bigger models, longer contexts (not run yet; expect tens of minutes). Windows follow
     # the papers where they fit: the official Based LM's window_size 256 (128 previous keys + the
@@ -155,6 +195,29 @@ def comparison_config(preset: str | None = None) -> dict[str, dict[str, Any]]:
     if isinstance(preset, str) and preset in COMPARISON_PRESETS:
         return copy.deepcopy(COMPARISON_PRESETS[preset])
     raise ValueError(f"preset must be None or one of {list(COMPARISON_PRESETS)}, got {preset!r}")
+
+
+def live_config() -> dict[str, dict[str, Any]]:
+    """Sizes of the chapter's live miniatures: ``"fast"`` under the tests, else ``"mini"`` (seconds
+    on a CPU; also on a GPU, where the stored ``gpu`` run, if any, is the reference)."""
+    return comparison_config(runtime.pick(fast="fast", cpu="mini", gpu="mini"))
+
+
+def _part_config(part: str, preset: str | None) -> dict[str, Any]:
+    """Keyword arguments of one stored part at ``preset`` (None: this machine's, as
+    :func:`comparison_config`), with ``mechanisms`` listing every mechanism (the units)."""
+    cfg = comparison_config(preset)[part]
+    return {"mechanisms": list(MECHANISMS), **cfg}
+
+
+def compare_lm_config(preset: str | None = None) -> dict[str, Any]:
+    """``run_comparison_lm(**compare_lm_config(preset))``: the stored experiment ``"compare_lm"``."""
+    return _part_config("lm", preset)
+
+
+def compare_speed_config(preset: str | None = None) -> dict[str, Any]:
+    """``run_comparison_speed(**compare_speed_config(preset))``: the stored experiment ``"compare_speed"``."""
+    return _part_config("speed", preset)
 
 
 def _check_mechanisms(mechanisms: Any) -> tuple[str, ...]:
@@ -546,37 +609,62 @@ def rows_by_mechanism(rows: Iterable[dict[str, Any]]) -> dict[str, list[dict[str
 def _check_result(result: Any) -> None:
     if not isinstance(result, dict) or not {"mqar", "lm", "speed"} <= set(result):
         raise ValueError("result must be a run_comparison result (a dict with 'mqar', 'lm' and 'speed')")
+    for part in ("mqar", "lm", "speed"):
+        if result[part] is not None and not isinstance(result[part].get("rows"), list):
+            raise ValueError(f"result[{part!r}] must be None or a result dict with a 'rows' list")
+
+
+def _rows(result: dict[str, Any], part: str) -> list[dict[str, Any]]:
+    return [] if result[part] is None else result[part]["rows"]
+
+
+def _acc(row: dict[str, Any]) -> float:
+    return -1.0 if row.get("accuracy") is None else row["accuracy"]
+
+
+def _best_mqar(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The row of highest accuracy, the smallest state among equals."""
+    return min(rows, key=lambda r: (-_acc(r), r["state_bytes"])) if rows else {}
 
 
 def comparison_table(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per mechanism that condenses a :func:`run_comparison` result.
+    """One row per mechanism that condenses a :func:`run_comparison` (or :func:`stored_comparison`) result.
 
-    Keys: ``mechanism``, ``chapter``, ``mqar_accuracy``, ``mqar_state_bytes`` (at the MQAR
-    length), ``ppl_train_len``, ``ppl_long``, ``long_over_train``, ``prefill_ms`` and
+    Keys: ``mechanism``, ``chapter``, ``mqar_accuracy`` and ``mqar_state_bytes`` (of the
+    mechanism's best MQAR model: highest accuracy, then smallest state), ``mqar_model`` (which
+    model and lr that was; "not in the MQAR study" for a mechanism the stored study lacks),
+    ``ppl_train_len``, ``ppl_long``, ``long_over_train``, ``prefill_ms`` and
     ``decode_ms_per_token`` at the shortest and longest context (``..._short`` / ``..._long``),
     ``state_bytes_long`` and ``state_bytes_per_token_long`` at the longest context,
     ``state_growth`` (state at the longest over the shortest context: 1 for a fixed state,
     ``T_max / T_min`` for a KV cache), ``n_params`` (of the LM). A part missing for a mechanism
-    gives None.
+    (or missing altogether: None) gives None.
 
     Raises:
         ValueError: ``result`` is not a :func:`run_comparison` result.
     """
     _check_result(result)
-    mq = rows_by_mechanism(result["mqar"]["rows"])
-    lm = rows_by_mechanism(result["lm"]["rows"])
-    sp = rows_by_mechanism(result["speed"]["rows"])
+    mq = rows_by_mechanism(_rows(result, "mqar"))
+    lm = rows_by_mechanism(_rows(result, "lm"))
+    sp = rows_by_mechanism(_rows(result, "speed"))
+    from_study = result["mqar"] is not None and result["mqar"].get("config", {}).get("source") == "mqar_study"
     table = []
     for name in MECHANISMS:
-        if name not in mq and name not in lm and name not in sp:
+        if name not in mq and name not in lm and name not in sp and not from_study:
             continue
-        m = mq.get(name, [{}])[0]
+        m = _best_mqar(mq.get(name, []))
+        if m.get("point"):
+            model = f"{m['family']}, {m['point']}, lr {m['lr']:g}"
+        elif m:
+            model = m.get("family")
+        else:
+            model = "not in the MQAR study" if from_study else None
         l_ = lm.get(name, [{}])[0]
         s = sorted(sp.get(name, []), key=lambda r: r["context_len"])
         short, long = (s[0], s[-1]) if s else ({}, {})
         table.append({
             "mechanism": name, "chapter": MECHANISMS[name]["chapter"],
-            "mqar_accuracy": m.get("accuracy"), "mqar_state_bytes": m.get("state_bytes"),
+            "mqar_accuracy": m.get("accuracy"), "mqar_state_bytes": m.get("state_bytes"), "mqar_model": model,
             "ppl_train_len": l_.get("ppl_train_len"), "ppl_long": l_.get("ppl_long"),
             "long_over_train": l_.get("long_over_train"),
             "prefill_ms_short": short.get("prefill_ms"), "prefill_ms_long": long.get("prefill_ms"),
@@ -669,6 +757,7 @@ _TABLE_COLUMNS = (
     ("chapter", "ch.", "{}"),
     ("mqar_accuracy", "MQAR acc.", "{:.2f}"),
     ("mqar_state_bytes", "MQAR state (B)", "{:,}"),
+    ("mqar_model", "MQAR model (best)", "{}"),
     ("ppl_train_len", "ppl at L", "{:.2f}"),
     ("ppl_long", "ppl at 4L", "{:.2f}"),
     ("prefill_ms_long", "prefill at T_max (ms)", "{:,.0f}"),
@@ -695,72 +784,76 @@ def comparison_markdown(table: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def plot_comparison(result: dict[str, Any], axes: Any = None) -> Any:
-    """The chapter's figure: four panels that share one colour and marker per mechanism.
+def _missing(ax: Any, part: str, title: str, xlabel: str, ylabel: str) -> None:
+    ax.text(0.5, 0.5, f"no {part} result stored", ha="center", va="center", transform=ax.transAxes)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
 
-    (a) MQAR accuracy against decode-state bytes (log x); (b) perplexity at the training length
-    and at the long length (grouped bars); (c) prefill time and (d) decode time per token against
-    the context length (log-log), with the state bytes per token in the legend of (d).
 
-    Args:
-        result: a :func:`run_comparison` result.
-        axes: four matplotlib Axes (default: a new 2×2 figure).
-
-    Returns:
-        The four Axes.
-
-    Raises:
-        ValueError: ``result`` is not a :func:`run_comparison` result, or ``axes`` is not 4 Axes.
-    """
-    import matplotlib.pyplot as plt
+def _plot_mqar(mqar: dict[str, Any] | None, ax: Any) -> None:
+    """Panel (a): MQAR accuracy against state, one curve (or point) per mechanism, its best point labelled."""
     from matplotlib.ticker import NullFormatter
 
-    _check_result(result)
-    if axes is None:
-        fig, axes = plt.subplots(2, 2, figsize=(13, 9.5))
-        fig.suptitle(f"Every mechanism on the same axes (device: {result.get('device', '?')})")
-    axes = list(np.ravel(axes))
-    if len(axes) != 4:
-        raise ValueError(f"axes must be 4 matplotlib Axes, got {len(axes)}")
-    ax_mq, ax_ppl, ax_pre, ax_dec = axes
-    for r in result["mqar"]["rows"]:
-        name = r["mechanism"]
-        ax_mq.plot(r["state_bytes"], r["accuracy"], marker=MARKERS[name], color=COLORS[name], markersize=10,
-                   linestyle="none", label=name)
-        ax_mq.annotate(name, (r["state_bytes"], r["accuracy"]), textcoords="offset points", xytext=(6, 4),
-                       fontsize=8, color=COLORS[name])
-    cfg = result["mqar"]["config"]
+    xlabel, ylabel = "decode state per sequence (bytes, log scale)", "MQAR accuracy (fraction of queries)"
+    if mqar is None:
+        _missing(ax, "MQAR", "(a) Recall against state", xlabel, ylabel)
+        return
+    for name, rows in rows_by_mechanism(mqar["rows"]).items():
+        rows = sorted(rows, key=lambda r: r["state_bytes"])
+        ax.plot([r["state_bytes"] for r in rows], [max(_acc(r), 0.0) for r in rows], marker=MARKERS[name],
+                color=COLORS[name], markersize=8, linestyle="-" if len(rows) > 1 else "none", label=name)
+        top = _best_mqar(rows)
+        ax.annotate(name, (top["state_bytes"], max(_acc(top), 0.0)), textcoords="offset points", xytext=(6, 4),
+                    fontsize=8, color=COLORS[name])
+    cfg = mqar["config"]
     seq_len, n_pairs = cfg["settings"][0]
-    ax_mq.set_xscale("log")
-    ax_mq.xaxis.set_minor_formatter(NullFormatter())  # minor labels of a log axis overlap
-    ax_mq.set_ylim(-0.03, 1.05)
-    ax_mq.set_xlabel("decode state per sequence (bytes, log scale)")
-    ax_mq.set_ylabel("MQAR accuracy (fraction of queries)")
-    ax_mq.set_title(f"(a) Recall against state (MQAR: {seq_len} tokens, {n_pairs} pairs)")
+    source = "stored study, best lr per model" if cfg.get("source") == "mqar_study" else "live"
+    ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels of a log axis overlap
+    ax.set_ylim(-0.03, 1.05)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"(a) Recall against state\n(MQAR: {seq_len} tokens, {n_pairs} pairs; {source})")
 
-    lm_rows = result["lm"]["rows"]
+
+def _plot_lm(lm: dict[str, Any] | None, ax: Any) -> None:
+    """Panel (b): perplexity at the training length and at the long length, grouped bars."""
+    if lm is None:
+        _missing(ax, "language-model", "(b) Byte-level LM", "mechanism", "perplexity per byte (lower is better)")
+        return
+    lm_rows = lm["rows"]
     x = np.arange(len(lm_rows))
-    lcfg = result["lm"]["config"]
-    short_len, long_len = lcfg["eval_lens"]
-    ax_ppl.bar(x - 0.2, [r["ppl_train_len"] for r in lm_rows], 0.4, color=[COLORS[r["mechanism"]] for r in lm_rows],
-               label=f"at the training length ({short_len} tokens)")
-    ax_ppl.bar(x + 0.2, [r["ppl_long"] for r in lm_rows], 0.4, color=[COLORS[r["mechanism"]] for r in lm_rows],
-               alpha=0.45, hatch="//", label=f"at {long_len} tokens ({long_len // short_len}x)")
-    ax_ppl.set_xticks(x, [r["mechanism"] for r in lm_rows], rotation=35, ha="right")
-    ax_ppl.set_xlabel("mechanism")
-    ax_ppl.set_ylabel("perplexity per byte (lower is better)")
-    ax_ppl.set_title(f"(b) Byte-level LM, stdlib corpus, trained on {short_len} tokens")
-    ax_ppl.legend(fontsize=8)
+    short_len, long_len = lm["config"]["eval_lens"]
+    colors = [COLORS[r["mechanism"]] for r in lm_rows]
+    ax.bar(x - 0.2, [r["ppl_train_len"] for r in lm_rows], 0.4, color=colors,
+           label=f"at the training length ({short_len} tokens)")
+    ax.bar(x + 0.2, [r["ppl_long"] for r in lm_rows], 0.4, color=colors, alpha=0.45, hatch="//",
+           label=f"at {long_len} tokens ({long_len // short_len}x)")
+    ax.set_xticks(x, [r["mechanism"] for r in lm_rows], rotation=35, ha="right")
+    ax.set_xlabel("mechanism")
+    ax.set_ylabel("perplexity per byte (lower is better)")
+    ax.set_title(f"(b) Byte-level LM, stdlib corpus\n(trained on {short_len} tokens, {lm['config']['steps']} steps)")
+    ax.legend(fontsize=8)
 
-    by_mech = rows_by_mechanism(result["speed"]["rows"])
-    for name, rows in by_mech.items():
+
+def _plot_speed(speed: dict[str, Any] | None, ax_pre: Any, ax_dec: Any) -> None:
+    """Panels (c) and (d): prefill time and decode time per token against the context (log-log)."""
+    from matplotlib.ticker import NullFormatter
+
+    if speed is None:
+        _missing(ax_pre, "speed", "(c) Prefill", "context length T (tokens, log scale)", "prefill time (ms)")
+        _missing(ax_dec, "speed", "(d) Decode after T tokens", "context length T (tokens, log scale)",
+                 "decode time per token (ms)")
+        return
+    for name, rows in rows_by_mechanism(speed["rows"]).items():
         rows = sorted(rows, key=lambda r: r["context_len"])
         t = [r["context_len"] for r in rows]
         style = dict(marker=MARKERS[name], color=COLORS[name], markersize=6)
         ax_pre.plot(t, [r["prefill_ms"] for r in rows], label=name, **style)
         per_tok = rows[-1]["state_bytes_per_token"]
         ax_dec.plot(t, [r["decode_ms_per_token"] for r in rows], label=f"{name} ({per_tok:,.0f} B/token)", **style)
-    scfg = result["speed"]["config"]
+    scfg = speed["config"]
     for ax in (ax_pre, ax_dec):
         ax.set_xscale("log", base=2)
         ax.set_xlabel("context length T (tokens, log scale)")
@@ -770,47 +863,259 @@ def plot_comparison(result: dict[str, Any], axes: Any = None) -> Any:
     ax_pre.set_ylabel("prefill time (ms, log scale)")
     ax_dec.set_ylim(bottom=0)
     ax_dec.set_ylabel("decode time per token (ms)")
-    ax_pre.set_title(f"(c) Prefill, chunks of {scfg['prefill_chunk']} (d_model {scfg['d_model']}, "
-                     f"{scfg['n_layers']} layers)")
-    ax_dec.set_title("(d) Decode after T tokens (legend: state bytes per token at the longest T)")
+    ax_pre.set_title(f"(c) Prefill, chunks of {scfg['prefill_chunk']}\n(d_model {scfg['d_model']}, "
+                     f"{scfg['n_layers']} layers; timed on {speed.get('device', '?')})")
+    ax_dec.set_title("(d) Decode after T tokens\n(legend: state bytes per token at the longest T)")
     ax_pre.legend(fontsize=7, ncol=2)
     ax_dec.legend(fontsize=7, ncol=1, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+
+
+def plot_comparison(result: dict[str, Any], axes: Any = None, *, title: str | None = None) -> Any:
+    """The chapter's figure: four panels that share one colour and marker per mechanism.
+
+    (a) MQAR accuracy against decode-state bytes (log x); (b) perplexity at the training length
+    and at the long length (grouped bars); (c) prefill time and (d) decode time per token against
+    the context length (log-log), with the state bytes per token in the legend of (d). A part that
+    is None (not stored) leaves its panel empty with a note; MQAR rows of several state points per
+    mechanism (the stored study) draw one curve per mechanism.
+
+    Args:
+        result: a :func:`run_comparison` or :func:`stored_comparison` result.
+        axes: four matplotlib Axes (default: a new 2×2 figure).
+        title: the figure's title when ``axes`` is None (default: names the device).
+
+    Returns:
+        The four Axes.
+
+    Raises:
+        ValueError: ``result`` is not a :func:`run_comparison` result, or ``axes`` is not 4 Axes.
+    """
+    import matplotlib.pyplot as plt
+
+    _check_result(result)
+    if axes is None:
+        fig, axes = plt.subplots(2, 2, figsize=(13, 9.5))
+        fig.suptitle(title or f"Every mechanism on the same axes (device: {result.get('device', '?')})")
+    axes = list(np.ravel(axes))
+    if len(axes) != 4:
+        raise ValueError(f"axes must be 4 matplotlib Axes, got {len(axes)}")
+    ax_mq, ax_ppl, ax_pre, ax_dec = axes
+    _plot_mqar(result["mqar"], ax_mq)
+    _plot_lm(result["lm"], ax_ppl)
+    _plot_speed(result["speed"], ax_pre, ax_dec)
     ax_mq.figure.tight_layout()
     return axes
 
 
 # ----------------------------------------------------------------------------------------------
-# Stored results (scripts/compare_all.py)
+# Stored results: the MQAR study, the stored LM and speed runs, and the table built from them
 # ----------------------------------------------------------------------------------------------
 
 
-def comparison_record(result: dict[str, Any], preset: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """``(rows, config)`` for :func:`linattn_edu.bench.save_results`: the table, and the three results.
+def _study_presets(preset: str | None) -> list[str]:
+    if preset is not None:
+        return [preset]
+    return ["gpu", "cpu"] if runtime.mode() == "gpu" else ["cpu"]
 
-    Raises:
-        ValueError: ``result`` is not a :func:`run_comparison` result.
+
+def load_study(preset: str | None = None, *, directory: Any = None) -> dict[str, Any] | None:
+    """The stored MQAR study (``mqar_study_PRESET.json``, written by ``scripts/mqar_study.py``),
+    or None if none is stored.
+
+    ``preset=None`` looks for ``gpu`` first on a GPU, then ``cpu``. The study may be partial (it
+    is resumable and appends one model at a time): ``"stored"`` says how many of its models are done.
+
+    Returns:
+        ``{"rows", "config", "device", "stored"}``: the study's rows (one per trained model and
+        learning rate, see :func:`~linattn_edu.experiments.mqar_study.run_mqar_study`), its config,
+        and its provenance (``device``, ``date``, ``git_commit``, ``command``, ``wall_seconds``,
+        ``units_done``, ``units_total``, ``complete``, ``preset``).
     """
-    _check_result(result)
-    config = {"preset": preset, "seconds": result.get("seconds"),
-              "results": {part: result[part] for part in ("mqar", "lm", "speed")}}
-    return comparison_table(result), config
+    from .mqar_study import study_jobs
+
+    for p in _study_presets(preset):
+        record = bench.load_results(f"mqar_study_{p}", directory=directory)
+        if record is None or not record["rows"]:
+            continue
+        total = len(study_jobs(record["config"]))
+        info = {k: record.get(k) for k in ("name", "device", "date", "git_commit", "command", "wall_seconds",
+                                           "torch")}
+        info.update(units_done=len(record["rows"]), units_total=total, complete=len(record["rows"]) >= total,
+                    preset=p, config=record["config"])
+        return {"rows": record["rows"], "config": record["config"], "device": record["device"], "stored": info}
+    return None
 
 
-def stored_comparison(name: str = "comparison", *, directory: Any = None) -> dict[str, Any] | None:
-    """The result stored by ``scripts/compare_all.py`` (a :func:`run_comparison` result plus its
-    provenance under ``"stored"``: device, date, command, versions), or None if there is none.
+def study_coverage(study: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per setting of a :func:`load_study` result: how much of it is finished.
 
-    Raises:
-        ValueError: the file exists but is not a comparison record.
+    Returns:
+        ``[{"seq_len", "n_pairs", "jobs_done", "jobs_total", "complete", "families": {family:
+        "done/total"}}]``, one per setting of the study's config, in its order.
     """
-    record = bench.load_results(name, directory=directory)
-    if record is None:
-        return None
-    results = record.get("config", {}).get("results")
-    if not isinstance(results, dict) or not {"mqar", "lm", "speed"} <= set(results):
-        raise ValueError(f"results file {name!r} is not a comparison record (no config.results.mqar/lm/speed)")
-    out = {part: results[part] for part in ("mqar", "lm", "speed")}
-    out["device"] = record["device"]
-    out["stored"] = {k: record.get(k) for k in ("device", "date", "command", "torch", "triton")}
-    out["stored"]["preset"] = record["config"].get("preset")
+    from .mqar_study import study_jobs
+
+    cfg = study["config"]
+    done = {(r["seq_len"], r["n_pairs"], r["family"], r["point"], r["lr"]) for r in study["rows"]}
+    out = []
+    for seq_len, n_pairs in cfg["settings"]:
+        jobs = [j for j in study_jobs(cfg) if (j["seq_len"], j["n_pairs"]) == (seq_len, n_pairs)]
+        fams: dict[str, list[int]] = {}
+        for j in jobs:
+            counts = fams.setdefault(j["family"], [0, 0])
+            counts[0] += (j["seq_len"], j["n_pairs"], j["family"], j["point"], j["lr"]) in done
+            counts[1] += 1
+        n_done = sum(c[0] for c in fams.values())
+        out.append({"seq_len": seq_len, "n_pairs": n_pairs, "jobs_done": n_done, "jobs_total": len(jobs),
+                    "complete": n_done == len(jobs), "families": {f: f"{d}/{t}" for f, (d, t) in fams.items()}})
     return out
+
+
+def _pick_setting(coverage: list[dict[str, Any]]) -> tuple[int, int]:
+    """The largest complete setting; else the one with the most finished models (then the larger)."""
+    complete = [c for c in coverage if c["complete"]]
+    pool = complete or [c for c in coverage if c["jobs_done"]]
+    if not pool:
+        raise ValueError("study must hold at least one finished model")
+    best = max(pool, key=lambda c: (c["jobs_done"] if not complete else 0, c["seq_len"], c["n_pairs"]))
+    return best["seq_len"], best["n_pairs"]
+
+
+def mqar_from_study(study: dict[str, Any], setting: Sequence[int] | None = None) -> dict[str, Any]:
+    """The MQAR part of the comparison read from the stored study, in :func:`run_comparison_mqar`'s schema.
+
+    For each mechanism whose ``"study"`` family (:data:`MECHANISMS`) the study holds at
+    ``setting``: one row per state point of that family at its best learning rate
+    (:func:`~linattn_edu.experiments.mqar_study.best_rows`), smallest state first. Mechanisms the
+    study lacks (ALiBi) get no row and are listed in ``config["mechanisms_missing"]``.
+
+    Args:
+        study: a :func:`load_study` result (partial is fine).
+        setting: ``(seq_len, n_pairs)``; None: the largest setting whose models are all finished,
+            else the one with the most finished models (:func:`study_coverage`).
+
+    Returns:
+        ``{"rows", "config", "device", "stored"}``; rows have ``mechanism``, ``family``, ``point``,
+        ``lr``, ``accuracy`` (None if every lr diverged), ``state_bytes``, ``n_params``,
+        ``seq_len``, ``n_pairs``, ``accuracy_by_lr``. ``config`` has ``settings`` (the one used),
+        ``source`` (``"mqar_study"``), the study's sizes, ``coverage`` and ``mechanisms_missing``.
+
+    Raises:
+        ValueError: ``study`` is not a study result, or ``setting`` is not one of its settings.
+    """
+    from .mqar_study import best_rows
+
+    if not isinstance(study, dict) or not isinstance(study.get("rows"), list) or "config" not in study:
+        raise ValueError("study must be a load_study result (a dict with 'rows' and 'config')")
+    coverage = study_coverage(study)
+    if setting is None:
+        seq_len, n_pairs = _pick_setting(coverage)
+    else:
+        seq_len, n_pairs = (int(v) for v in setting)
+        if [seq_len, n_pairs] not in [[c["seq_len"], c["n_pairs"]] for c in coverage]:
+            raise ValueError(f"setting must be one of the study's settings "
+                             f"{[[c['seq_len'], c['n_pairs']] for c in coverage]}, got {list(setting)!r}")
+    best = [r for r in best_rows(study["rows"]) if (r["seq_len"], r["n_pairs"]) == (seq_len, n_pairs)]
+    rows, missing = [], []
+    for name, spec in MECHANISMS.items():
+        fam = [r for r in best if spec["study"] is not None and r["family"] == spec["study"]]
+        if not fam:
+            missing.append(name)
+        for r in sorted(fam, key=lambda r: r["state_bytes"]):
+            rows.append({"mechanism": name, "family": r["family"], "point": r["point"], "lr": r["lr"],
+                         "accuracy": r["accuracy"], "state_bytes": int(r["state_bytes"]), "n_params": r["params"],
+                         "seq_len": seq_len, "n_pairs": n_pairs, "accuracy_by_lr": r["accuracy_by_lr"]})
+    cfg = study["config"]
+    config = {"settings": [[seq_len, n_pairs]], "source": "mqar_study",
+              **{k: cfg.get(k) for k in ("preset", "vocab_size", "d_model", "n_heads", "steps", "batch_size", "lrs",
+                                         "n_train", "n_test", "seed")},
+              "coverage": coverage, "mechanisms_missing": missing}
+    return {"rows": rows, "config": config, "device": study.get("device"), "stored": study.get("stored")}
+
+
+def describe_study(mqar: dict[str, Any]) -> str:
+    """Where the MQAR part comes from: the study's provenance and the setting used
+    (``mqar``: a :func:`mqar_from_study` result), or that it was computed live."""
+    cfg = mqar.get("config", {})
+    info = mqar.get("stored")
+    if cfg.get("source") != "mqar_study" or not info:
+        return f"MQAR: computed live now on {mqar.get('device', '?')}"
+    seq_len, n_pairs = cfg["settings"][0]
+    cov = {(c["seq_len"], c["n_pairs"]): c for c in cfg["coverage"]}
+    used = cov[(seq_len, n_pairs)]
+    others = "; ".join(f"L={c['seq_len']}, {c['n_pairs']} pairs: {c['jobs_done']}/{c['jobs_total']} models"
+                       for c in cfg["coverage"] if (c["seq_len"], c["n_pairs"]) != (seq_len, n_pairs))
+    state = "complete" if used["complete"] else f"PARTIAL, {used['jobs_done']}/{used['jobs_total']} models"
+    return (f"MQAR: the stored study ({info.get('name')}, preset {info.get('preset')}) on {info['device']}, "
+            f"{str(info['date'])[:10]}, commit {(info.get('git_commit') or '?')[:10]}, "
+            f"{(info.get('wall_seconds') or 0) / 3600:.1f} h of compute, {info['units_done']}/{info['units_total']} "
+            f"models done; setting used: L={seq_len}, {n_pairs} pairs ({state})"
+            + (f"; other settings: {others}" if others else "")
+            + f"; each family's best lr of {cfg.get('lrs')}; regenerate with `{info['command']}`")
+
+
+def comparison_provenance(result: dict[str, Any]) -> list[str]:
+    """One line per part of a comparison result: where its numbers come from
+    (:func:`describe_study` for MQAR, :func:`linattn_edu.experiments.stored.describe` for the others)."""
+    from .stored import describe
+
+    _check_result(result)
+    lines = []
+    for part in ("mqar", "lm", "speed"):
+        value = result[part]
+        if value is None:
+            lines.append(f"{part}: not stored")
+        elif part == "mqar":
+            lines.append(describe_study(value))
+        else:
+            lines.append(f"{part}: {describe(value)}")
+    return lines
+
+
+def stored_comparison(preset: str | None = None, *, directory: Any = None,
+                      setting: Sequence[int] | None = None) -> dict[str, Any] | None:
+    """The comparison read from the stored runs, in :func:`run_comparison`'s schema.
+
+    ``"mqar"``: :func:`mqar_from_study` of the stored MQAR study; ``"lm"`` and ``"speed"``: the
+    stored runs ``compare_lm`` and ``compare_speed``
+    (:func:`~linattn_edu.experiments.stored.load_stored`). A part with no stored file is None.
+
+    Args:
+        preset: ``"cpu"``, ``"gpu"`` (or ``"fast"`` for a smoke test); None: this machine's
+            (``gpu`` first on a GPU, then ``cpu``).
+        directory: where the results files are (default ``linattn_edu/results/``).
+        setting: the MQAR study's ``(seq_len, n_pairs)`` (default: see :func:`mqar_from_study`).
+
+    Returns:
+        ``{"mqar", "lm", "speed", "device", "stored"}`` (``stored``: each part's provenance), or
+        None when none of the three is stored.
+    """
+    from .stored import load_stored
+
+    study = load_study(preset, directory=directory)
+    lm = load_stored("compare_lm", preset, directory=directory)
+    speed = load_stored("compare_speed", preset, directory=directory)
+    if study is None and lm is None and speed is None:
+        return None
+    mqar = None if study is None else mqar_from_study(study, setting)
+    parts = {"mqar": mqar, "lm": lm, "speed": speed}
+    device = next((p["device"] for p in (speed, lm, mqar) if p is not None), "?")
+    return {**parts, "device": device, "stored": {k: (v or {}).get("stored") for k, v in parts.items()}}
+
+
+# ----------------------------------------------------------------------------------------------
+# Stored reference runs (scripts/run_experiment.py compare_lm / compare_speed; one unit per mechanism)
+# ----------------------------------------------------------------------------------------------
+
+from .stored import StoredExperiment, register  # noqa: E402
+
+register(StoredExperiment(
+    name="compare_lm", chapter="08_putting_it_together", run=run_comparison_lm, config=compare_lm_config,
+    unit_arg="mechanisms", default_units=tuple(MECHANISMS), presets=("cpu", "gpu"),
+    description="9 byte-level LMs (one per mechanism), perplexity at L and 4L",
+    run_options={"progress": False}))
+register(StoredExperiment(
+    name="compare_speed", chapter="08_putting_it_together", run=run_comparison_speed,
+    config=compare_speed_config, unit_arg="mechanisms", default_units=tuple(MECHANISMS), presets=("cpu", "gpu"),
+    description="prefill / decode time and state bytes against the context, 9 untrained models",
+    run_options={"progress": False}))
