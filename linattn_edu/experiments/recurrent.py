@@ -82,7 +82,13 @@ __all__ = [
     "length_generalization_config",
     "run_length_generalization",
     "plot_length_generalization",
+    "length_findings",
     "mqar_recurrent_config",
+    "GATES_PRESETS",
+    "GATES_SNIPPET",
+    "gates_config",
+    "run_hawk_gates",
+    "plot_hawk_gates",
 ]
 
 #: The kinds compared and the options each is built with besides the shared sizes: the paper's
@@ -151,10 +157,11 @@ DECODE_PRESETS: dict[str, dict[str, Any]] = {
     # Tests: a second or two. A window of 8 so that Griffin's cache visibly stops growing.
     "fast": dict(context_lens=(4, 8, 16, 32), d_model=32, n_layers=2, n_heads=2, batch_size=2, steps=2, repeat=1,
                  vocab_size=64, model_options={"griffin": {"window": 8}}),
-    # The book on a 2-core CPU (measured: 36 s, 1 thread). Griffin: 4 layers = recurrent, recurrent,
-    # attention, recurrent (the default pattern), window 64.
-    "cpu": dict(context_lens=(128, 256, 512, 1024, 2048, 4096), d_model=256, n_layers=4, n_heads=4, batch_size=4,
-                steps=16, repeat=3, vocab_size=256),
+    # The book on a 2-core CPU, live (a timing benchmark: it is measured on the reader's machine, not
+    # stored). Griffin: 4 layers = recurrent, recurrent, attention, recurrent (the default pattern),
+    # window 64. Sized to take seconds: d_model 128, contexts up to 2048, 8 timed steps, best of 2.
+    "cpu": dict(context_lens=(128, 256, 512, 1024, 2048), d_model=128, n_layers=4, n_heads=4, batch_size=4,
+                steps=8, repeat=2, vocab_size=256),
     # A CUDA GPU: the paper's Griffin window, official window_size=1024, i.e. 1025 keys including the
     # current one (this package's convention, window = window_size + 1); the contexts reach 32x beyond it.
     "gpu": dict(context_lens=(512, 1024, 2048, 4096, 8192, 16384, 32768), d_model=1024, n_layers=12, n_heads=16,
@@ -392,8 +399,14 @@ LENGTH_PRESETS: dict[str, dict[str, Any]] = {
     # Tests: checks that everything runs (a few seconds for the three kinds).
     "fast": dict(train_len=16, eval_lens=(16, 32, 64), d_model=32, n_layers=2, n_heads=2, steps=5, batch_size=4,
                  lr=3e-3, eval_max_windows=2, max_bytes=200_000, seed=0),
-    # The book on a 2-core CPU: the three kinds in about a minute (measured: 62 s, 1 thread).
-    "cpu": dict(train_len=64, eval_lens=(64, 128, 256, 512), d_model=64, n_layers=2, n_heads=4, steps=400,
+    # The chapter's live miniature (cpu mode; a few seconds per model on one core): a tiny model, few steps.
+    # The chapter says it is a miniature and draws it next to the stored reference run.
+    "mini": dict(train_len=32, eval_lens=(32, 64, 128, 256), d_model=32, n_layers=2, n_heads=4, steps=80,
+                 batch_size=8, lr=3e-3, eval_max_windows=4, max_bytes=None, seed=0),
+    # The stored reference run ("griffin_length", scripts/run_experiment.py): the book's old live cpu preset
+    # (train_len 64, d_model 64, 2 layers) trained 3x longer (1200 steps instead of 400) and evaluated up to
+    # 16x the training length (1024) instead of 8x. Minutes per model on one core.
+    "cpu": dict(train_len=64, eval_lens=(64, 128, 256, 512, 1024), d_model=64, n_layers=2, n_heads=4, steps=1200,
                 batch_size=16, lr=3e-3, eval_max_windows=8, max_bytes=None, seed=0),
     # A CUDA GPU (Griffin: 4 layers = recurrent, recurrent, attention, recurrent; window 128 = train_len // 2,
     # not the paper's 1025: a window longer than the 256 training tokens would show the attention distances
@@ -408,7 +421,9 @@ def length_generalization_config(preset: str | None = None) -> dict[str, Any]:
     """Sizes for :func:`run_length_generalization`: ``run_length_generalization(**length_generalization_config())``.
 
     Args:
-        preset: None picks by :func:`linattn_edu.runtime.mode`; or one of :data:`LENGTH_PRESETS`.
+        preset: None picks by :func:`linattn_edu.runtime.mode` (``"fast"`` under the tests, ``"cpu"``
+            without a GPU: the stored reference run's sizes, ``"gpu"`` with one); or one of
+            :data:`LENGTH_PRESETS` (``"mini"``: the chapter's live miniature).
 
     Returns:
         A new dict with ``train_len``, ``eval_lens``, ``d_model``, ``n_layers``, ``n_heads``,
@@ -639,3 +654,222 @@ def mqar_recurrent_config(preset: str | None = None) -> dict[str, Any]:
     out["feature_dims"] = {k: list(v) for k, v in cfg["feature_dims"].items()}
     out["based"] = [dict(b) for b in cfg["based"]]
     return out
+
+
+
+def length_findings(result: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Per model, the perplexity at the training length, at the longest length, and their ratio.
+
+    Args:
+        result: a :func:`run_length_generalization` result (or a stored reference run of it).
+
+    Returns:
+        ``{model: {"train_len", "longest", "ppl_train", "ppl_longest", "ratio"}}`` in row order;
+        ``ratio = ppl_longest / ppl_train`` (above 1: worse beyond the training length). The
+        training length's perplexity is the one at the shortest evaluated length ``>= train_len``.
+
+    Raises:
+        ValueError: ``result`` has no perplexity rows.
+    """
+    rows = result.get("rows", []) if isinstance(result, dict) else []
+    curves: dict[str, dict[int, float]] = {}
+    for r in rows:
+        curves.setdefault(r["model"], {})[int(r["eval_len"])] = float(r["perplexity"])
+    if not curves:
+        raise ValueError("result must be a run_length_generalization result with rows")
+    train_len = int(result.get("config", {}).get("train_len") or min(min(c) for c in curves.values()))
+    out: dict[str, dict[str, float]] = {}
+    for model, c in curves.items():
+        at = min((n for n in c if n >= train_len), default=min(c))
+        longest = max(c)
+        out[model] = {"train_len": at, "longest": longest, "ppl_train": c[at], "ppl_longest": c[longest],
+                      "ratio": c[longest] / c[at]}
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# 4. The gates of a trained Hawk LM
+# ----------------------------------------------------------------------------------------------
+
+#: The snippet whose gates the chapter draws (byte-level tokens, one per character).
+GATES_SNIPPET = "def mean(values):\n    return sum(values) / len(values)\n"
+
+#: Sizes per preset for :func:`run_hawk_gates` (``"mini"``: the chapter's live miniature).
+#:
+#: :meta hide-value:
+GATES_PRESETS: dict[str, dict[str, Any]] = {
+    "fast": dict(d_model=32, n_layers=1, n_heads=2, steps=5, seq_len=32, batch_size=4, lr=3e-3, seed=0, channels=16),
+    # Live in the chapter: seconds on one core; the gates have barely moved from their initialization.
+    "mini": dict(d_model=32, n_layers=1, n_heads=2, steps=60, seq_len=64, batch_size=8, lr=3e-3, seed=0, channels=32),
+    # The stored reference run ("griffin_gates"): the chapter's old live cpu model (d_model 64, 2 layers,
+    # sequences of 128) trained 1000 steps instead of 300.
+    "cpu": dict(d_model=64, n_layers=2, n_heads=4, steps=1000, seq_len=128, batch_size=16, lr=3e-3, seed=0,
+                channels=32),
+    "gpu": dict(d_model=128, n_layers=2, n_heads=4, steps=2000, seq_len=256, batch_size=32, lr=3e-3, seed=0,
+                channels=32),
+}
+
+
+def gates_config(preset: str | None = None) -> dict[str, Any]:
+    """Sizes for :func:`run_hawk_gates`: ``run_hawk_gates(**gates_config())``.
+
+    Args:
+        preset: None picks by :func:`linattn_edu.runtime.mode` (``"fast"``, ``"cpu"``: the stored
+            reference run's sizes, ``"gpu"``); or one of :data:`GATES_PRESETS` (``"mini"``: the
+            chapter's live miniature).
+
+    Returns:
+        A new dict with ``d_model``, ``n_layers``, ``n_heads``, ``steps``, ``seq_len``,
+        ``batch_size``, ``lr``, ``seed`` and ``channels``.
+
+    Raises:
+        ValueError: unknown ``preset``.
+    """
+    return dict(_preset(GATES_PRESETS, preset))
+
+
+def run_hawk_gates(
+    *,
+    d_model: int,
+    n_layers: int,
+    n_heads: int,
+    steps: int,
+    seq_len: int,
+    batch_size: int,
+    lr: float = 3e-3,
+    seed: int = 0,
+    channels: int = 32,
+    snippet: str = GATES_SNIPPET,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+    threads: int | None = 1,
+) -> dict[str, Any]:
+    """Train a byte-level Hawk LM on the ``stdlib`` corpus; record its first RG-LRU layer's gates on ``snippet``.
+
+    The model is ``build_model("hawk", vocab_size=256, d_model, n_layers, n_heads)`` after
+    ``torch.manual_seed(seed)``, trained by :func:`~linattn_edu.train.train_lm` (``steps`` AdamW
+    steps of ``batch_size`` random windows of ``seq_len`` bytes); then
+    ``model.gate_values(snippet)`` gives the recurrence gate ``r_t``, the input gate ``i_t`` (both
+    ``(T, C)``) and the base decay ``a = sigma(Lambda)`` ``(C,)`` of the first recurrent layer,
+    of which the first ``channels`` channels are kept.
+
+    Args:
+        d_model, n_layers, n_heads: model sizes.
+        steps, seq_len, batch_size, lr, seed: the training (cosine schedule with warmup).
+        channels: channels kept (the first ones; at most the RG-LRU width).
+        snippet: the text whose gates are recorded (``T = len(snippet)`` byte tokens).
+        device: default :func:`linattn_edu.runtime.device`.
+        progress: ``train_lm``'s bar.
+        threads: CPU threads during the run (restored afterwards); None: unchanged.
+
+    Returns:
+        ``{"rows", "gates", "train", "config", "device", "seconds"}``: ``rows`` the training loss
+        curve, ``{"step", "loss"}`` (mean over blocks of ``max(1, steps // 50)`` steps); ``gates``
+        ``{"text", "r", "i", "a", "c", "mean_decay", "mean_decay_init"}`` (lists of floats;
+        ``mean_decay`` the mean over tokens and channels of ``a_t = a^(c r_t)``, ``mean_decay_init``
+        the same for the untrained model); ``train`` ``{"n_params", "final_loss", "train_seconds"}``
+        (``final_loss``: mean of the last 10% of steps, nats per byte).
+
+    Raises:
+        ValueError: bad sizes (from the model) or an empty ``snippet``.
+    """
+    start = time.perf_counter()
+    if not isinstance(snippet, str) or not snippet:
+        raise ValueError(f"snippet must be a non-empty str, got {snippet!r}")
+    d_model, n_layers, n_heads = _int(d_model, "d_model"), _int(n_layers, "n_layers"), _int(n_heads, "n_heads")
+    steps, seq_len, batch_size = _int(steps, "steps"), _int(seq_len, "seq_len", 2), _int(batch_size, "batch_size")
+    seed, channels, lr = _int(seed, "seed", 0), _int(channels, "channels"), _positive(lr, "lr")
+    if threads is not None:
+        threads = _int(threads, "threads")
+    dev = _device(device)
+    from ..train import train_lm
+
+    with limited_threads(dev, threads):
+        corpus = load_corpus("stdlib")
+        torch.manual_seed(seed)
+        model = build_model("hawk", vocab_size=corpus.vocab_size, d_model=d_model, n_layers=n_layers,
+                            n_heads=n_heads).to(dev)
+        tokens = corpus.encode(snippet)[None].to(dev)
+
+        def gates() -> dict[str, torch.Tensor]:
+            model.eval()
+            with torch.no_grad():
+                g = model.gate_values(tokens)
+            return g
+
+        def mean_decay(g: dict[str, torch.Tensor]) -> float:
+            c = float(model.config.c)
+            a_t = g["a"][None, :].double() ** (c * g["r"][0].double())
+            return float(a_t.mean())
+
+        decay_init = mean_decay(gates())
+        t0 = time.perf_counter()
+        hist = train_lm(model, corpus.train, seq_len=seq_len, batch_size=batch_size, steps=steps, lr=lr,
+                        seed=seed, device=dev, progress=progress)
+        train_seconds = time.perf_counter() - t0
+        g = gates()
+        keep = min(channels, g["r"].shape[-1])
+        torch_threads = torch.get_num_threads()
+    losses = [float(x) for x in hist["loss"]]
+    block = max(1, steps // 50)
+    rows = [{"step": i + len(losses[i:i + block]), "loss": float(np.mean(losses[i:i + block]))}
+            for i in range(0, len(losses), block)]
+    out_gates = {
+        "text": snippet, "layer": 0, "c": float(model.config.c),
+        "r": g["r"][0, :, :keep].double().cpu().tolist(), "i": g["i"][0, :, :keep].double().cpu().tolist(),
+        "a": g["a"][:keep].double().cpu().tolist(), "mean_decay": mean_decay(g), "mean_decay_init": decay_init,
+    }
+    train = {"n_params": int(count_parameters(model)), "final_loss": float(np.mean(losses[-max(1, steps // 10):])),
+             "train_seconds": train_seconds}
+    config = {"d_model": d_model, "n_layers": n_layers, "n_heads": n_heads, "steps": steps, "seq_len": seq_len,
+              "batch_size": batch_size, "lr": lr, "seed": seed, "channels": keep, "vocab_size": corpus.vocab_size,
+              "corpus": "stdlib (train split)", "torch_threads": torch_threads}
+    return {"rows": rows, "gates": out_gates, "train": train, "config": config, "device": bench.device_name(dev),
+            "seconds": time.perf_counter() - start}
+
+
+def plot_hawk_gates(result: dict[str, Any], *, title: str | None = None, max_tokens: int = 64) -> Any:
+    """Draw a :func:`run_hawk_gates` result with :func:`~linattn_edu.widgets.plot_token_gates`.
+
+    Args:
+        result: a :func:`run_hawk_gates` result or its stored reference run.
+        title: the figure's suptitle (default: the model's size, steps and final loss).
+        max_tokens: at most this many tokens are drawn.
+
+    Returns:
+        The matplotlib Figure of :func:`~linattn_edu.widgets.plot_token_gates`.
+
+    Raises:
+        ValueError: ``result`` has no ``gates``.
+    """
+    from ..widgets import plot_token_gates
+
+    g = result.get("gates") if isinstance(result, dict) else None
+    if not isinstance(g, dict):
+        raise ValueError("result must be a run_hawk_gates result with 'gates'")
+    fig = plot_token_gates(g["text"], np.asarray(g["r"]), np.asarray(g["i"]), a=np.asarray(g["a"]), c=g["c"],
+                           max_tokens=max_tokens)
+    if title is None:
+        cfg, train = result.get("config", {}), result.get("train", {})
+        title = (f"Hawk d_model={cfg.get('d_model')}, {cfg.get('n_layers')} layers, {cfg.get('steps')} steps: "
+                 f"final loss {train.get('final_loss', float('nan')):.2f} nats/byte ({result.get('device', '?')})")
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------
+# Stored reference runs (scripts/run_experiment.py NAME --preset cpu; loaded by the chapter)
+# ----------------------------------------------------------------------------------------------
+
+from .stored import StoredExperiment, register  # noqa: E402
+
+register(StoredExperiment(
+    name="griffin_length", chapter="06_griffin_hawk", run=run_length_generalization,
+    config=length_generalization_config, unit_arg="kinds", default_units=tuple(RECURRENT_KINDS),
+    presets=("cpu", "gpu"), description="Griffin/Hawk/MQA Transformer: train short, test long (3 LMs)",
+    run_options={"progress": False}))
+
+register(StoredExperiment(
+    name="griffin_gates", chapter="06_griffin_hawk", run=run_hawk_gates, config=gates_config, unit_arg=None,
+    presets=("cpu", "gpu"), description="the RG-LRU gates of a trained byte-level Hawk LM (1 LM)",
+    run_options={"progress": False}))
