@@ -84,6 +84,9 @@ __all__ = [
     "plot_length_generalization",
     "length_findings",
     "mqar_recurrent_config",
+    "STUDY_FAMILIES_SHOWN",
+    "recurrent_study",
+    "mqar_window_coverage",
     "GATES_PRESETS",
     "GATES_SNIPPET",
     "gates_config",
@@ -401,7 +404,7 @@ LENGTH_PRESETS: dict[str, dict[str, Any]] = {
                  lr=3e-3, eval_max_windows=2, max_bytes=200_000, seed=0),
     # The chapter's live miniature (cpu mode; a few seconds per model on one core): a tiny model, few steps.
     # The chapter says it is a miniature and draws it next to the stored reference run.
-    "mini": dict(train_len=32, eval_lens=(32, 64, 128, 256), d_model=32, n_layers=2, n_heads=4, steps=80,
+    "mini": dict(train_len=32, eval_lens=(32, 64, 128, 256), d_model=32, n_layers=2, n_heads=4, steps=50,
                  batch_size=8, lr=3e-3, eval_max_windows=4, max_bytes=None, seed=0),
     # The stored reference run ("griffin_length", scripts/run_experiment.py): the book's old live cpu preset
     # (train_len 64, d_model 64, 2 layers) trained 3x longer (1200 steps instead of 400) and evaluated up to
@@ -828,13 +831,15 @@ def run_hawk_gates(
             "seconds": time.perf_counter() - start}
 
 
-def plot_hawk_gates(result: dict[str, Any], *, title: str | None = None, max_tokens: int = 64) -> Any:
+def plot_hawk_gates(result: dict[str, Any], *, title: str | None = None, max_tokens: int = 64,
+                    figsize: tuple[float, float] = (14.0, 7.0)) -> Any:
     """Draw a :func:`run_hawk_gates` result with :func:`~linattn_edu.widgets.plot_token_gates`.
 
     Args:
         result: a :func:`run_hawk_gates` result or its stored reference run.
         title: the figure's suptitle (default: the model's size, steps and final loss).
         max_tokens: at most this many tokens are drawn.
+        figsize: size in inches.
 
     Returns:
         The matplotlib Figure of :func:`~linattn_edu.widgets.plot_token_gates`.
@@ -848,13 +853,115 @@ def plot_hawk_gates(result: dict[str, Any], *, title: str | None = None, max_tok
     if not isinstance(g, dict):
         raise ValueError("result must be a run_hawk_gates result with 'gates'")
     fig = plot_token_gates(g["text"], np.asarray(g["r"]), np.asarray(g["i"]), a=np.asarray(g["a"]), c=g["c"],
-                           max_tokens=max_tokens)
+                           max_tokens=max_tokens, figsize=figsize)
     if title is None:
         cfg, train = result.get("config", {}), result.get("train", {})
         title = (f"Hawk d_model={cfg.get('d_model')}, {cfg.get('n_layers')} layers, {cfg.get('steps')} steps: "
                  f"final loss {train.get('final_loss', float('nan')):.2f} nats/byte ({result.get('device', '?')})")
     fig.suptitle(title, fontsize=10)
     return fig
+
+
+# ----------------------------------------------------------------------------------------------
+# 3b. Recall from the stored MQAR study (Chapter 5's study, read here)
+# ----------------------------------------------------------------------------------------------
+
+#: The families of :mod:`.mqar_study` the Griffin chapter shows: its two models and two references.
+STUDY_FAMILIES_SHOWN = ("attention", "based", "hawk", "griffin")
+
+
+def recurrent_study(record: dict[str, Any] | None,
+                    families: Sequence[str] = STUDY_FAMILIES_SHOWN) -> dict[str, Any]:
+    """The rows of the stored MQAR study (:mod:`.mqar_study`) for ``families``, with what is present.
+
+    The study may still be running (it appends one model at a time): this says, per setting, how
+    many of the models it will train for ``families`` are stored, so a chapter shows whatever is
+    there and says so.
+
+    Args:
+        record: the study's results record (``bench.load_results("mqar_study_cpu")``), or None.
+        families: the families kept (default :data:`STUDY_FAMILIES_SHOWN`).
+
+    Returns:
+        ``{"rows", "settings", "findings", "lr_at_edge"}``: ``rows`` the kept rows (every lr);
+        ``settings`` one ``{"seq_len", "n_pairs", "done", "expected", "complete"}`` per setting of
+        the study's config, in order (``done``: stored models of ``families`` at that setting,
+        ``expected``: the models its config schedules for them); ``findings``
+        :func:`~.mqar_study.study_findings` of the kept rows (settings with rows only);
+        ``lr_at_edge`` ``{setting_key: {family: "low" | "high"}}`` for families whose best point's
+        best lr is the smallest or largest of the lrs tried (the grid may not bracket its optimum).
+        With ``record`` None: empty rows, settings and findings.
+
+    Raises:
+        ValueError: ``families`` names a family the study does not have.
+    """
+    from . import mqar_study
+
+    families = tuple(families)
+    unknown = [f for f in families if f not in mqar_study.STUDY_FAMILIES]
+    if unknown or not families:
+        raise ValueError(f"families must be families of the MQAR study {list(mqar_study.STUDY_FAMILIES)}, "
+                         f"got {list(families)}")
+    if record is None:
+        return {"rows": [], "settings": [], "findings": {}, "lr_at_edge": {}}
+    rows = [r for r in record.get("rows", []) if r.get("family") in families]
+    cfg = dict(record.get("config", {}))
+    settings = []
+    if cfg.get("settings"):
+        jobs = mqar_study.study_jobs({**cfg, "families": [f for f in cfg.get("families", families) if f in families]})
+        for seq_len, n_pairs in cfg["settings"]:
+            expected = sum(1 for j in jobs if (j["seq_len"], j["n_pairs"]) == (seq_len, n_pairs))
+            done = sum(1 for r in rows if (r["seq_len"], r["n_pairs"]) == (seq_len, n_pairs))
+            settings.append({"seq_len": seq_len, "n_pairs": n_pairs, "done": done, "expected": expected,
+                             "complete": expected > 0 and done >= expected})
+    findings = mqar_study.study_findings(rows) if rows else {}
+    edge: dict[str, dict[str, str]] = {}
+    for b in mqar_study.best_rows(rows):
+        key = f"L={b['seq_len']}, pairs={b['n_pairs']}"
+        fam = findings.get(key, {}).get("families", {}).get(b["family"])
+        if fam is None or fam["best_point"] != b["point"] or len(b["lrs_tried"]) < 2:
+            continue
+        if b["lr"] == max(b["lrs_tried"]):
+            edge.setdefault(key, {})[b["family"]] = "high"
+        elif b["lr"] == min(b["lrs_tried"]):
+            edge.setdefault(key, {})[b["family"]] = "low"
+    return {"rows": rows, "settings": settings, "findings": findings, "lr_at_edge": edge}
+
+
+def mqar_window_coverage(seq_len: int, n_pairs: int, windows: Iterable[int], *, vocab_size: int,
+                         n_examples: int = 1000, seed: int = 1) -> dict[int, float]:
+    """The fraction of MQAR queries whose key-value pair lies inside a local-attention window.
+
+    A query at position ``p`` asking for the pair stored at positions ``(2i, 2i + 1)`` (key, value;
+    see :func:`~linattn_edu.tasks.make_mqar`) is *covered* by a window of ``w`` keys (counting the
+    current token, this package's convention) when ``p - (2i + 1) < w``: the value token is among
+    the last ``w`` positions the query's local attention sees. Griffin's attention can only look
+    up covered pairs; everything else must come through the recurrence.
+
+    Args:
+        seq_len, n_pairs, vocab_size: the MQAR setting (as in ``make_mqar``).
+        windows: window sizes ``w`` (positive ints).
+        n_examples, seed: the sequences measured (the study's test set: ``seed + 1`` of its seed).
+
+    Returns:
+        ``{w: fraction of queries covered}`` in ``[0, 1]``, windows ascending.
+
+    Raises:
+        ValueError: a bad window (or a bad setting, from ``make_mqar``).
+    """
+    from ..tasks import make_mqar
+
+    ws = check_lens(windows, "windows")
+    inputs, targets = make_mqar(_int(n_examples, "n_examples"), seq_len=seq_len, n_pairs=n_pairs,
+                                vocab_size=vocab_size, seed=_int(seed, "seed", 0))
+    context = 2 * n_pairs
+    distances = []
+    for x, y in zip(inputs, targets):
+        key_pos = {int(k): 2 * i for i, k in enumerate(x[:context:2])}
+        for p in np.nonzero(y != -100)[0]:
+            distances.append(int(p) - (key_pos[int(x[p])] + 1))
+    d = np.asarray(distances)
+    return {w: float(np.mean(d < w)) for w in ws}
 
 
 # ----------------------------------------------------------------------------------------------
