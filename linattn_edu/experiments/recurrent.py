@@ -23,28 +23,30 @@ RoPE, the paper's baseline), ``build_model("hawk")`` and ``build_model("griffin"
 :mod:`linattn_edu.models.griffin`), of equal width and depth. At these sizes they do not have equal
 parameter counts: every row reports ``n_params``.
 
-What the ``"cpu"`` presets showed (one run each on a 2-core AMD EPYC shared with other jobs):
+How the chapter shows them (issue 12: stored reference runs plus live miniatures):
 
-- :func:`decode_latency` (36 s; d_model 256, 4 layers, batch 4, 1 thread): the Transformer's
-  step went from 6.7 ms at a context of 128 to 54 ms at 4096 (its KV cache from 0.25 to 8 MiB per
-  sequence); Hawk (16 KiB of state) and Griffin (44 KiB: window 64) stayed at 7-10 ms, about
-  7x faster than the Transformer at 4096. Timings on a shared CPU are noisy (+-30%).
-- :func:`run_length_generalization` (62 s; train_len 64, 400 steps, d_model 64, 2 layers):
-  perplexity at 64 / 512 tokens: Transformer 6.12 / 8.94 (RoPE past its training length),
-  Hawk 5.10 / 4.98, Griffin (window 32) 5.35 / 5.25: the recurrent models get slightly *better*
-  with more context, the Transformer 46% worse. (Re-run 2026-12-03, torch 2.13.0+cpu, 1 thread,
-  at commit 994bf3d, after the RG-LRU began treating token 0 as a document start; the code
-  before that change gives Hawk 5.07 / 4.96 and Griffin 5.31 / 5.21, the Transformer unchanged.)
-- MQAR (:func:`mqar_recurrent_config`, 800 steps, 167 s in Chapter 6 on an idle 2-core EPYC):
-  accuracy (state bytes) Hawk 0.029 (2048), Griffin w=16 0.038 (5120), Griffin w=32 0.697
-  (9216); the same budget gives attention 0.98 (66560), Taylor d=4 0.99 (12112) and Based d=4
-  w=8 0.78 (10664) (Chapter 5). (Hawk and Griffin re-run 2026-12-03 at commit 994bf3d, after the
-  first-token reset, one seed; the code before it gives 0.033, 0.036 and 0.104 at the same seed,
-  2026-12-01 and again 2026-12-03. MQAR training at this budget sits near a threshold, so one
-  seed does not say which convention trains better.) Hawk's 2 KiB state does not leave the
-  plateau at this budget (before the change also not with ``lr=1e-3``, 0.04, or
-  LeCun-initialized input projections, 0.12), and a
-  window of 16 rarely covers a key-query distance at ``L = 64``.
+- :func:`decode_latency` is a timing benchmark of untrained models: it runs live, at the small
+  ``"cpu"`` sizes of :data:`DECODE_PRESETS` (seconds).
+- :func:`run_length_generalization` is the stored experiment ``griffin_length`` (one unit per
+  model kind; ``python scripts/run_experiment.py griffin_length --preset cpu`` writes
+  ``results/griffin_length_cpu.json``), loaded with
+  :func:`~linattn_edu.experiments.stored.reference_run`; the chapter also runs the ``"mini"``
+  preset live. :func:`length_findings` computes what the chapter says about it.
+- MQAR recall comes from the stored MQAR study of Chapter 5 (:mod:`.mqar_study`,
+  ``results/mqar_study_cpu.json``): :func:`recurrent_study` keeps its Hawk, Griffin, attention
+  and Based rows and says which settings are complete; :func:`mqar_window_coverage` computes the
+  fraction of queries a Griffin window covers, to set next to Griffin's accuracy.
+  (:func:`mqar_recurrent_config` remains for a small live sweep with
+  :func:`~linattn_edu.experiments.mqar_sweep.run_mqar_sweep`.)
+- The gates of a trained Hawk LM (:func:`run_hawk_gates`) are the stored experiment
+  ``griffin_gates``; the chapter also trains the ``"mini"`` preset live.
+
+Earlier measurements at the chapter's old live sizes (2-core AMD EPYC shared with other jobs, 1
+thread, torch 2.13.0+cpu, 2026-12-03, commit 994bf3d): length generalization with train_len 64, 400
+steps, d_model 64, perplexity at 64 / 512 tokens: Transformer 6.12 / 8.94, Hawk 5.10 / 4.98,
+Griffin (window 32) 5.35 / 5.25. MQAR at L = 64, 8 pairs, 800 steps, one lr (3e-3), one seed: Hawk
+0.029, Griffin w=16 0.038, Griffin w=32 0.697; the stored study now replaces these with swept
+learning rates and 16 pairs.
 """
 
 from __future__ import annotations
