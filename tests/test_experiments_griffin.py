@@ -288,3 +288,164 @@ def test_init_qk_touches_only_the_key_half_of_kv_proj():
     assert not (kv[:half] == before[:half]).all()  # keys re-initialized
     assert (kv[half:] == before[half:]).all()  # values untouched
     assert 0.1 < kv[:half].std().item() < 0.25  # 1/sqrt(32) = 0.177
+
+
+# ----------------------------------------------------------------------------------------------
+# Stored reference runs, live miniatures, the stored MQAR study, the gates
+# ----------------------------------------------------------------------------------------------
+
+from linattn_edu.experiments import recurrent as rec  # noqa: E402
+from linattn_edu.experiments import mqar_study, stored  # noqa: E402
+
+
+def test_griffin_experiments_are_registered_with_their_presets():
+    length = stored.experiment("griffin_length")
+    assert length.chapter == "06_griffin_hawk" and length.unit_arg == "kinds"
+    assert list(length.default_units) == list(KINDS)
+    assert length.config("cpu") == length_generalization_config("cpu")
+    gates = stored.experiment("griffin_gates")
+    assert gates.unit_arg is None and gates.config("cpu") == rec.gates_config("cpu")
+    # the reference run is at least the chapter's old live size (train_len 64, d_model 64, 400 steps) ...
+    cpu = length_generalization_config("cpu")
+    assert cpu["train_len"] >= 64 and cpu["d_model"] >= 64 and cpu["steps"] >= 400 and max(cpu["eval_lens"]) >= 512
+    assert rec.gates_config("cpu")["steps"] >= 300
+    # ... and the live miniatures are smaller
+    mini = length_generalization_config("mini")
+    assert mini["steps"] < cpu["steps"] and mini["d_model"] <= cpu["d_model"]
+    assert rec.gates_config("mini")["steps"] < rec.gates_config("cpu")["steps"]
+    for presets in (rec.LENGTH_PRESETS, rec.GATES_PRESETS):
+        assert set(presets) >= {"fast", "mini", "cpu", "gpu"}
+    with pytest.raises(ValueError, match="preset"):
+        rec.gates_config("huge")
+
+
+def test_length_unit_alone_equals_the_unit_in_the_whole_run(fast_length):
+    """scripts/run_experiment.py trains one kind per call: the result must not depend on the others."""
+    alone = run_length_generalization(["hawk"], **length_generalization_config(), device="cpu", progress=False)
+    together = [r for r in fast_length["rows"] if r["model"] == "hawk"]
+    assert [r["eval_len"] for r in alone["rows"]] == [r["eval_len"] for r in together]
+    for a, b in zip(alone["rows"], together):
+        assert a["perplexity"] == pytest.approx(b["perplexity"], rel=1e-6)
+    merged = stored.merge_results([
+        run_length_generalization([k], **length_generalization_config(), device="cpu", progress=False)
+        for k in ("transformer", "griffin")])
+    assert [r["model"] for r in merged["rows"]][:1] == ["transformer"] and set(merged["train"]) == {"transformer",
+                                                                                                    "griffin"}
+
+
+def test_length_findings(fast_length):
+    found = rec.length_findings(fast_length)
+    assert list(found) == list(KINDS)
+    lens = length_generalization_config()["eval_lens"]
+    for kind, f in found.items():
+        ppl = {r["eval_len"]: r["perplexity"] for r in fast_length["rows"] if r["model"] == kind}
+        assert f["longest"] == max(lens) and f["train_len"] == min(lens)
+        assert f["ratio"] == pytest.approx(ppl[max(lens)] / ppl[min(lens)])
+    fake = {"rows": [{"model": "m", "eval_len": n, "perplexity": p} for n, p in ((8, 4.0), (16, 2.0), (32, 3.0))],
+            "config": {"train_len": 16}}
+    assert rec.length_findings(fake)["m"] == {"train_len": 16, "longest": 32, "ppl_train": 2.0, "ppl_longest": 3.0,
+                                              "ratio": 1.5}
+    with pytest.raises(ValueError, match="result"):
+        rec.length_findings({"rows": []})
+
+
+@pytest.fixture(scope="module")
+def fast_gates():
+    return rec.run_hawk_gates(**rec.gates_config(), device="cpu", progress=False)
+
+
+def test_run_hawk_gates_records_the_first_layers_gates(fast_gates):
+    g = fast_gates["gates"]
+    cfg = rec.gates_config()
+    t_len = len(rec.GATES_SNIPPET)
+    assert g["text"] == rec.GATES_SNIPPET
+    assert len(g["r"]) == len(g["i"]) == t_len and all(len(row) == cfg["channels"] for row in g["r"] + g["i"])
+    assert len(g["a"]) == cfg["channels"] and all(0.0 < a < 1.0 for a in g["a"])
+    assert all(0.0 <= x <= 1.0 for row in g["r"] + g["i"] for x in row)
+    assert 0.0 < g["mean_decay"] < 1.0 and 0.0 < g["mean_decay_init"] < 1.0
+    assert fast_gates["rows"] and fast_gates["rows"][-1]["step"] == cfg["steps"]
+    assert fast_gates["train"]["n_params"] > 0 and math.isfinite(fast_gates["train"]["final_loss"])
+    json.dumps(fast_gates)  # storable as is
+    # the same seed gives the same gates (the stored run is reproducible)
+    again = rec.run_hawk_gates(**cfg, device="cpu", progress=False)
+    import numpy as np
+
+    np.testing.assert_allclose(again["gates"]["r"], g["r"], rtol=1e-6)
+
+
+def test_plot_hawk_gates_and_errors(fast_gates):
+    fig = rec.plot_hawk_gates(fast_gates, title="x")
+    assert fig._suptitle.get_text() == "x" and len(fig.axes) >= 3
+    plt.close(fig)
+    fig = rec.plot_hawk_gates(fast_gates)
+    assert "Hawk" in fig._suptitle.get_text()
+    plt.close(fig)
+    with pytest.raises(ValueError, match="gates"):
+        rec.plot_hawk_gates({"rows": []})
+    with pytest.raises(ValueError, match="snippet"):
+        rec.run_hawk_gates(**rec.gates_config(), snippet="", device="cpu", progress=False)
+
+
+def _fake_study(accuracy):
+    cfg = {"settings": [[32, 4], [64, 8]], "vocab_size": 128, "d_model": 32, "n_heads": 1, "steps": 2,
+           "batch_size": 4, "lrs": [1e-3, 1e-2], "n_train": 8, "n_test": 8, "seed": 0, "points": 2,
+           "families": list(mqar_study.STUDY_FAMILIES)}
+    rows = []
+    for job in mqar_study.study_jobs(cfg):
+        if job["seq_len"] != 32:  # the second setting is still "running": no rows yet
+            continue
+        spec = job["_spec"]
+        rows.append({k: v for k, v in job.items() if k != "_spec"}
+                    | {"dial": spec["dial"], "state_bytes": 100 * spec["dial"],
+                       "accuracy": accuracy(job["family"], spec["dial"], job["lr"]), "loss_curve": [1.0, 0.5]})
+    return {"config": cfg, "rows": rows}
+
+
+def test_recurrent_study_keeps_the_shown_families_and_says_what_is_present():
+    def accuracy(family, dial, lr):
+        if family == "attention":
+            return 1.0
+        if family == "hawk":
+            return 0.05 if lr == 1e-2 else 0.01  # best at the high edge, on the plateau
+        return 0.1 * dial / 32 + (0.1 if lr == 1e-3 else 0.0)
+
+    record = _fake_study(accuracy)
+    out = rec.recurrent_study(record)
+    assert {r["family"] for r in out["rows"]} == set(rec.STUDY_FAMILIES_SHOWN)
+    per_setting = 4 * 2 * 2  # families x points x lrs
+    assert out["settings"] == [
+        {"seq_len": 32, "n_pairs": 4, "done": per_setting, "expected": per_setting, "complete": True},
+        {"seq_len": 64, "n_pairs": 8, "done": 0, "expected": per_setting, "complete": False}]
+    assert list(out["findings"]) == ["L=32, pairs=4"]
+    fams = out["findings"]["L=32, pairs=4"]["families"]
+    assert set(fams) == set(rec.STUDY_FAMILIES_SHOWN) and fams["hawk"]["plateau"] and not fams["attention"]["plateau"]
+    edge = out["lr_at_edge"]["L=32, pairs=4"]
+    assert edge["hawk"] == "high" and edge["griffin"] == "low" and edge["based"] == "low"
+    assert rec.recurrent_study(None) == {"rows": [], "settings": [], "findings": {}, "lr_at_edge": {}}
+    only = rec.recurrent_study(record, families=["hawk"])
+    assert {r["family"] for r in only["rows"]} == {"hawk"} and only["settings"][0]["expected"] == 4
+    with pytest.raises(ValueError, match="families"):
+        rec.recurrent_study(record, families=["lstm"])
+
+
+def test_mqar_window_coverage_counts_pairs_inside_the_window():
+    from linattn_edu.tasks import make_mqar
+
+    seq_len, n_pairs, vocab = 32, 4, 64
+    cover = rec.mqar_window_coverage(seq_len, n_pairs, [1, 4, 9, 17, 32], vocab_size=vocab, n_examples=50, seed=3)
+    assert list(cover) == [1, 4, 9, 17, 32]
+    assert cover[1] == 0.0  # the value token is never the query itself
+    assert cover[32] == 1.0  # a window of the whole sequence covers everything
+    assert all(a <= b for a, b in zip(cover.values(), list(cover.values())[1:]))
+    # brute force on the same data: the value of the queried key lies among the last w positions
+    x, y = make_mqar(50, seq_len=seq_len, n_pairs=n_pairs, vocab_size=vocab, seed=3)
+    hits = total = 0
+    for row_x, row_y in zip(x, y):
+        for p in range(seq_len):
+            if row_y[p] == -100:
+                continue
+            total += 1
+            hits += any(row_x[j] == row_y[p] for j in range(max(0, p - 9 + 1), p + 1))
+    assert cover[9] == pytest.approx(hits / total)
+    with pytest.raises(ValueError, match="windows"):
+        rec.mqar_window_coverage(seq_len, n_pairs, [0], vocab_size=vocab)

@@ -23,28 +23,30 @@ RoPE, the paper's baseline), ``build_model("hawk")`` and ``build_model("griffin"
 :mod:`linattn_edu.models.griffin`), of equal width and depth. At these sizes they do not have equal
 parameter counts: every row reports ``n_params``.
 
-What the ``"cpu"`` presets showed (one run each on a 2-core AMD EPYC shared with other jobs):
+How the chapter shows them (issue 12: stored reference runs plus live miniatures):
 
-- :func:`decode_latency` (36 s; d_model 256, 4 layers, batch 4, 1 thread): the Transformer's
-  step went from 6.7 ms at a context of 128 to 54 ms at 4096 (its KV cache from 0.25 to 8 MiB per
-  sequence); Hawk (16 KiB of state) and Griffin (44 KiB: window 64) stayed at 7-10 ms, about
-  7x faster than the Transformer at 4096. Timings on a shared CPU are noisy (+-30%).
-- :func:`run_length_generalization` (62 s; train_len 64, 400 steps, d_model 64, 2 layers):
-  perplexity at 64 / 512 tokens: Transformer 6.12 / 8.94 (RoPE past its training length),
-  Hawk 5.10 / 4.98, Griffin (window 32) 5.35 / 5.25: the recurrent models get slightly *better*
-  with more context, the Transformer 46% worse. (Re-run 2026-12-03, torch 2.13.0+cpu, 1 thread,
-  at commit 994bf3d, after the RG-LRU began treating token 0 as a document start; the code
-  before that change gives Hawk 5.07 / 4.96 and Griffin 5.31 / 5.21, the Transformer unchanged.)
-- MQAR (:func:`mqar_recurrent_config`, 800 steps, 167 s in Chapter 6 on an idle 2-core EPYC):
-  accuracy (state bytes) Hawk 0.029 (2048), Griffin w=16 0.038 (5120), Griffin w=32 0.697
-  (9216); the same budget gives attention 0.98 (66560), Taylor d=4 0.99 (12112) and Based d=4
-  w=8 0.78 (10664) (Chapter 5). (Hawk and Griffin re-run 2026-12-03 at commit 994bf3d, after the
-  first-token reset, one seed; the code before it gives 0.033, 0.036 and 0.104 at the same seed,
-  2026-12-01 and again 2026-12-03. MQAR training at this budget sits near a threshold, so one
-  seed does not say which convention trains better.) Hawk's 2 KiB state does not leave the
-  plateau at this budget (before the change also not with ``lr=1e-3``, 0.04, or
-  LeCun-initialized input projections, 0.12), and a
-  window of 16 rarely covers a key-query distance at ``L = 64``.
+- :func:`decode_latency` is a timing benchmark of untrained models: it runs live, at the small
+  ``"cpu"`` sizes of :data:`DECODE_PRESETS` (seconds).
+- :func:`run_length_generalization` is the stored experiment ``griffin_length`` (one unit per
+  model kind; ``python scripts/run_experiment.py griffin_length --preset cpu`` writes
+  ``results/griffin_length_cpu.json``), loaded with
+  :func:`~linattn_edu.experiments.stored.reference_run`; the chapter also runs the ``"mini"``
+  preset live. :func:`length_findings` computes what the chapter says about it.
+- MQAR recall comes from the stored MQAR study of Chapter 5 (:mod:`.mqar_study`,
+  ``results/mqar_study_cpu.json``): :func:`recurrent_study` keeps its Hawk, Griffin, attention
+  and Based rows and says which settings are complete; :func:`mqar_window_coverage` computes the
+  fraction of queries a Griffin window covers, to set next to Griffin's accuracy.
+  (:func:`mqar_recurrent_config` remains for a small live sweep with
+  :func:`~linattn_edu.experiments.mqar_sweep.run_mqar_sweep`.)
+- The gates of a trained Hawk LM (:func:`run_hawk_gates`) are the stored experiment
+  ``griffin_gates``; the chapter also trains the ``"mini"`` preset live.
+
+Earlier measurements at the chapter's old live sizes (2-core AMD EPYC shared with other jobs, 1
+thread, torch 2.13.0+cpu, 2026-12-03, commit 994bf3d): length generalization with train_len 64, 400
+steps, d_model 64, perplexity at 64 / 512 tokens: Transformer 6.12 / 8.94, Hawk 5.10 / 4.98,
+Griffin (window 32) 5.35 / 5.25. MQAR at L = 64, 8 pairs, 800 steps, one lr (3e-3), one seed: Hawk
+0.029, Griffin w=16 0.038, Griffin w=32 0.697; the stored study now replaces these with swept
+learning rates and 16 pairs.
 """
 
 from __future__ import annotations
@@ -82,7 +84,16 @@ __all__ = [
     "length_generalization_config",
     "run_length_generalization",
     "plot_length_generalization",
+    "length_findings",
     "mqar_recurrent_config",
+    "STUDY_FAMILIES_SHOWN",
+    "recurrent_study",
+    "mqar_window_coverage",
+    "GATES_PRESETS",
+    "GATES_SNIPPET",
+    "gates_config",
+    "run_hawk_gates",
+    "plot_hawk_gates",
 ]
 
 #: The kinds compared and the options each is built with besides the shared sizes: the paper's
@@ -151,10 +162,11 @@ DECODE_PRESETS: dict[str, dict[str, Any]] = {
     # Tests: a second or two. A window of 8 so that Griffin's cache visibly stops growing.
     "fast": dict(context_lens=(4, 8, 16, 32), d_model=32, n_layers=2, n_heads=2, batch_size=2, steps=2, repeat=1,
                  vocab_size=64, model_options={"griffin": {"window": 8}}),
-    # The book on a 2-core CPU (measured: 36 s, 1 thread). Griffin: 4 layers = recurrent, recurrent,
-    # attention, recurrent (the default pattern), window 64.
-    "cpu": dict(context_lens=(128, 256, 512, 1024, 2048, 4096), d_model=256, n_layers=4, n_heads=4, batch_size=4,
-                steps=16, repeat=3, vocab_size=256),
+    # The book on a 2-core CPU, live (a timing benchmark: it is measured on the reader's machine, not
+    # stored). Griffin: 4 layers = recurrent, recurrent, attention, recurrent (the default pattern),
+    # window 64. Sized to take seconds: d_model 128, contexts up to 2048, 8 timed steps, best of 2.
+    "cpu": dict(context_lens=(128, 256, 512, 1024, 2048), d_model=128, n_layers=4, n_heads=4, batch_size=4,
+                steps=8, repeat=2, vocab_size=256),
     # A CUDA GPU: the paper's Griffin window, official window_size=1024, i.e. 1025 keys including the
     # current one (this package's convention, window = window_size + 1); the contexts reach 32x beyond it.
     "gpu": dict(context_lens=(512, 1024, 2048, 4096, 8192, 16384, 32768), d_model=1024, n_layers=12, n_heads=16,
@@ -392,8 +404,14 @@ LENGTH_PRESETS: dict[str, dict[str, Any]] = {
     # Tests: checks that everything runs (a few seconds for the three kinds).
     "fast": dict(train_len=16, eval_lens=(16, 32, 64), d_model=32, n_layers=2, n_heads=2, steps=5, batch_size=4,
                  lr=3e-3, eval_max_windows=2, max_bytes=200_000, seed=0),
-    # The book on a 2-core CPU: the three kinds in about a minute (measured: 62 s, 1 thread).
-    "cpu": dict(train_len=64, eval_lens=(64, 128, 256, 512), d_model=64, n_layers=2, n_heads=4, steps=400,
+    # The chapter's live miniature (cpu mode; a few seconds per model on one core): a tiny model, few steps.
+    # The chapter says it is a miniature and draws it next to the stored reference run.
+    "mini": dict(train_len=32, eval_lens=(32, 64, 128, 256), d_model=32, n_layers=2, n_heads=4, steps=50,
+                 batch_size=8, lr=3e-3, eval_max_windows=4, max_bytes=None, seed=0),
+    # The stored reference run ("griffin_length", scripts/run_experiment.py): the book's old live cpu preset
+    # (train_len 64, d_model 64, 2 layers) trained 3x longer (1200 steps instead of 400) and evaluated up to
+    # 16x the training length (1024) instead of 8x. Minutes per model on one core.
+    "cpu": dict(train_len=64, eval_lens=(64, 128, 256, 512, 1024), d_model=64, n_layers=2, n_heads=4, steps=1200,
                 batch_size=16, lr=3e-3, eval_max_windows=8, max_bytes=None, seed=0),
     # A CUDA GPU (Griffin: 4 layers = recurrent, recurrent, attention, recurrent; window 128 = train_len // 2,
     # not the paper's 1025: a window longer than the 256 training tokens would show the attention distances
@@ -408,7 +426,9 @@ def length_generalization_config(preset: str | None = None) -> dict[str, Any]:
     """Sizes for :func:`run_length_generalization`: ``run_length_generalization(**length_generalization_config())``.
 
     Args:
-        preset: None picks by :func:`linattn_edu.runtime.mode`; or one of :data:`LENGTH_PRESETS`.
+        preset: None picks by :func:`linattn_edu.runtime.mode` (``"fast"`` under the tests, ``"cpu"``
+            without a GPU: the stored reference run's sizes, ``"gpu"`` with one); or one of
+            :data:`LENGTH_PRESETS` (``"mini"``: the chapter's live miniature).
 
     Returns:
         A new dict with ``train_len``, ``eval_lens``, ``d_model``, ``n_layers``, ``n_heads``,
@@ -639,3 +659,326 @@ def mqar_recurrent_config(preset: str | None = None) -> dict[str, Any]:
     out["feature_dims"] = {k: list(v) for k, v in cfg["feature_dims"].items()}
     out["based"] = [dict(b) for b in cfg["based"]]
     return out
+
+
+
+def length_findings(result: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Per model, the perplexity at the training length, at the longest length, and their ratio.
+
+    Args:
+        result: a :func:`run_length_generalization` result (or a stored reference run of it).
+
+    Returns:
+        ``{model: {"train_len", "longest", "ppl_train", "ppl_longest", "ratio"}}`` in row order;
+        ``ratio = ppl_longest / ppl_train`` (above 1: worse beyond the training length). The
+        training length's perplexity is the one at the shortest evaluated length ``>= train_len``.
+
+    Raises:
+        ValueError: ``result`` has no perplexity rows.
+    """
+    rows = result.get("rows", []) if isinstance(result, dict) else []
+    curves: dict[str, dict[int, float]] = {}
+    for r in rows:
+        curves.setdefault(r["model"], {})[int(r["eval_len"])] = float(r["perplexity"])
+    if not curves:
+        raise ValueError("result must be a run_length_generalization result with rows")
+    train_len = int(result.get("config", {}).get("train_len") or min(min(c) for c in curves.values()))
+    out: dict[str, dict[str, float]] = {}
+    for model, c in curves.items():
+        at = min((n for n in c if n >= train_len), default=min(c))
+        longest = max(c)
+        out[model] = {"train_len": at, "longest": longest, "ppl_train": c[at], "ppl_longest": c[longest],
+                      "ratio": c[longest] / c[at]}
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# 4. The gates of a trained Hawk LM
+# ----------------------------------------------------------------------------------------------
+
+#: The snippet whose gates the chapter draws (byte-level tokens, one per character).
+GATES_SNIPPET = "def mean(values):\n    return sum(values) / len(values)\n"
+
+#: Sizes per preset for :func:`run_hawk_gates` (``"mini"``: the chapter's live miniature).
+#:
+#: :meta hide-value:
+GATES_PRESETS: dict[str, dict[str, Any]] = {
+    "fast": dict(d_model=32, n_layers=1, n_heads=2, steps=5, seq_len=32, batch_size=4, lr=3e-3, seed=0, channels=16),
+    # Live in the chapter: seconds on one core; the gates have barely moved from their initialization.
+    "mini": dict(d_model=32, n_layers=1, n_heads=2, steps=60, seq_len=64, batch_size=8, lr=3e-3, seed=0, channels=32),
+    # The stored reference run ("griffin_gates"): the chapter's old live cpu model (d_model 64, 2 layers,
+    # sequences of 128) trained 1000 steps instead of 300.
+    "cpu": dict(d_model=64, n_layers=2, n_heads=4, steps=1000, seq_len=128, batch_size=16, lr=3e-3, seed=0,
+                channels=32),
+    "gpu": dict(d_model=128, n_layers=2, n_heads=4, steps=2000, seq_len=256, batch_size=32, lr=3e-3, seed=0,
+                channels=32),
+}
+
+
+def gates_config(preset: str | None = None) -> dict[str, Any]:
+    """Sizes for :func:`run_hawk_gates`: ``run_hawk_gates(**gates_config())``.
+
+    Args:
+        preset: None picks by :func:`linattn_edu.runtime.mode` (``"fast"``, ``"cpu"``: the stored
+            reference run's sizes, ``"gpu"``); or one of :data:`GATES_PRESETS` (``"mini"``: the
+            chapter's live miniature).
+
+    Returns:
+        A new dict with ``d_model``, ``n_layers``, ``n_heads``, ``steps``, ``seq_len``,
+        ``batch_size``, ``lr``, ``seed`` and ``channels``.
+
+    Raises:
+        ValueError: unknown ``preset``.
+    """
+    return dict(_preset(GATES_PRESETS, preset))
+
+
+def run_hawk_gates(
+    *,
+    d_model: int,
+    n_layers: int,
+    n_heads: int,
+    steps: int,
+    seq_len: int,
+    batch_size: int,
+    lr: float = 3e-3,
+    seed: int = 0,
+    channels: int = 32,
+    snippet: str = GATES_SNIPPET,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+    threads: int | None = 1,
+) -> dict[str, Any]:
+    """Train a byte-level Hawk LM on the ``stdlib`` corpus; record its first RG-LRU layer's gates on ``snippet``.
+
+    The model is ``build_model("hawk", vocab_size=256, d_model, n_layers, n_heads)`` after
+    ``torch.manual_seed(seed)``, trained by :func:`~linattn_edu.train.train_lm` (``steps`` AdamW
+    steps of ``batch_size`` random windows of ``seq_len`` bytes); then
+    ``model.gate_values(snippet)`` gives the recurrence gate ``r_t``, the input gate ``i_t`` (both
+    ``(T, C)``) and the base decay ``a = sigma(Lambda)`` ``(C,)`` of the first recurrent layer,
+    of which the first ``channels`` channels are kept.
+
+    Args:
+        d_model, n_layers, n_heads: model sizes.
+        steps, seq_len, batch_size, lr, seed: the training (cosine schedule with warmup).
+        channels: channels kept (the first ones; at most the RG-LRU width).
+        snippet: the text whose gates are recorded (``T = len(snippet)`` byte tokens).
+        device: default :func:`linattn_edu.runtime.device`.
+        progress: ``train_lm``'s bar.
+        threads: CPU threads during the run (restored afterwards); None: unchanged.
+
+    Returns:
+        ``{"rows", "gates", "train", "config", "device", "seconds"}``: ``rows`` the training loss
+        curve, ``{"step", "loss"}`` (mean over blocks of ``max(1, steps // 50)`` steps); ``gates``
+        ``{"text", "r", "i", "a", "c", "mean_decay", "mean_decay_init"}`` (lists of floats;
+        ``mean_decay`` the mean over tokens and channels of ``a_t = a^(c r_t)``, ``mean_decay_init``
+        the same for the untrained model); ``train`` ``{"n_params", "final_loss", "train_seconds"}``
+        (``final_loss``: mean of the last 10% of steps, nats per byte).
+
+    Raises:
+        ValueError: bad sizes (from the model) or an empty ``snippet``.
+    """
+    start = time.perf_counter()
+    if not isinstance(snippet, str) or not snippet:
+        raise ValueError(f"snippet must be a non-empty str, got {snippet!r}")
+    d_model, n_layers, n_heads = _int(d_model, "d_model"), _int(n_layers, "n_layers"), _int(n_heads, "n_heads")
+    steps, seq_len, batch_size = _int(steps, "steps"), _int(seq_len, "seq_len", 2), _int(batch_size, "batch_size")
+    seed, channels, lr = _int(seed, "seed", 0), _int(channels, "channels"), _positive(lr, "lr")
+    if threads is not None:
+        threads = _int(threads, "threads")
+    dev = _device(device)
+    from ..train import train_lm
+
+    with limited_threads(dev, threads):
+        corpus = load_corpus("stdlib")
+        torch.manual_seed(seed)
+        model = build_model("hawk", vocab_size=corpus.vocab_size, d_model=d_model, n_layers=n_layers,
+                            n_heads=n_heads).to(dev)
+        tokens = corpus.encode(snippet)[None].to(dev)
+
+        def gates() -> dict[str, torch.Tensor]:
+            model.eval()
+            with torch.no_grad():
+                g = model.gate_values(tokens)
+            return g
+
+        def mean_decay(g: dict[str, torch.Tensor]) -> float:
+            c = float(model.config.c)
+            a_t = g["a"][None, :].double() ** (c * g["r"][0].double())
+            return float(a_t.mean())
+
+        decay_init = mean_decay(gates())
+        t0 = time.perf_counter()
+        hist = train_lm(model, corpus.train, seq_len=seq_len, batch_size=batch_size, steps=steps, lr=lr,
+                        seed=seed, device=dev, progress=progress)
+        train_seconds = time.perf_counter() - t0
+        g = gates()
+        keep = min(channels, g["r"].shape[-1])
+        torch_threads = torch.get_num_threads()
+    losses = [float(x) for x in hist["loss"]]
+    block = max(1, steps // 50)
+    rows = [{"step": i + len(losses[i:i + block]), "loss": float(np.mean(losses[i:i + block]))}
+            for i in range(0, len(losses), block)]
+    out_gates = {
+        "text": snippet, "layer": 0, "c": float(model.config.c),
+        "r": g["r"][0, :, :keep].double().cpu().tolist(), "i": g["i"][0, :, :keep].double().cpu().tolist(),
+        "a": g["a"][:keep].double().cpu().tolist(), "mean_decay": mean_decay(g), "mean_decay_init": decay_init,
+    }
+    train = {"n_params": int(count_parameters(model)), "final_loss": float(np.mean(losses[-max(1, steps // 10):])),
+             "train_seconds": train_seconds}
+    config = {"d_model": d_model, "n_layers": n_layers, "n_heads": n_heads, "steps": steps, "seq_len": seq_len,
+              "batch_size": batch_size, "lr": lr, "seed": seed, "channels": keep, "vocab_size": corpus.vocab_size,
+              "corpus": "stdlib (train split)", "torch_threads": torch_threads}
+    return {"rows": rows, "gates": out_gates, "train": train, "config": config, "device": bench.device_name(dev),
+            "seconds": time.perf_counter() - start}
+
+
+def plot_hawk_gates(result: dict[str, Any], *, title: str | None = None, max_tokens: int = 64,
+                    figsize: tuple[float, float] = (14.0, 7.0)) -> Any:
+    """Draw a :func:`run_hawk_gates` result with :func:`~linattn_edu.widgets.plot_token_gates`.
+
+    Args:
+        result: a :func:`run_hawk_gates` result or its stored reference run.
+        title: the figure's suptitle (default: the model's size, steps and final loss).
+        max_tokens: at most this many tokens are drawn.
+        figsize: size in inches.
+
+    Returns:
+        The matplotlib Figure of :func:`~linattn_edu.widgets.plot_token_gates`.
+
+    Raises:
+        ValueError: ``result`` has no ``gates``.
+    """
+    from ..widgets import plot_token_gates
+
+    g = result.get("gates") if isinstance(result, dict) else None
+    if not isinstance(g, dict):
+        raise ValueError("result must be a run_hawk_gates result with 'gates'")
+    fig = plot_token_gates(g["text"], np.asarray(g["r"]), np.asarray(g["i"]), a=np.asarray(g["a"]), c=g["c"],
+                           max_tokens=max_tokens, figsize=figsize)
+    if title is None:
+        cfg, train = result.get("config", {}), result.get("train", {})
+        title = (f"Hawk d_model={cfg.get('d_model')}, {cfg.get('n_layers')} layers, {cfg.get('steps')} steps: "
+                 f"final loss {train.get('final_loss', float('nan')):.2f} nats/byte ({result.get('device', '?')})")
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------
+# 3b. Recall from the stored MQAR study (Chapter 5's study, read here)
+# ----------------------------------------------------------------------------------------------
+
+#: The families of :mod:`.mqar_study` the Griffin chapter shows: its two models and two references.
+STUDY_FAMILIES_SHOWN = ("attention", "based", "hawk", "griffin")
+
+
+def recurrent_study(record: dict[str, Any] | None,
+                    families: Sequence[str] = STUDY_FAMILIES_SHOWN) -> dict[str, Any]:
+    """The rows of the stored MQAR study (:mod:`.mqar_study`) for ``families``, with what is present.
+
+    The study may still be running (it appends one model at a time): this says, per setting, how
+    many of the models it will train for ``families`` are stored, so a chapter shows whatever is
+    there and says so.
+
+    Args:
+        record: the study's results record (``bench.load_results("mqar_study_cpu")``), or None.
+        families: the families kept (default :data:`STUDY_FAMILIES_SHOWN`).
+
+    Returns:
+        ``{"rows", "settings", "findings", "lr_at_edge"}``: ``rows`` the kept rows (every lr);
+        ``settings`` one ``{"seq_len", "n_pairs", "done", "expected", "complete"}`` per setting of
+        the study's config, in order (``done``: stored models of ``families`` at that setting,
+        ``expected``: the models its config schedules for them); ``findings``
+        :func:`~.mqar_study.study_findings` of the kept rows (settings with rows only);
+        ``lr_at_edge`` ``{setting_key: {family: "low" | "high"}}`` for families whose best point's
+        best lr is the smallest or largest of the lrs tried (the grid may not bracket its optimum).
+        With ``record`` None: empty rows, settings and findings.
+
+    Raises:
+        ValueError: ``families`` names a family the study does not have.
+    """
+    from . import mqar_study
+
+    families = tuple(families)
+    unknown = [f for f in families if f not in mqar_study.STUDY_FAMILIES]
+    if unknown or not families:
+        raise ValueError(f"families must be families of the MQAR study {list(mqar_study.STUDY_FAMILIES)}, "
+                         f"got {list(families)}")
+    if record is None:
+        return {"rows": [], "settings": [], "findings": {}, "lr_at_edge": {}}
+    rows = [r for r in record.get("rows", []) if r.get("family") in families]
+    cfg = dict(record.get("config", {}))
+    settings = []
+    if cfg.get("settings"):
+        jobs = mqar_study.study_jobs({**cfg, "families": [f for f in cfg.get("families", families) if f in families]})
+        for seq_len, n_pairs in cfg["settings"]:
+            expected = sum(1 for j in jobs if (j["seq_len"], j["n_pairs"]) == (seq_len, n_pairs))
+            done = sum(1 for r in rows if (r["seq_len"], r["n_pairs"]) == (seq_len, n_pairs))
+            settings.append({"seq_len": seq_len, "n_pairs": n_pairs, "done": done, "expected": expected,
+                             "complete": expected > 0 and done >= expected})
+    findings = mqar_study.study_findings(rows) if rows else {}
+    edge: dict[str, dict[str, str]] = {}
+    for b in mqar_study.best_rows(rows):
+        key = f"L={b['seq_len']}, pairs={b['n_pairs']}"
+        fam = findings.get(key, {}).get("families", {}).get(b["family"])
+        if fam is None or fam["best_point"] != b["point"] or len(b["lrs_tried"]) < 2:
+            continue
+        if b["lr"] == max(b["lrs_tried"]):
+            edge.setdefault(key, {})[b["family"]] = "high"
+        elif b["lr"] == min(b["lrs_tried"]):
+            edge.setdefault(key, {})[b["family"]] = "low"
+    return {"rows": rows, "settings": settings, "findings": findings, "lr_at_edge": edge}
+
+
+def mqar_window_coverage(seq_len: int, n_pairs: int, windows: Iterable[int], *, vocab_size: int,
+                         n_examples: int = 1000, seed: int = 1) -> dict[int, float]:
+    """The fraction of MQAR queries whose key-value pair lies inside a local-attention window.
+
+    A query at position ``p`` asking for the pair stored at positions ``(2i, 2i + 1)`` (key, value;
+    see :func:`~linattn_edu.tasks.make_mqar`) is *covered* by a window of ``w`` keys (counting the
+    current token, this package's convention) when ``p - (2i + 1) < w``: the value token is among
+    the last ``w`` positions the query's local attention sees. Griffin's attention can only look
+    up covered pairs; everything else must come through the recurrence.
+
+    Args:
+        seq_len, n_pairs, vocab_size: the MQAR setting (as in ``make_mqar``).
+        windows: window sizes ``w`` (positive ints).
+        n_examples, seed: the sequences measured (the study's test set: ``seed + 1`` of its seed).
+
+    Returns:
+        ``{w: fraction of queries covered}`` in ``[0, 1]``, windows ascending.
+
+    Raises:
+        ValueError: a bad window (or a bad setting, from ``make_mqar``).
+    """
+    from ..tasks import make_mqar
+
+    ws = check_lens(windows, "windows")
+    inputs, targets = make_mqar(_int(n_examples, "n_examples"), seq_len=seq_len, n_pairs=n_pairs,
+                                vocab_size=vocab_size, seed=_int(seed, "seed", 0))
+    context = 2 * n_pairs
+    distances = []
+    for x, y in zip(inputs, targets):
+        key_pos = {int(k): 2 * i for i, k in enumerate(x[:context:2])}
+        for p in np.nonzero(y != -100)[0]:
+            distances.append(int(p) - (key_pos[int(x[p])] + 1))
+    d = np.asarray(distances)
+    return {w: float(np.mean(d < w)) for w in ws}
+
+
+# ----------------------------------------------------------------------------------------------
+# Stored reference runs (scripts/run_experiment.py NAME --preset cpu; loaded by the chapter)
+# ----------------------------------------------------------------------------------------------
+
+from .stored import StoredExperiment, register  # noqa: E402
+
+register(StoredExperiment(
+    name="griffin_length", chapter="06_griffin_hawk", run=run_length_generalization,
+    config=length_generalization_config, unit_arg="kinds", default_units=tuple(RECURRENT_KINDS),
+    presets=("cpu", "gpu"), description="Griffin/Hawk/MQA Transformer: train short, test long (3 LMs)",
+    run_options={"progress": False}))
+
+register(StoredExperiment(
+    name="griffin_gates", chapter="06_griffin_hawk", run=run_hawk_gates, config=gates_config, unit_arg=None,
+    presets=("cpu", "gpu"), description="the RG-LRU gates of a trained byte-level Hawk LM (1 LM)",
+    run_options={"progress": False}))
