@@ -86,3 +86,26 @@ def test_study_table_markdown_lists_best_lr_per_point():
     table = ms.study_table_markdown(rows).splitlines()
     assert len(table) == 4 and table[2].startswith("| 64 | 16 | attention")
     assert "| based | feature_dim=4 | 1,000 | 0.700 | 3e-03 | 1e-03: 0.200, 3e-03: 0.700, 1e-02: div |" in table[3]
+
+
+def test_reference_study_loads_or_retrains(tmp_path, monkeypatch):
+    from linattn_edu.experiments import stored
+
+    monkeypatch.delenv(stored.RETRAIN_ENV, raising=False)
+    monkeypatch.setattr(ms.runtime, "mode", lambda: "cpu")
+    assert ms.reference_study(directory=tmp_path) is None
+    cfg = ms.study_config("fast")
+    store = bench.ResumableResults("mqar_study_cpu", command="python scripts/mqar_study.py", config=cfg,
+                                   key_fields=("seq_len", "n_pairs", "family", "point", "lr"), directory=tmp_path)
+    job = {k: v for k, v in ms.study_jobs(cfg)[0].items() if k != "_spec"}
+    store.add({**job, "accuracy": 0.5, "state_bytes": 10})
+    loaded = ms.reference_study(directory=tmp_path)
+    assert loaded["stored"]["units_done"] == 1 and not loaded["stored"]["complete"]
+    assert loaded["stored"]["preset"] == "cpu" and loaded["command"] == "python scripts/mqar_study.py"
+
+    calls = []
+    monkeypatch.setattr(ms, "run_mqar_study", lambda c, **kw: calls.append(c) or [{"accuracy": 1.0}])
+    monkeypatch.setenv(stored.RETRAIN_ENV, "1")
+    live = ms.reference_study(directory=tmp_path)
+    assert live["stored"] is None and live["rows"] == [{"accuracy": 1.0}] and calls[0]["preset"] == "cpu"
+    bench.validate_results(live, strict=True)

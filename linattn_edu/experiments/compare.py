@@ -912,15 +912,10 @@ def plot_comparison(result: dict[str, Any], axes: Any = None, *, title: str | No
 # ----------------------------------------------------------------------------------------------
 
 
-def _study_presets(preset: str | None) -> list[str]:
-    if preset is not None:
-        return [preset]
-    return ["gpu", "cpu"] if runtime.mode() == "gpu" else ["cpu"]
-
-
 def load_study(preset: str | None = None, *, directory: Any = None) -> dict[str, Any] | None:
-    """The stored MQAR study (``mqar_study_PRESET.json``, written by ``scripts/mqar_study.py``),
-    or None if none is stored.
+    """The MQAR study (:func:`~linattn_edu.experiments.mqar_study.reference_study`): the stored
+    ``mqar_study_PRESET.json`` (written by ``scripts/mqar_study.py``), a live run with
+    ``LINATTN_RETRAIN=1``, or None if none is stored.
 
     ``preset=None`` looks for ``gpu`` first on a GPU, then ``cpu``. The study may be partial (it
     is resumable and appends one model at a time): ``"stored"`` says how many of its models are done.
@@ -931,19 +926,9 @@ def load_study(preset: str | None = None, *, directory: Any = None) -> dict[str,
         and its provenance (``device``, ``date``, ``git_commit``, ``command``, ``wall_seconds``,
         ``units_done``, ``units_total``, ``complete``, ``preset``).
     """
-    from .mqar_study import study_jobs
+    from .mqar_study import reference_study
 
-    for p in _study_presets(preset):
-        record = bench.load_results(f"mqar_study_{p}", directory=directory)
-        if record is None or not record["rows"]:
-            continue
-        total = len(study_jobs(record["config"]))
-        info = {k: record.get(k) for k in ("name", "device", "date", "git_commit", "command", "wall_seconds",
-                                           "torch")}
-        info.update(units_done=len(record["rows"]), units_total=total, complete=len(record["rows"]) >= total,
-                    preset=p, config=record["config"])
-        return {"rows": record["rows"], "config": record["config"], "device": record["device"], "stored": info}
-    return None
+    return reference_study(preset, directory=directory)
 
 
 def study_coverage(study: dict[str, Any]) -> list[dict[str, Any]]:

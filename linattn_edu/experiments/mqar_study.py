@@ -64,6 +64,7 @@ __all__ = [
     "study_points",
     "study_jobs",
     "run_mqar_study",
+    "reference_study",
     "best_rows",
     "pareto_frontier",
     "study_findings",
@@ -253,6 +254,49 @@ def run_mqar_study(
         if on_row is not None:
             on_row(row)
     return rows
+
+
+def _study_presets(preset: str | None) -> list[str]:
+    if preset is not None:
+        return [preset]
+    return ["gpu", "cpu"] if runtime.mode() == "gpu" else ["cpu"]
+
+
+def reference_study(preset: str | None = None, *, directory: Any = None) -> dict[str, Any] | None:
+    """The study a chapter shows: the stored one, or a live run when ``LINATTN_RETRAIN=1``.
+
+    Stored: ``mqar_study_PRESET.json`` (written by ``scripts/mqar_study.py``); ``preset=None``
+    looks for ``gpu`` first on a GPU, then ``cpu``; None if none is stored. The study may be
+    partial (it is resumable and appends one model at a time).
+
+    ``LINATTN_RETRAIN=1`` (:func:`linattn_edu.experiments.stored.retrain`): the whole study is
+    trained now at this machine's preset (:func:`study_config`; hours on a CPU) and nothing is
+    written.
+
+    Returns:
+        The results record (``rows``, ``config``, ``device``, ``date``, ``git_commit``, ``command``,
+        ``wall_seconds``, ...) plus ``"stored"``: its provenance with ``units_done``,
+        ``units_total``, ``complete`` and ``preset`` (None for a live run).
+    """
+    from .stored import retrain
+
+    if retrain():
+        cfg = study_config(None)
+        start = time.perf_counter()
+        rows = run_mqar_study(cfg)
+        record = bench.provenance(f"mqar_study_{cfg['preset']}", command="LINATTN_RETRAIN=1 (trained live, not stored)",
+                                  config=cfg, device=runtime.device(), wall_seconds=time.perf_counter() - start)
+        return {**record, "rows": rows, "stored": None}
+    for p in _study_presets(preset):
+        record = bench.load_results(f"mqar_study_{p}", directory=directory)
+        if record is None or not record["rows"]:
+            continue
+        total = len(study_jobs(record["config"]))
+        info = {k: record.get(k) for k in ("name", "device", "date", "git_commit", "command", "wall_seconds", "torch")}
+        info.update(units_done=len(record["rows"]), units_total=total, complete=len(record["rows"]) >= total,
+                    preset=p, config=record["config"])
+        return {**record, "stored": info}
+    return None
 
 
 def best_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
