@@ -43,8 +43,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.list or args.name is None:
+        from linattn_edu import bench
+
         for name, spec in sorted(stored.EXPERIMENTS.items()):
-            print(f"{name:24s} {spec.chapter:28s} {spec.description}")
+            record = bench.load_results(f"{name}_cpu")
+            made = ("no cpu run stored" if record is None else
+                    f"cpu run stored: {(record.get('wall_seconds') or 0) / 60:.0f} min on {record['device']}")
+            print(f"{name:22s} {spec.chapter:26s} {made:45s} {spec.description}")
         return 0
 
     import torch
