@@ -66,7 +66,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                  batch_size=4, lr=3e-3, eval_max_windows=2, max_bytes=200_000, seed=0),
     # The live miniature of the chapter: all five schemes in seconds on one core. Too small to be
     # the evidence; the chapter draws it next to the stored reference run.
-    "mini": dict(train_len=32, eval_lens=(32, 64, 128, 256), d_model=32, n_layers=1, n_heads=2, steps=60,
+    "mini": dict(train_len=32, eval_lens=(32, 64, 128, 256), d_model=64, n_layers=1, n_heads=4, steps=100,
                  batch_size=8, lr=3e-3, eval_max_windows=2, max_bytes=None, seed=0),
     # The stored reference run on a CPU: ~15-25 minutes of one core for all five schemes.
     "cpu": dict(train_len=128, eval_lens=(128, 256, 512, 1024, 2048), d_model=128, n_layers=4, n_heads=4,
@@ -453,8 +453,11 @@ def plot_extrapolation(result: dict[str, Any] | None, *, ax: Any = None, stored:
             result also works, one line per model; its own plot is
             :func:`~linattn_edu.experiments.recurrent.plot_length_generalization`.)
         ax: a matplotlib Axes to draw on (default: a new figure).
-        stored: a results record from ``bench.load_results("alibi_extrapolation")``
-            (rows with ``kind="perplexity"``): drawn dashed with squares, labelled with its device.
+        stored: a second result to compare with, e.g. a results record of
+            :func:`linattn_edu.bench.load_results` holding :func:`result_to_rows` rows (only rows
+            with ``kind="perplexity"`` or without a ``kind`` are drawn), or another
+            :func:`run_extrapolation` result: drawn dashed with squares, labelled ``stored`` with
+            its device and date.
 
     Returns:
         The Axes: log2 x axis (evaluation length), log y axis (perplexity), a dotted vertical line at
