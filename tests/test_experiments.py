@@ -1,4 +1,4 @@
-"""Chapter 3's experiment: ALiBi length extrapolation, its cost measurements, plot, scripts and stored result."""
+"""Chapter 3's experiment: ALiBi length extrapolation, its cost measurements, plot, scripts and stored reference run."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from linattn_edu.experiments import (  # noqa: E402
     plot_extrapolation,
     result_to_rows,
     run_extrapolation,
+    stored,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,6 +62,21 @@ def test_config_is_the_fast_preset_and_presets_are_complete():
         assert preset["eval_lens"][0] == preset["train_len"], name
     with pytest.raises(ValueError, match="preset"):
         extrapolation_config("huge")
+
+
+def test_miniature_config(monkeypatch):
+    assert extrapolation_config(miniature=True) == PRESETS["fast"]  # the tests run in fast mode
+    for mode, preset in (("cpu", "mini"), ("t4", "mini"), ("gpu", "mini")):
+        monkeypatch.setattr("linattn_edu.runtime.mode", lambda mode=mode: mode)
+        assert extrapolation_config(miniature=True) == PRESETS[preset], mode
+    monkeypatch.setattr("linattn_edu.runtime.mode", lambda: "cpu")
+    assert extrapolation_config() == PRESETS["cpu"]
+    # The miniature is smaller than the reference run in every dimension that costs time.
+    mini, ref = PRESETS["mini"], PRESETS["cpu"]
+    for key in ("train_len", "d_model", "n_layers", "steps"):
+        assert mini[key] < ref[key], key
+    with pytest.raises(ValueError, match="miniature"):
+        extrapolation_config("cpu", miniature=True)
 
 
 def test_presets_fit_the_valid_split():
@@ -126,6 +142,14 @@ def test_deterministic_with_a_seed(fast_result):
         p: t["final_loss"] for p, t in fast_result["train"].items()
     }
     assert again["cost"] is None and all(t["peak_memory_bytes"] is None for t in again["train"].values())
+
+
+def test_cost_comparison_runs_once_with_the_alibi_unit():
+    cfg = {**extrapolation_config(), "eval_lens": (16,)}
+    without = run_extrapolation(("learned",), **cfg, device="cpu", progress=False, cost_steps=1)
+    assert without["cost"] is None
+    with_alibi = run_extrapolation(("alibi",), **cfg, device="cpu", progress=False, cost_steps=1)
+    assert with_alibi["cost"]["alibi_short"]["pos"] == "alibi"
 
 
 def test_a_subset_of_schemes_in_the_given_order():
@@ -237,13 +261,26 @@ def _load_script(name: str):
     return module
 
 
-def test_extrapolation_script_writes_a_record(tmp_path, capsys):
-    script = _load_script("alibi_extrapolation")
-    assert script.main(["--preset", "fast", "--out-dir", str(tmp_path), "--no-progress"]) == 0
-    record = bench.load_results("alibi_extrapolation", directory=tmp_path)
-    assert record["config"]["preset"] == "fast"
-    assert {r["pos"] for r in record["rows"] if r["kind"] == "perplexity"} == set(POSITION_SCHEMES)
-    assert "alibi" in capsys.readouterr().out
+def test_stored_run_unit_by_unit_equals_the_run_at_once(fast_result, tmp_path, capsys):
+    """scripts/run_experiment.py trains one scheme at a time (one process, resumable); merged, the
+    units give exactly the all-at-once result: same rows, same training, one cost comparison."""
+    script = _load_script("run_experiment")
+    assert script.main(["alibi_extrapolation", "--preset", "fast", "--out-dir", str(tmp_path), "--no-progress"]) == 0
+    assert "unit 'alibi' done" in capsys.readouterr().out
+    record = bench.load_results("alibi_extrapolation_fast", directory=tmp_path)
+    bench.validate_results(record, strict=True)
+    assert [r["unit"] for r in record["rows"]] == list(POSITION_SCHEMES)
+    assert record["config"] == {k: list(v) if isinstance(v, tuple) else v for k, v in PRESETS["fast"].items()}
+    merged = stored.load_stored("alibi_extrapolation", "fast", directory=tmp_path)
+    assert merged["stored"]["complete"]
+    assert merged["rows"] == fast_result["rows"]
+    for pos, t in fast_result["train"].items():
+        assert merged["train"][pos]["final_loss"] == t["final_loss"], pos
+        assert merged["train"][pos]["n_params"] == t["n_params"], pos
+    assert merged["config"]["schemes"] == list(POSITION_SCHEMES)
+    assert merged["config"]["eval_tokens"] == fast_result["config"]["eval_tokens"]
+    assert merged["cost"]["alibi_short"]["tokens_per_step"] == fast_result["cost"]["alibi_short"]["tokens_per_step"]
+    assert sum(r["result"]["cost"] is not None for r in record["rows"]) == 1  # measured once, with alibi
 
 
 def _script_env() -> dict[str, str]:
@@ -273,18 +310,21 @@ def test_bench_alibi_interpret_smoke(tmp_path):
 # ----------------------------------------------------------------------------------------------
 
 
-def test_stored_result_has_provenance_and_every_scheme():
-    record = bench.load_results("alibi_extrapolation")
-    if record is None:
-        pytest.skip("no stored alibi_extrapolation.json yet")
-    for key in ("device", "date", "command", "torch", "config", "rows"):
-        assert record[key], key
-    assert "alibi_extrapolation.py" in record["command"]
-    cfg = record["config"]
-    ppl = [r for r in record["rows"] if r.get("kind", "perplexity") == "perplexity"]
-    assert {(r["pos"], r["eval_len"]) for r in ppl} == {(p, n) for p in POSITION_SCHEMES for n in cfg["eval_lens"]}
-    assert all(math.isfinite(r["perplexity"]) and r["train_len"] == cfg["train_len"] for r in ppl)
-    train = {r["pos"]: r for r in record["rows"] if r.get("kind") == "train"}
-    assert set(train) == set(POSITION_SCHEMES)
-    assert all(TRAIN_KEYS <= set(t) for t in train.values())
-    assert cfg["corpus"]["sha256"]
+def test_stored_reference_run_has_provenance_and_every_scheme():
+    """linattn_edu/results/alibi_extrapolation_cpu.json, the run Chapter 3 loads (its presence,
+    completeness and preset are also checked by tests/test_stored_experiments.py)."""
+    result = stored.load_stored("alibi_extrapolation", "cpu")
+    assert result is not None, "python scripts/run_experiment.py alibi_extrapolation --preset cpu"
+    info = result["stored"]
+    assert info["complete"] and info["device"] and info["date"] and info["torch"]
+    assert "run_experiment.py alibi_extrapolation" in info["command"]
+    cfg = result["config"]
+    for key, value in PRESETS["cpu"].items():
+        assert cfg[key] == (list(value) if isinstance(value, tuple) else value), key
+    assert [(r["pos"], r["eval_len"]) for r in result["rows"]] == [
+        (p, n) for p in POSITION_SCHEMES for n in PRESETS["cpu"]["eval_lens"]]
+    assert all(math.isfinite(r["perplexity"]) and r["train_len"] == cfg["train_len"] for r in result["rows"])
+    assert set(result["train"]) == set(POSITION_SCHEMES)
+    assert all(set(t) == TRAIN_KEYS for t in result["train"].values())
+    assert result["cost"]["alibi_short"]["seq_len"] * 2 == cfg["train_len"]
+    assert result["corpus"]["sha256"]

@@ -55,32 +55,37 @@ __all__ = [
 POSITION_SCHEMES = ("sinusoidal", "learned", "rope", "alibi", "none")
 
 #: Sizes per preset. ``"fast"``, ``"cpu"`` and ``"gpu"`` follow :func:`linattn_edu.runtime.mode`;
-#: ``"large-cpu"`` is the bigger CPU run whose stored result ships with the package.
+#: ``"cpu"`` is the stored reference run (``linattn_edu/results/alibi_extrapolation_cpu.json``, made
+#: with ``python scripts/run_experiment.py alibi_extrapolation --preset cpu``) and ``"mini"`` the live
+#: miniature the chapter trains while it runs (:func:`extrapolation_config` with ``miniature=True``).
 #:
 #: :meta hide-value:
 PRESETS: dict[str, dict[str, Any]] = {
     # Tests: only checks that everything runs (a few seconds for all five schemes).
     "fast": dict(train_len=16, eval_lens=(16, 32), d_model=32, n_layers=1, n_heads=2, steps=5,
                  batch_size=4, lr=3e-3, eval_max_windows=2, max_bytes=200_000, seed=0),
-    # The book on a 2-core CPU: all five schemes in about 1-1.5 minutes.
-    "cpu": dict(train_len=64, eval_lens=(64, 128, 256, 512, 1024), d_model=96, n_layers=2, n_heads=4,
-                steps=600, batch_size=16, lr=3e-3, eval_max_windows=8, max_bytes=None, seed=0),
+    # The live miniature of the chapter: all five schemes in seconds on one core. Too small to be
+    # the evidence; the chapter draws it next to the stored reference run.
+    "mini": dict(train_len=32, eval_lens=(32, 64, 128, 256), d_model=64, n_layers=1, n_heads=4, steps=100,
+                 batch_size=8, lr=3e-3, eval_max_windows=2, max_bytes=None, seed=0),
+    # The stored reference run on a CPU: ~15-25 minutes of one core for all five schemes.
+    "cpu": dict(train_len=128, eval_lens=(128, 256, 512, 1024, 2048), d_model=128, n_layers=4, n_heads=4,
+                steps=800, batch_size=16, lr=3e-3, eval_max_windows=8, max_bytes=None, seed=0),
     # A CUDA GPU.
     "gpu": dict(train_len=256, eval_lens=(256, 512, 1024, 2048, 4096), d_model=256, n_layers=4, n_heads=8,
                 steps=2000, batch_size=32, lr=1e-3, eval_max_windows=32, max_bytes=None, seed=0),
-    # A longer CPU run (~10-15 minutes on 2 cores): scripts/alibi_extrapolation.py --preset large-cpu.
-    "large-cpu": dict(train_len=128, eval_lens=(128, 256, 512, 1024, 2048), d_model=128, n_layers=4,
-                      n_heads=4, steps=800, batch_size=16, lr=3e-3, eval_max_windows=8, max_bytes=None, seed=0),
 }
 
 
-def extrapolation_config(preset: str | None = None) -> dict[str, Any]:
+def extrapolation_config(preset: str | None = None, *, miniature: bool = False) -> dict[str, Any]:
     """Sizes for :func:`run_extrapolation`: pass them as ``run_extrapolation(**extrapolation_config())``.
 
     Args:
         preset: None picks by :func:`linattn_edu.runtime.mode` through :func:`runtime.pick`
-            (``"fast"`` under the tests, ``"cpu"`` without a GPU, ``"gpu"`` with one); or name
-            one of :data:`PRESETS` (``"fast"``, ``"cpu"``, ``"gpu"``, ``"large-cpu"``).
+            (``"fast"`` under the tests, ``"cpu"`` without a GPU, ``"gpu"`` with one: the reference
+            sizes); or name one of :data:`PRESETS` (``"fast"``, ``"mini"``, ``"cpu"``, ``"gpu"``).
+        miniature: with ``preset=None``, the chapter's live miniature instead: ``"fast"`` under the
+            tests, ``"mini"`` on a CPU or a GPU (seconds).
 
     Returns:
         A new dict with keys ``train_len``, ``eval_lens`` (tuple), ``d_model``, ``n_layers``,
@@ -88,10 +93,15 @@ def extrapolation_config(preset: str | None = None) -> dict[str, Any]:
         longest eval length), ``max_bytes`` (corpus cap, None = whole corpus) and ``seed``.
 
     Raises:
-        ValueError: unknown ``preset``.
+        ValueError: unknown ``preset``, or ``miniature=True`` with a ``preset``.
     """
     if preset is None:
-        cfg = runtime.pick(fast=PRESETS["fast"], cpu=PRESETS["cpu"], gpu=PRESETS["gpu"])
+        if miniature:
+            cfg = runtime.pick(fast=PRESETS["fast"], cpu=PRESETS["mini"], gpu=PRESETS["mini"])
+        else:
+            cfg = runtime.pick(fast=PRESETS["fast"], cpu=PRESETS["cpu"], gpu=PRESETS["gpu"])
+    elif miniature:
+        raise ValueError(f"miniature=True picks the preset itself; pass preset=None, got preset={preset!r}")
     elif preset in PRESETS:
         cfg = PRESETS[preset]
     else:
@@ -290,7 +300,8 @@ def run_extrapolation(
         device: default :func:`linattn_edu.runtime.device`.
         progress: a tqdm bar over the schemes, and ``train_lm``'s bar per model.
         cost_steps: timed steps per model for the memory measurement and
-            :func:`alibi_cost_comparison` (0: skip both; memory is then None).
+            :func:`alibi_cost_comparison` (0: skip both; memory is then None). The comparison
+            runs only when ``"alibi"`` is among ``schemes``.
         threads: on a CPU, the number of PyTorch threads during the run (restored afterwards);
             None keeps the current setting. The default 1 is deliberate: at these sizes a second
             thread gains at most ~1.5x on an idle machine, but on a machine whose cores are busy
@@ -310,8 +321,10 @@ def run_extrapolation(
           ``peak_memory_bytes`` the memory above the starting point of ``cost_steps`` steps of
           a fresh copy (after one warm-up step) at ``train_len`` (CUDA: allocator peak; Linux CPU: peak RSS; else None);
           ``train_seconds`` the wall time of the whole training run.
-        - ``"cost"``: :func:`alibi_cost_comparison` at these sizes (None if ``cost_steps == 0``
-          or ``train_len < 4``).
+        - ``"cost"``: :func:`alibi_cost_comparison` at these sizes, measured once per run when
+          ``"alibi"`` is among ``schemes`` (so a run of one scheme at a time, as
+          :mod:`~linattn_edu.experiments.stored` makes it, measures it exactly once, with the ALiBi
+          model); None without ``"alibi"``, if ``cost_steps == 0`` or ``train_len < 4``.
         - ``"config"``: the arguments, plus ``eval_tokens`` (``N``), ``eval_windows`` per length and
           ``learned_max_len``.
         - ``"device"``: :func:`linattn_edu.bench.device_name`; ``"corpus"``: the corpus description;
@@ -381,7 +394,7 @@ def _run(schemes: tuple[str, ...], lens: tuple[int, ...], dev: torch.device, sta
     bar.close()
 
     cost = None
-    if cost_steps and train_len >= 4:
+    if cost_steps and train_len >= 4 and "alibi" in schemes:
         cost = alibi_cost_comparison(train_len=train_len, d_model=d_model, n_layers=n_layers, n_heads=n_heads,
                                      batch_size=batch_size, steps=cost_steps, seed=seed, device=dev,
                                      tokens=corpus.train)
@@ -440,8 +453,11 @@ def plot_extrapolation(result: dict[str, Any] | None, *, ax: Any = None, stored:
             result also works, one line per model; its own plot is
             :func:`~linattn_edu.experiments.recurrent.plot_length_generalization`.)
         ax: a matplotlib Axes to draw on (default: a new figure).
-        stored: a results record from ``bench.load_results("alibi_extrapolation")``
-            (rows with ``kind="perplexity"``): drawn dashed with squares, labelled with its device.
+        stored: a second result to compare with, e.g. a results record of
+            :func:`linattn_edu.bench.load_results` holding :func:`result_to_rows` rows (only rows
+            with ``kind="perplexity"`` or without a ``kind`` are drawn), or another
+            :func:`run_extrapolation` result: drawn dashed with squares, labelled ``stored`` with
+            its device and date.
 
     Returns:
         The Axes: log2 x axis (evaluation length), log y axis (perplexity), a dotted vertical line at
@@ -454,3 +470,16 @@ def plot_extrapolation(result: dict[str, Any] | None, *, ax: Any = None, stored:
                                    title="Train short, test long: perplexity vs evaluation length")
 
 
+
+
+# ----------------------------------------------------------------------------------------------
+# The stored reference run (scripts/run_experiment.py alibi_extrapolation --preset cpu)
+# ----------------------------------------------------------------------------------------------
+
+from .stored import StoredExperiment, register  # noqa: E402
+
+register(StoredExperiment(
+    name="alibi_extrapolation", chapter="03_alibi", run=run_extrapolation, config=extrapolation_config,
+    unit_arg="schemes", default_units=POSITION_SCHEMES, presets=("cpu", "gpu"),
+    description="ALiBi train short, test long: one byte-level LM per position scheme (5 LMs)",
+    run_options={"progress": False}))
