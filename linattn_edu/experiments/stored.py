@@ -284,8 +284,8 @@ def describe(result: dict[str, Any]) -> str:
     if not info:
         return (f"computed live now on {result.get('device', '?')} in {result.get('seconds', 0.0):.0f} s "
                 f"({RETRAIN_ENV}=1 or no stored run)")
-    hours = (info.get("wall_seconds") or 0.0) / 60
+    minutes = (info.get("wall_seconds") or 0.0) / 60
     partial = "" if info["complete"] else f"; PARTIAL: {info['units_done']} of {info['units_total']} models"
     return (f"reference run precomputed on {info['device']}, {info['date'][:10]}, commit "
-            f"{(info.get('git_commit') or '?')[:10]}, {hours:.0f} min of compute{partial}; "
+            f"{(info.get('git_commit') or '?')[:10]}, {minutes:.0f} min of wall time{partial}; "
             f"regenerate with `{info['command']}`, or set {RETRAIN_ENV}=1 to rerun it live")
