@@ -166,7 +166,7 @@ def executed_times(log: str) -> dict[str, float]:
     return {Path(m.group(1)).stem: float(m.group(2)) for m in EXECUTED.finditer(log)}
 
 
-def full_build(timeout: int, fast: bool = False) -> tuple[dict, list[dict]]:
+def full_build(timeout: int, fast: bool = False, keep_html: Path | None = None) -> tuple[dict, list[dict]]:
     """Clone HEAD into a temporary directory and time ``jupyter-book build`` there.
 
     Returns the build's row (wall seconds, exit code, warnings, log tail) and one row per executed
@@ -187,6 +187,11 @@ def full_build(timeout: int, fast: bool = False) -> tuple[dict, list[dict]]:
                               capture_output=True, text=True, timeout=timeout)
         wall = time.perf_counter() - start
         log = proc.stdout + proc.stderr
+        if keep_html is not None and (clone / "_build" / "html").is_dir():
+            import shutil
+
+            shutil.rmtree(keep_html, ignore_errors=True)
+            shutil.copytree(clone / "_build" / "html", keep_html)
         # myst-nb keeps no per-cell times, so a build's rows have no slowest cell: the chapter's
         # time bounds it (a chapter under 60 s has no cell over 60 s).
         rows = [{"chapter": stem, "wall_seconds": round(seconds, 1), "cells_seconds": None, "slowest_cell": None,
@@ -207,11 +212,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--full-build", action="store_true",
                         help="time `jupyter-book build` of a fresh clone of HEAD (book_build.json) and take each chapter's time "
                              "from that build (chapter_times.json)")
+    parser.add_argument("--keep-html", type=Path, default=None,
+                        help="with --full-build: copy the built site here (to look at it)")
     args = parser.parse_args(argv)
     if args.full_build:
         from linattn_edu import bench
 
-        result, rows = full_build(timeout=3 * 3600, fast=args.mode == "fast")
+        result, rows = full_build(timeout=3 * 3600, fast=args.mode == "fast", keep_html=args.keep_html)
         config = {"mode": args.mode, "what": "jupyter-book build of a fresh clone of HEAD",
                   "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
         path = bench.save_results("book_build", [result], command=bench.command_line(), config=config,
