@@ -4,6 +4,7 @@
     python tools/time_chapters.py --only 05_based      # one chapter (rows of the others are kept)
     python tools/time_chapters.py --update-notebooks   # then rewrite each chapter's "Run time" line
     python tools/time_chapters.py --full-build         # time `jupyter-book build` of a fresh clone of HEAD
+    python tools/time_chapters.py --only-update        # rewrite Run time lines and tables from the stored files
 
 Writes ``linattn_edu/results/chapter_times.json`` (:func:`linattn_edu.bench.save_results`: device,
 date, versions, git commit, this command): one row per chapter with its wall time (kernel start
@@ -124,21 +125,26 @@ def chapter_title(path: Path) -> str:
 def times_table(record: dict, build: dict | None) -> str:
     """The generated markdown block: one row per timed chapter, the total, the full build."""
     titles = {p.stem: chapter_title(p) for p in toc_notebooks()}
+    per_cell = any(r.get("slowest_cell_seconds") is not None for r in record["rows"])
     lines = [TABLE_START,
              f"Measured by `{record['command']}` on {record['device']}, {record['date'][:10]} "
              f"(mode `{record['config'].get('mode')}`; "
-             f"{record['config'].get('source', 'each chapter executed alone, kernel start included')}):",
-             "", "| Chapter | CPU run time | slowest cell |", "| :-- | --: | --: |"]
+             f"{record['config'].get('source', 'each chapter executed alone, kernel start included')}"
+             f"{'' if per_cell else '; a build keeps no per-cell times, so a chapter time also bounds its slowest cell'}):",
+             "", "| Chapter | CPU run time |" + (" slowest cell |" if per_cell else ""),
+             "| :-- | --: |" + (" --: |" if per_cell else "")]
     for row in record["rows"]:
-        slowest = "–" if row.get("slowest_cell_seconds") is None else f"{round(row['slowest_cell_seconds'])} s"
-        lines.append(f"| {titles.get(row['chapter'], row['chapter'])} | {round(row['wall_seconds'])} s | {slowest} |")
+        cell = "" if not per_cell else (" – |" if row.get("slowest_cell_seconds") is None
+                                        else f" {round(row['slowest_cell_seconds'])} s |")
+        lines.append(f"| {titles.get(row['chapter'], row['chapter'])} | {round(row['wall_seconds'])} s |{cell}")
     total = sum(r["wall_seconds"] for r in record["rows"])
-    lines.append(f"| **all chapters** | **{round(total)} s** ({total / 60:.1f} min) | |")
+    lines.append(f"| **all chapters** | **{round(total)} s** ({total / 60:.1f} min) |" + (" |" if per_cell else ""))
     if build is not None and build["rows"]:
         b = build["rows"][-1]
         lines += ["", f"A full `jupyter-book build .` of a fresh clone (commit {(build.get('git_commit') or '?')[:10]}, "
                       f"every chapter executed, then Sphinx) took **{b['wall_seconds'] / 60:.1f} min** on "
-                      f"{build['device']}, {build['date'][:10]} (`{build['command']}`; exit {b['returncode']})."]
+                      f"{build['device']}, {build['date'][:10]} (`{build['command']}`; exit {b['returncode']}, "
+                      f"{b.get('sphinx_warnings', '?')} Sphinx warnings)."]
     lines.append(TABLE_END)
     return "\n".join(lines)
 
@@ -214,7 +220,18 @@ def main(argv: list[str] | None = None) -> int:
                              "from that build (chapter_times.json)")
     parser.add_argument("--keep-html", type=Path, default=None,
                         help="with --full-build: copy the built site here (to look at it)")
+    parser.add_argument("--only-update", action="store_true",
+                        help="run nothing: rewrite the Run time lines and tables from the stored files")
     args = parser.parse_args(argv)
+    if args.only_update:
+        from linattn_edu import bench
+
+        record = bench.load_results("chapter_times")
+        if record is None:
+            parser.error("no chapter_times.json stored yet")
+        changed = update_notebooks(record) + update_tables(record, bench.load_results("book_build"))
+        print("updated:", ", ".join(changed) or "nothing")
+        return 0
     if args.full_build:
         from linattn_edu import bench
 
@@ -229,10 +246,10 @@ def main(argv: list[str] | None = None) -> int:
             order = [p.stem for p in toc_notebooks()]
             rows.sort(key=lambda r: order.index(r["chapter"]) if r["chapter"] in order else 99)
             path = bench.save_results("chapter_times", rows, command=bench.command_line(),
-                                      config=dict(config, source="the full build's log and executed notebooks",
+                                      config=dict(config, source="each chapter's execution time in the full build, from its log",
                                                   cell_timeout_s=args.timeout), wall_seconds=result["wall_seconds"])
             for r in rows:
-                print(f"{r['chapter']:32s} {r['wall_seconds']:7.1f} s (slowest cell {r['slowest_cell_seconds']:.1f} s)")
+                print(f"{r['chapter']:32s} {r['wall_seconds']:7.1f} s")
         if args.update_notebooks:
             record = bench.load_results("chapter_times")
             changed = update_notebooks(record) + update_tables(record, bench.load_results("book_build"))
