@@ -109,3 +109,14 @@ def test_reference_study_loads_or_retrains(tmp_path, monkeypatch):
     live = ms.reference_study(directory=tmp_path)
     assert live["stored"] is None and live["rows"] == [{"accuracy": 1.0}] and calls[0]["preset"] == "cpu"
     bench.validate_results(live, strict=True)
+
+
+def test_plot_study_legend_names_every_family_of_every_panel():
+    rows = [{"seq_len": 64, "n_pairs": 16, "family": "based", "point": "feature_dim=4", "lr": 1e-3, "accuracy": 0.5,
+             "state_bytes": 1000},
+            {"seq_len": 128, "n_pairs": 32, "family": "attention", "point": "d_model=32", "lr": 1e-3, "accuracy": 1.0,
+             "state_bytes": 5000}]
+    fig = ms.plot_study(rows)
+    labels = [t.get_text() for t in fig.axes[-1].get_legend().get_texts()]
+    assert ms.FAMILY_STYLE["based"][0] in labels and ms.FAMILY_STYLE["attention"][0] in labels
+    assert "frontier" in labels

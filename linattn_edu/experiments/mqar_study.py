@@ -399,7 +399,14 @@ def plot_study(rows: Sequence[dict[str, Any]], *, title: str | None = None, axes
         ax.axhline(1.0 / n_pairs, color="gray", lw=0.8, ls=":", label="chance (1/pairs)")
         ax.set(xscale="log", ylim=(-0.02, 1.02), xlabel="decode state (bytes, log scale)",
                ylabel="MQAR accuracy (best lr)", title=f"L = {seq_len}, {n_pairs} key-value pairs")
-    axes[-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    legend: dict[str, Any] = {}  # one entry per family over every panel (a panel may lack some)
+    for ax in axes[:len(settings)]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    order = [FAMILY_STYLE[f][0] for f in STUDY_FAMILIES if FAMILY_STYLE[f][0] in legend]
+    order += [label for label in legend if label not in order]
+    axes[len(settings) - 1].legend([legend[k] for k in order], order, fontsize=7, loc="center left",
+                                   bbox_to_anchor=(1.02, 0.5))
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
