@@ -7,6 +7,7 @@ that regenerates it. Nothing here asserts on timings.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -18,7 +19,7 @@ import sys
 import time
 import tracemalloc
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -308,6 +309,10 @@ class ResumableResults:
         directory: defaults to the package's results directory.
         fresh: start a new file even if one exists (the old one is overwritten on the first row).
 
+    Several processes may fill one file at once (e.g. ``scripts/mqar_study.py --shard 0/2`` and
+    ``--shard 1/2`` on two cores): each :meth:`add` takes a file lock, re-reads the file and keeps
+    every row already there, so no process overwrites another's rows.
+
     Example::
 
         store = ResumableResults("mqar_study", command=bench.command_line(), config=cfg,
@@ -335,6 +340,7 @@ class ResumableResults:
         if not key_fields or not all(isinstance(k, str) for k in key_fields):
             raise ValueError(f"key_fields must be a non-empty sequence of field names, got {key_fields!r}")
         self.key_fields = tuple(key_fields)
+        self._overwrite = bool(fresh)
         self.path = (RESULTS_DIR if directory is None else Path(directory)) / f"{name}.json"
         self._record = provenance(name, command=command, config=config, device=device, wall_seconds=0.0)
         self._record["rows"] = []
@@ -378,13 +384,45 @@ class ResumableResults:
         if not isinstance(row, dict):
             raise TypeError(f"row must be a dict, got {type(row).__name__}")
         k = self.key(row)
-        rows = [r for r in self._record["rows"] if self.key(r) != k]
-        rows.append(row)
-        self._record["rows"] = rows
-        self._record["wall_seconds"] = float(self._record["wall_seconds"] or 0.0) + float(seconds)
-        self._record["date"] = _utc_now()
-        validate_results(self._record, path=self.path, strict=True)
-        _write_atomically(self.path, self._record)
+        with self._locked():
+            self._merge_from_disk()  # rows another process (a second shard) wrote meanwhile
+            rows = [r for r in self._record["rows"] if self.key(r) != k]
+            rows.append(row)
+            self._record["rows"] = rows
+            self._record["wall_seconds"] = float(self._record["wall_seconds"] or 0.0) + float(seconds)
+            self._record["date"] = _utc_now()
+            validate_results(self._record, path=self.path, strict=True)
+            _write_atomically(self.path, self._record)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """An exclusive lock on ``<path>.lock`` (POSIX ``flock``; a no-op where there is none), so
+        that several processes may append to one file: each add re-reads the file under it."""
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: one process per file
+            yield
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_name(self.path.name + ".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _merge_from_disk(self) -> None:
+        """Take the file's rows and wall time as the base (same config only), keeping our rows
+        that it lacks: the file is the union of what every process has written."""
+        if self._overwrite or not self.path.exists():
+            self._overwrite = False  # fresh=True: the old file is replaced by the first add
+            return
+        disk = json.loads(self.path.read_text())
+        if disk.get("config") != self._record["config"] or disk.get("device") != self._record["device"]:
+            return  # another run's file (fresh=True overwrites it)
+        have = {self.key(r) for r in disk["rows"]}
+        self._record["rows"] = list(disk["rows"]) + [r for r in self._record["rows"] if self.key(r) not in have]
+        self._record["wall_seconds"] = float(disk.get("wall_seconds") or 0.0)
 
     @property
     def rows(self) -> list[dict[str, Any]]:

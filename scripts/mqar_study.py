@@ -3,7 +3,8 @@
 
 Usage (from the repository root)::
 
-    nohup python scripts/mqar_study.py --preset cpu --threads 2 > mqar_study.log 2>&1 &   # hours, 2 cores
+    nohup python scripts/mqar_study.py --preset cpu --threads 1 --shard 0/2 > shard0.log 2>&1 &   # two
+    nohup python scripts/mqar_study.py --preset cpu --threads 1 --shard 1/2 > shard1.log 2>&1 &   # cores
     python scripts/mqar_study.py --preset gpu                 # a CUDA GPU (the paper's settings)
     python scripts/mqar_study.py --preset fast --out-dir /tmp  # smoke test, seconds
     python scripts/mqar_study.py --preset cpu --families hawk griffin   # only some families
@@ -38,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out-dir", type=Path, default=None, help="default: linattn_edu/results/")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--fresh", action="store_true", help="start a new results file")
+    parser.add_argument("--shard", default="0/1",
+                        help="K/N: train every N-th model starting at the K-th; run N processes (K = 0..N-1) "
+                             "on N cores, all appending to the same file (default 0/1: every model)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
 
@@ -61,7 +65,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"L={row['seq_len']:4d} pairs={row['n_pairs']:3d} {row['family']:15s} {row['point']:16s} "
               f"lr={row['lr']:.0e} acc={acc:>8s} state={row['state_bytes']:>9d} B {row['seconds']:7.1f} s", flush=True)
 
-    rows = ms.run_mqar_study(run_cfg, store=store, progress=not args.no_progress, on_row=report)
+    try:
+        shard = tuple(int(v) for v in args.shard.split("/"))
+    except ValueError:
+        parser.error(f"--shard must be K/N, got {args.shard!r}")
+    rows = ms.run_mqar_study(run_cfg, store=store, progress=not args.no_progress, on_row=report, shard=shard)
     print("\n" + ms.study_table_markdown(rows))
     print(f"\n{len(store.rows)} of {total} models stored in {store.path} "
           f"({store.record['wall_seconds'] / 3600:.2f} h of training so far)")

@@ -120,3 +120,18 @@ def test_plot_study_legend_names_every_family_of_every_panel():
     labels = [t.get_text() for t in fig.axes[-1].get_legend().get_texts()]
     assert ms.FAMILY_STYLE["based"][0] in labels and ms.FAMILY_STYLE["attention"][0] in labels
     assert "frontier" in labels
+
+
+def test_shards_split_the_jobs_and_share_one_file(tmp_path, monkeypatch):
+    cfg = ms.study_config("fast")
+    monkeypatch.setattr(ms, "_train_one", lambda job, data, cfg, dev: {
+        **{k: v for k, v in job.items() if k != "_spec"}, "accuracy": 0.5, "state_bytes": 1})
+    stores = [bench.ResumableResults("mqar_study_fast", command="t", config=cfg, directory=tmp_path,
+                                     key_fields=("seq_len", "n_pairs", "family", "point", "lr")) for _ in range(2)]
+    ms.run_mqar_study(cfg, store=stores[0], progress=False, shard=(0, 2))
+    ms.run_mqar_study(cfg, store=stores[1], progress=False, shard=(1, 2))
+    record = bench.load_results("mqar_study_fast", directory=tmp_path)
+    assert len(record["rows"]) == len(ms.study_jobs(cfg))      # both halves, nothing twice
+    for bad in ((2, 2), (0, 0), "0/2"):
+        with pytest.raises(ValueError, match="shard"):
+            ms.run_mqar_study(cfg, store=None, progress=False, shard=bad)

@@ -93,3 +93,20 @@ def test_resumable_results_replace_a_row_with_the_same_key(tmp_path):
         store.add({"v": 2})
     with pytest.raises(ValueError, match="key_fields"):
         bench.ResumableResults("s", command="c", config={}, key_fields=(), directory=tmp_path)
+
+
+def test_two_processes_can_fill_one_resumable_file(tmp_path):
+    """Two stores on the same file (two shards of one run) keep each other's rows and wall time."""
+    cfg = {"grid": [1, 2, 3, 4]}
+    a = bench.ResumableResults("shared", command="a", config=cfg, key_fields=("x",), directory=tmp_path)
+    b = bench.ResumableResults("shared", command="b", config=cfg, key_fields=("x",), directory=tmp_path)
+    a.add({"x": 1}, seconds=1.0)
+    b.add({"x": 2}, seconds=2.0)
+    a.add({"x": 3}, seconds=3.0)
+    b.add({"x": 4}, seconds=4.0)
+    record = bench.load_results("shared", directory=tmp_path)
+    assert sorted(r["x"] for r in record["rows"]) == [1, 2, 3, 4]
+    assert record["wall_seconds"] == 10.0
+    c = bench.ResumableResults("shared", command="c", config=cfg, key_fields=("x",), directory=tmp_path, fresh=True)
+    c.add({"x": 9}, seconds=0.5)                      # fresh: the old rows are not merged back
+    assert [r["x"] for r in bench.load_results("shared", directory=tmp_path)["rows"]] == [9]

@@ -216,6 +216,7 @@ def run_mqar_study(
     device: torch.device | str | None = None,
     progress: bool = True,
     on_row: Callable[[dict[str, Any]], None] | None = None,
+    shard: tuple[int, int] = (0, 1),
 ) -> list[dict[str, Any]]:
     """Train and evaluate every job of :func:`study_jobs`; returns all rows (stored ones included).
 
@@ -226,6 +227,9 @@ def run_mqar_study(
         device: where to train (default: the runtime's device).
         progress: show a tqdm bar.
         on_row: called with each new row (e.g. to print it).
+        shard: ``(k, n)``: train only every n-th job starting at the k-th (of the jobs in
+            :func:`study_jobs` order), so that ``n`` processes can share one results file (the
+            store locks it on each write); ``(0, 1)``: every job.
 
     Returns:
         One dict per model: setting, family, point, lr, accuracy (None if the loss diverged),
@@ -234,7 +238,10 @@ def run_mqar_study(
     from tqdm.auto import tqdm
 
     dev = torch.device(device) if device is not None else runtime.device()
-    jobs = study_jobs(cfg)
+    if (not isinstance(shard, (tuple, list)) or len(shard) != 2 or not all(isinstance(v, int) for v in shard)
+            or not 0 <= shard[0] < shard[1]):
+        raise ValueError(f"shard must be (k, n) with 0 <= k < n, got {shard!r}")
+    jobs = study_jobs(cfg)[shard[0]::shard[1]]
     todo = [j for j in jobs if store is None or not store.done(j)]
     data = {}
     for seq_len, n_pairs in cfg["settings"]:
