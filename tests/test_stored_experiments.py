@@ -126,3 +126,8 @@ def test_every_stored_cpu_run_is_complete_and_current(name):
         f"{name}_cpu.json was made with another config than today's cpu preset"
     result = stored.load_stored(name, "cpu")
     assert result["stored"]["complete"], stored.describe(result)
+
+
+def test_label_says_stored_or_live():
+    assert stored.label({"stored": {"device": "x"}}) == "stored reference run"
+    assert stored.label({"stored": None}) == "reference run, trained live now"

@@ -45,6 +45,7 @@ __all__ = [
     "load_stored",
     "reference_run",
     "describe",
+    "label",
 ]
 
 #: The environment variable that makes :func:`reference_run` rerun every experiment live.
@@ -275,6 +276,12 @@ def reference_run(name: str, *, directory: Path | str | None = None, **overrides
     result = spec.run(**spec.config(None), **{**spec.run_options, **overrides})
     result["stored"] = None
     return result
+
+
+def label(result: dict[str, Any]) -> str:
+    """A short label for figures: ``"stored reference run"``, or ``"reference run, trained live now"``
+    when ``result`` was computed live (``LINATTN_RETRAIN=1``, or nothing stored)."""
+    return "stored reference run" if result.get("stored") else "reference run, trained live now"
 
 
 def describe(result: dict[str, Any]) -> str:
