@@ -932,28 +932,11 @@ def load_study(preset: str | None = None, *, directory: Any = None) -> dict[str,
 
 
 def study_coverage(study: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per setting of a :func:`load_study` result: how much of it is finished.
+    """Per setting of a :func:`load_study` result: how much of it is finished
+    (:func:`linattn_edu.experiments.mqar_study.study_coverage`)."""
+    from .mqar_study import study_coverage as coverage
 
-    Returns:
-        ``[{"seq_len", "n_pairs", "jobs_done", "jobs_total", "complete", "families": {family:
-        "done/total"}}]``, one per setting of the study's config, in its order.
-    """
-    from .mqar_study import study_jobs
-
-    cfg = study["config"]
-    done = {(r["seq_len"], r["n_pairs"], r["family"], r["point"], r["lr"]) for r in study["rows"]}
-    out = []
-    for seq_len, n_pairs in cfg["settings"]:
-        jobs = [j for j in study_jobs(cfg) if (j["seq_len"], j["n_pairs"]) == (seq_len, n_pairs)]
-        fams: dict[str, list[int]] = {}
-        for j in jobs:
-            counts = fams.setdefault(j["family"], [0, 0])
-            counts[0] += (j["seq_len"], j["n_pairs"], j["family"], j["point"], j["lr"]) in done
-            counts[1] += 1
-        n_done = sum(c[0] for c in fams.values())
-        out.append({"seq_len": seq_len, "n_pairs": n_pairs, "jobs_done": n_done, "jobs_total": len(jobs),
-                    "complete": n_done == len(jobs), "families": {f: f"{d}/{t}" for f, (d, t) in fams.items()}})
-    return out
+    return coverage(study)
 
 
 def _pick_setting(coverage: list[dict[str, Any]]) -> tuple[int, int]:

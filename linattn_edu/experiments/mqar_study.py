@@ -65,6 +65,7 @@ __all__ = [
     "study_jobs",
     "run_mqar_study",
     "reference_study",
+    "study_coverage",
     "best_rows",
     "pareto_frontier",
     "study_findings",
@@ -263,12 +264,6 @@ def run_mqar_study(
     return rows
 
 
-def _study_presets(preset: str | None) -> list[str]:
-    if preset is not None:
-        return [preset]
-    return ["gpu", "cpu"] if runtime.mode() == "gpu" else ["cpu"]
-
-
 def reference_study(preset: str | None = None, *, directory: Any = None) -> dict[str, Any] | None:
     """The study a chapter shows: the stored one, or a live run when ``LINATTN_RETRAIN=1``.
 
@@ -285,7 +280,7 @@ def reference_study(preset: str | None = None, *, directory: Any = None) -> dict
         ``wall_seconds``, ...) plus ``"stored"``: its provenance with ``units_done``,
         ``units_total``, ``complete`` and ``preset`` (None for a live run).
     """
-    from .stored import retrain
+    from .stored import preferred_presets, retrain
 
     if retrain():
         cfg = study_config(None)
@@ -294,7 +289,7 @@ def reference_study(preset: str | None = None, *, directory: Any = None) -> dict
         record = bench.provenance(f"mqar_study_{cfg['preset']}", command="LINATTN_RETRAIN=1 (trained live, not stored)",
                                   config=cfg, device=runtime.device(), wall_seconds=time.perf_counter() - start)
         return {**record, "rows": rows, "stored": None}
-    for p in _study_presets(preset):
+    for p in ([preset] if preset is not None else preferred_presets(list(STUDY_PRESETS))):
         record = bench.load_results(f"mqar_study_{p}", directory=directory)
         if record is None or not record["rows"]:
             continue
@@ -304,6 +299,37 @@ def reference_study(preset: str | None = None, *, directory: Any = None) -> dict
                     preset=p, config=record["config"])
         return {**record, "stored": info}
     return None
+
+
+def study_coverage(record: dict[str, Any], families: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Per setting of a (possibly partial) study record: how much of it is finished.
+
+    Args:
+        record: a study results record (``rows`` and ``config``).
+        families: count only these families (None: every family of the config).
+
+    Returns:
+        ``[{"seq_len", "n_pairs", "jobs_done", "jobs_total", "complete", "families": {family:
+        "done/total"}}]``, one per setting of the study's config, in its order.
+    """
+    cfg = dict(record["config"])
+    if families is not None:
+        cfg["families"] = [f for f in cfg.get("families", families) if f in families]
+    key = lambda r: (r["seq_len"], r["n_pairs"], r["family"], r["point"], r["lr"])  # noqa: E731
+    done = {key(r) for r in record["rows"]}
+    jobs = study_jobs(cfg)
+    out = []
+    for seq_len, n_pairs in cfg["settings"]:
+        fams: dict[str, list[int]] = {}
+        for j in (j for j in jobs if (j["seq_len"], j["n_pairs"]) == (seq_len, n_pairs)):
+            counts = fams.setdefault(j["family"], [0, 0])
+            counts[0] += key(j) in done
+            counts[1] += 1
+        n_done, n_total = sum(c[0] for c in fams.values()), sum(c[1] for c in fams.values())
+        out.append({"seq_len": seq_len, "n_pairs": n_pairs, "jobs_done": n_done, "jobs_total": n_total,
+                    "complete": n_total > 0 and n_done == n_total,
+                    "families": {f: f"{d}/{t}" for f, (d, t) in fams.items()}})
+    return out
 
 
 def best_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

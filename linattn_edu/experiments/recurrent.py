@@ -910,12 +910,9 @@ def recurrent_study(record: dict[str, Any] | None,
     cfg = dict(record.get("config", {}))
     settings = []
     if cfg.get("settings"):
-        jobs = mqar_study.study_jobs({**cfg, "families": [f for f in cfg.get("families", families) if f in families]})
-        for seq_len, n_pairs in cfg["settings"]:
-            expected = sum(1 for j in jobs if (j["seq_len"], j["n_pairs"]) == (seq_len, n_pairs))
-            done = sum(1 for r in rows if (r["seq_len"], r["n_pairs"]) == (seq_len, n_pairs))
-            settings.append({"seq_len": seq_len, "n_pairs": n_pairs, "done": done, "expected": expected,
-                             "complete": expected > 0 and done >= expected})
+        for c in mqar_study.study_coverage({"config": cfg, "rows": rows}, families):
+            settings.append({"seq_len": c["seq_len"], "n_pairs": c["n_pairs"], "done": c["jobs_done"],
+                             "expected": c["jobs_total"], "complete": c["complete"]})
     findings = mqar_study.study_findings(rows) if rows else {}
     edge: dict[str, dict[str, str]] = {}
     for b in mqar_study.best_rows(rows):

@@ -43,6 +43,7 @@ __all__ = [
     "merge_results",
     "run_stored",
     "load_stored",
+    "preferred_presets",
     "reference_run",
     "describe",
     "label",
@@ -233,6 +234,13 @@ def _merged_record(spec: StoredExperiment, record: dict[str, Any]) -> dict[str, 
     return merged
 
 
+def preferred_presets(available: Sequence[str] = ("cpu", "gpu")) -> list[str]:
+    """The stored presets to look for on this machine, best first: ``gpu`` then ``cpu`` on a GPU
+    of the ``gpu`` tier, else ``cpu`` only (kept to those in ``available``)."""
+    order = ("gpu", "cpu") if runtime.mode() == "gpu" else ("cpu",)
+    return [p for p in order if p in available]
+
+
 def load_stored(name: str, preset: str | None = None, *, directory: Path | str | None = None) -> dict[str, Any] | None:
     """The stored reference run of ``name``, merged (:func:`merge_results`), or None if none is stored.
 
@@ -241,11 +249,7 @@ def load_stored(name: str, preset: str | None = None, *, directory: Path | str |
     command, wall seconds, units done / total, the stored config).
     """
     spec = experiment(name)
-    if preset is not None:
-        order = [preset]
-    else:
-        tier = runtime.mode()
-        order = [p for p in (("gpu", "cpu") if tier == "gpu" else ("cpu",)) if p in spec.presets]
+    order = [preset] if preset is not None else preferred_presets(spec.presets)
     for p in order:
         record = bench.load_results(_file_name(name, p), directory=None if directory is None else Path(directory))
         if record is not None and record["rows"]:
