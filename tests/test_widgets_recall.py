@@ -340,6 +340,13 @@ def test_static_widget_payload_from_the_study_counts_the_study_s_state(study: di
             assert entry["state_bytes"] == payload["rows"][entry["row"]]["state_bytes"]
             matched += 1
     assert matched >= 3
+    # the window slider offers the study's windows (w = L/8 + 1, ...), so every stored point of a
+    # family the widget builds can be ringed, at every setting
+    from linattn_edu.experiments.mqar_sweep import MODEL_FAMILIES
+
+    reached = {e["row"] for e in payload["chosen"].values()} - {-1}
+    assert reached == {k for k, r in enumerate(payload["rows"]) if r["family"] in MODEL_FAMILIES}
+    assert {17, 33} <= set(payload["windows"])
     entry = payload["chosen"][recall_key("linear_taylor", 8, 16, 64, L, P)]
     row = payload["rows"][entry["row"]]
     assert row["family"] == "linear_taylor" and row["label"].startswith("taylor d=8")

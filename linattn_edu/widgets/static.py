@@ -70,6 +70,7 @@ __all__ = [
     "GATES_I_VALUES",
     "RECALL_FEATURE_DIMS",
     "RECALL_WINDOWS",
+    "recall_windows",
 ]
 
 #: The ``data-widget`` names of the three widgets.
@@ -626,10 +627,19 @@ def _hex(color: str) -> str:
     return to_hex(color)
 
 
-def _knob_values(family: str, uses: tuple[bool, bool], seq_len: int) -> list[tuple[int, int]]:
+def recall_windows(stored: dict[str, Any]) -> list[int]:
+    """The static recall widget's window values for a stored record: :data:`RECALL_WINDOWS` plus
+    every window a stored row was trained with (the study's ``w = L/8 + 1, ...``), so that the
+    slider can land on each stored point; ascending."""
+    stored_wins = {int(r["options"]["window"]) for r in stored.get("rows", [])
+                   if isinstance(r.get("options"), dict) and isinstance(r["options"].get("window"), (int, np.integer))}
+    return sorted(set(RECALL_WINDOWS) | stored_wins)
+
+
+def _knob_values(family: str, uses: tuple[bool, bool], seq_len: int, windows: Sequence[int]) -> list[tuple[int, int]]:
     """``(feature_dim, window)`` pairs to precompute; 0 for a knob the family ignores."""
     dims = RECALL_FEATURE_DIMS if uses[0] else (0,)
-    wins = tuple(w for w in RECALL_WINDOWS if w <= seq_len) if uses[1] else (0,)
+    wins = tuple(w for w in windows if w <= seq_len) if uses[1] else (0,)
     return [(d, w) for d in dims for w in wins]
 
 
@@ -692,6 +702,7 @@ def _recall_payload(stored: dict[str, Any]) -> dict[str, Any]:
     cfg = stored_config(stored)
     settings = stored_settings(stored)
     rows = stored["rows"]
+    windows = recall_windows(stored)
     frontier = []
     for seq_len, n_pairs in settings:
         front = pareto_frontier(rows, seq_len=seq_len, n_pairs=n_pairs)
@@ -705,7 +716,7 @@ def _recall_payload(stored: dict[str, Any]) -> dict[str, Any]:
     chosen: dict[str, dict[str, Any]] = {}
     for seq_len, n_pairs in settings:
         for fam in MODEL_FAMILIES:
-            for d, w in _knob_values(fam, FAMILY_KNOBS[fam], seq_len):
+            for d, w in _knob_values(fam, FAMILY_KNOBS[fam], seq_len, windows):
                 dim, win = d or 1, w or seq_len  # any valid value for an ignored knob
                 var = chosen_variant(fam, feature_dim=dim, window=win, seq_len=seq_len, n_layers=cfg["n_layers"],
                                      stack=cfg["stack"])
@@ -722,7 +733,7 @@ def _recall_payload(stored: dict[str, Any]) -> dict[str, Any]:
         "widget": "recall", "settings": [list(s) for s in settings],
         "rows": [{k: r[k] for k in ("family", "label", "seq_len", "n_pairs", "state_bytes", "accuracy")} for r in rows],
         "frontier": frontier, "families": families, "chosen": chosen,
-        "feature_dims": list(RECALL_FEATURE_DIMS), "windows": list(RECALL_WINDOWS), "widths": list(WIDTHS),
+        "feature_dims": list(RECALL_FEATURE_DIMS), "windows": windows, "widths": list(WIDTHS),
         "stored": {"device": stored.get("device", "?"), "date": str(stored.get("date", ""))[:10],
                    "command": stored.get("command", "?"), "d_model": cfg["d_model"], "n_layers": cfg["n_layers"],
                    "steps": cfg["steps"]},
@@ -750,7 +761,7 @@ def static_recall_widget(
     Args:
         family, feature_dim, window, d_model, seq_len, n_pairs: the initial state:
             ``feature_dim`` in :data:`RECALL_FEATURE_DIMS`, ``window`` in
-            :data:`RECALL_WINDOWS` and ``<= seq_len``, ``d_model`` in
+            :func:`recall_windows` of the record and ``<= seq_len``, ``d_model`` in
             :data:`~linattn_edu.widgets.recall.WIDTHS`, ``(seq_len, n_pairs)`` a stored setting.
         stored: a results record (None: the packaged ``mqar_sweep.json``).
 
@@ -773,13 +784,13 @@ def static_recall_widget(
     window = _int(window, "window", 1)
     seq_len = _int(seq_len, "seq_len", 2)
     n_pairs = _int(n_pairs, "n_pairs", 1)
-    if window not in RECALL_WINDOWS or window > seq_len:
-        raise ValueError(f"window must be one of {[w for w in RECALL_WINDOWS if w <= seq_len]} (<= seq_len), "
-                         f"got {window}")
     d_model = _int(d_model, "d_model", 2)
     if d_model not in WIDTHS:
         raise ValueError(f"d_model must be one of {list(WIDTHS)}, got {d_model}")
     stored = stored_record(stored)
+    wins = [w for w in recall_windows(stored) if w <= seq_len]
+    if window not in wins:
+        raise ValueError(f"window must be one of {wins} (<= seq_len), got {window}")
     settings = stored_settings(stored)
     if (seq_len, n_pairs) not in settings:
         raise ValueError(f"(seq_len, n_pairs) must be a setting of the stored sweep, one of {settings}, "
@@ -787,7 +798,6 @@ def static_recall_widget(
     payload = recall_payload(stored)
     uses_dim, uses_window = FAMILY_KNOBS[family]
     options = "".join(f'<option value="{f}"{" selected" if f == family else ""}>{f}</option>' for f in MODEL_FAMILIES)
-    wins = [w for w in RECALL_WINDOWS if w <= seq_len]
     controls = [
         '<label for="{id}-family">model family</label>'
         f'<select id="{{id}}-family" data-key="family" style="justify-self:start">{options}</select>'
