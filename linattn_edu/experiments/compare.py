@@ -791,6 +791,27 @@ def _missing(ax: Any, part: str, title: str, xlabel: str, ylabel: str) -> None:
     ax.set_ylabel(ylabel)
 
 
+def _label_offsets(ax: Any, points: Sequence[tuple[float, float]], *, min_gap: float = 11.0,
+                   near: float = 70.0) -> list[float]:
+    """Vertical offsets (points) that keep labels at data ``points`` from overlapping: labels
+    whose anchors lie within ``near`` points of each other horizontally are stacked at least
+    ``min_gap`` points apart, lowest first. Call after the axes' scales and limits are set."""
+    to_pt = 72.0 / ax.figure.dpi
+    xy = [tuple(v * to_pt for v in ax.transData.transform(p)) for p in points]
+    order = sorted(range(len(xy)), key=lambda i: xy[i][1])
+    placed: list[tuple[float, float]] = []  # (x, label y) in points
+    out = [0.0] * len(xy)
+    for i in order:
+        x, y = xy[i]
+        label_y = y
+        for px, py in sorted(placed, key=lambda p: p[1]):
+            if abs(px - x) < near and abs(py - label_y) < min_gap:
+                label_y = py + min_gap
+        placed.append((x, label_y))
+        out[i] = label_y - y
+    return out
+
+
 def _plot_mqar(mqar: dict[str, Any] | None, ax: Any) -> None:
     """Panel (a): MQAR accuracy against state, one curve (or point) per mechanism, its best point labelled."""
     from matplotlib.ticker import NullFormatter
@@ -799,19 +820,22 @@ def _plot_mqar(mqar: dict[str, Any] | None, ax: Any) -> None:
     if mqar is None:
         _missing(ax, "MQAR", "(a) Recall against state", xlabel, ylabel)
         return
+    labels = []  # (name, x, y) of each mechanism's best point
     for name, rows in rows_by_mechanism(mqar["rows"]).items():
         rows = sorted(rows, key=lambda r: r["state_bytes"])
         ax.plot([r["state_bytes"] for r in rows], [max(_acc(r), 0.0) for r in rows], marker=MARKERS[name],
                 color=COLORS[name], markersize=8, linestyle="-" if len(rows) > 1 else "none", label=name)
         top = _best_mqar(rows)
-        ax.annotate(name, (top["state_bytes"], max(_acc(top), 0.0)), textcoords="offset points", xytext=(6, 4),
-                    fontsize=8, color=COLORS[name])
+        labels.append((name, top["state_bytes"], max(_acc(top), 0.0)))
     cfg = mqar["config"]
     seq_len, n_pairs = cfg["settings"][0]
     source = "stored study, best lr per model" if cfg.get("source") == "mqar_study" else "live"
     ax.set_xscale("log")
     ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels of a log axis overlap
     ax.set_ylim(-0.03, 1.05)
+    for (name, x, y), dy in zip(labels, _label_offsets(ax, [(x, y) for _, x, y in labels])):
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(6, 4 + dy), fontsize=8, color=COLORS[name],
+                    arrowprops={"arrowstyle": "-", "color": COLORS[name], "lw": 0.5} if dy else None)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(f"(a) Recall against state\n(MQAR: {seq_len} tokens, {n_pairs} pairs; {source})")
