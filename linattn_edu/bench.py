@@ -411,6 +411,11 @@ class ResumableResults:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
+    def refresh(self) -> None:
+        """Take in the rows other processes (other shards) have written to the file since."""
+        with self._locked():
+            self._merge_from_disk()
+
     def _merge_from_disk(self) -> None:
         """Take the file's rows and wall time as the base (same config only), keeping our rows
         that it lacks: the file is the union of what every process has written."""

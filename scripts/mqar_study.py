@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
                                    device=runtime.device(), directory=args.out_dir, fresh=args.fresh)
     run_cfg = dict(cfg, families=args.families or cfg["families"])
     done = len(store.rows)
-    total = len(ms.study_jobs(cfg))
+    total = len(ms.study_jobs(cfg, store.rows))  # the grid + extensions due so far
     print(f"{store.path}: {done} of {total} models already stored", flush=True)
 
     def report(row: dict) -> None:
@@ -71,13 +71,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--shard must be K/N, got {args.shard!r}")
     rows = ms.run_mqar_study(run_cfg, store=store, progress=not args.no_progress, on_row=report, shard=shard)
     print("\n" + ms.study_table_markdown(rows))
+    total = len(ms.study_jobs(cfg, store.rows))
     print(f"\n{len(store.rows)} of {total} models stored in {store.path} "
           f"({store.record['wall_seconds'] / 3600:.2f} h of training so far)")
     for setting, found in ms.study_findings(rows).items():
         print(f"\n{setting}: attention >= 0.95: {found['attention_ok']}; frontier: {', '.join(found['frontier_families'])}")
         for family, f in found["families"].items():
             print(f"  {family:15s} best {f['best_accuracy']:.3f} at {f['best_point']} (lr {f['best_lr']:.0e})"
-                  f"{'  [chance plateau]' if f['plateau'] else ''}{'  grows with state' if f['grows_with_state'] else ''}")
+                  f"{'  [chance plateau]' if f['plateau'] else ''}{'  grows with state' if f['grows_with_state'] else ''}"
+                  f"{'  best lr at the grid edge: ' + ', '.join(f['lr_at_edge']) if f['lr_at_edge'] else ''}")
     return 0
 
 

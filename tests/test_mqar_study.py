@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -69,6 +71,11 @@ def test_findings_are_computed_from_rows():
     assert found["attention_ok"]
     assert found["families"]["based"]["grows_with_state"] and not found["families"]["based"]["plateau"]
     assert found["families"]["hawk"]["plateau"]  # 0.05 < 2 / 16
+    # best lr at the top (attention d=32: 3e-3 of {1e-3, 3e-3}) or bottom (hawk w=64: 3e-3 of {3e-3, 1e-2})
+    # of what was tried; one lr tried (based) is no sweep, so no edge
+    assert found["families"]["attention"]["lr_at_edge"] == ["d=32"]
+    assert found["families"]["hawk"]["lr_at_edge"] == ["w=64"]
+    assert found["families"]["based"]["lr_at_edge"] == []
     assert found["frontier_families"] == ["attention", "based", "hawk"]
     assert [r["point"] for r in ms.pareto_frontier(ms.best_rows(rows))] == ["w=32", "w=64", "f=4", "f=8", "d=32", "d=64"]
     fig = ms.plot_study(rows)
@@ -135,3 +142,42 @@ def test_shards_split_the_jobs_and_share_one_file(tmp_path, monkeypatch):
     for bad in ((2, 2), (0, 0), "0/2"):
         with pytest.raises(ValueError, match="shard"):
             ms.run_mqar_study(cfg, store=None, progress=False, shard=bad)
+
+
+def test_extension_lrs_continue_the_grid_by_decades_only_off_the_plateau():
+    grid = [1e-3, 3e-3, 1e-2]
+    assert ms.extension_lrs(grid, {1e-3: 0.1, 3e-3: 0.5, 1e-2: 0.9}, 16, 2) == [3e-2]        # best at the top
+    assert ms.extension_lrs(grid, {1e-3: 0.1, 3e-3: 0.5, 1e-2: 0.8, 3e-2: 0.9}, 16, 2) == [1e-1]
+    assert ms.extension_lrs(grid, {1e-3: 0.1, 3e-3: 0.5, 1e-2: 0.8, 3e-2: 0.9, 0.1: 0.95}, 16, 2) == []  # cap
+    assert ms.extension_lrs(grid, {1e-3: 0.1, 3e-3: 0.5, 1e-2: 0.9, 3e-2: None}, 16, 2) == []  # bracketed
+    assert ms.extension_lrs(grid, {1e-3: 0.9, 3e-3: 0.5, 1e-2: None}, 16, 2) == [3e-4]        # best at the bottom
+    assert ms.extension_lrs(grid, {1e-3: 0.2, 3e-3: 0.5, 1e-2: 0.1}, 16, 2) == []             # interior optimum
+    assert ms.extension_lrs(grid, {1e-3: 0.01, 3e-3: 0.02, 1e-2: 0.1}, 16, 2) == []           # 0.1 < 2/16: plateau
+    assert ms.extension_lrs(grid, {1e-3: 0.1, 3e-3: 0.5}, 16, 2) == []                        # grid unfinished
+    assert ms.extension_lrs(grid, {1e-3: 0.1, 3e-3: 0.5, 1e-2: 0.9}, 16, 0) == []             # switched off
+    assert ms.extension_lrs([3e-4, 1e-3, 3e-3, 1e-2], {3e-4: 0, 1e-3: 0, 3e-3: 0.2, 1e-2: 0.9}, 16, 1) == [3e-2]
+
+
+def test_study_runs_lr_extensions_until_the_optimum_is_bracketed(tmp_path, monkeypatch):
+    cfg = dict(ms.study_config("fast"), lrs=[1e-3, 3e-3, 1e-2], lr_extension=2, families=["attention", "based"])
+    peak = {"attention": 3e-2, "based": 1e-3}   # attention's accuracy peaks above the grid, based's at its bottom
+
+    def fake_train(job, data, cfg, dev):
+        acc = max(0.0, 1.0 - 0.2 * abs(math.log10(job["lr"] / peak[job["family"]])))
+        return {**{k: v for k, v in job.items() if k != "_spec"}, "accuracy": acc, "state_bytes": 1}
+
+    monkeypatch.setattr(ms, "_train_one", fake_train)
+    stores = [bench.ResumableResults("mqar_study_fast", command="t", config=cfg, directory=tmp_path,
+                                     key_fields=("seq_len", "n_pairs", "family", "point", "lr")) for _ in range(2)]
+    for k in (0, 1, 0, 1):   # two shards, each run twice: extensions that fell due meanwhile are picked up
+        ms.run_mqar_study(cfg, store=stores[k], progress=False, shard=(k, 2))
+    rows = bench.load_results("mqar_study_fast", directory=tmp_path)["rows"]
+    lrs = {}
+    for r in rows:
+        lrs.setdefault((r["seq_len"], r["family"]), []).append(r["lr"])
+    for (seq_len, family), tried in lrs.items():
+        expect = [1e-3, 3e-3, 1e-2, 3e-2, 1e-1] if family == "attention" else [3e-4, 1e-3, 3e-3, 1e-2]
+        assert sorted(tried) == pytest.approx(expect), (seq_len, family)   # each once, in one shared file
+    best = {(r["seq_len"], r["family"]): r for r in ms.best_rows(rows)}
+    assert all(b["lr"] == pytest.approx(peak[b["family"]]) for b in best.values())
+    assert len(ms.study_jobs(cfg, rows)) == len(rows)               # nothing left to run

@@ -33,6 +33,11 @@ family              model (Zoology's stack: layer 0 BaseConv, layer 1 X)  dial
 Hawk, Griffin and the linearized model are built as their chapters build them (with their own
 short convolutions and MLPs): more parameters, no extra state.
 
+**Learning rates**: every point is trained at each of the config's ``lrs``; a point whose best
+rate is the largest or smallest of them, and that left the chance plateau, is trained further
+past that edge, one grid step at a time, until its best rate is bracketed or ``lr_extension``
+steps were taken (:func:`extension_lrs`).
+
 **What is reported** (:func:`best_rows`, :func:`study_findings`): for every (setting, family,
 point), the accuracy at its best learning rate; the Pareto frontier of each setting; whether
 attention reaches 0.95; for each family whether its best point leaves the chance plateau
@@ -45,6 +50,7 @@ from __future__ import annotations
 
 import math
 import time
+import zlib
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -63,12 +69,15 @@ __all__ = [
     "study_config",
     "study_points",
     "study_jobs",
+    "extension_lrs",
+    "plateau_accuracy",
     "run_mqar_study",
     "reference_study",
     "study_coverage",
     "best_rows",
     "pareto_frontier",
     "study_findings",
+    "best_lr_at_grid_edge",
     "study_table_markdown",
     "plot_study",
     "plot_lr_sweeps",
@@ -92,17 +101,19 @@ FAMILY_STYLE: dict[str, tuple[str, str]] = {
 
 #: Sizes of the study. ``cpu`` is sized for a few hours of a 2-core machine (run in the
 #: background: ``python scripts/mqar_study.py --preset cpu``); ``gpu`` follows the paper's
-#: settings more closely; ``fast`` is a smoke test of the whole pipeline.
+#: settings more closely; ``fast`` is a smoke test of the whole pipeline. ``lr_extension``: how many
+#: learning rates beyond the grid a point may add when its best one sits at the grid's edge
+#: (:func:`extension_lrs`).
 STUDY_PRESETS: dict[str, dict[str, Any]] = {
     "fast": {"settings": [[32, 4], [64, 8]], "vocab_size": 128, "d_model": 32, "n_heads": 1, "steps": 20,
              "batch_size": 16, "lrs": [3e-3], "n_train": 256, "n_test": 64, "seed": 0, "points": 1,
-             "families": list(STUDY_FAMILIES)},
+             "families": list(STUDY_FAMILIES), "lr_extension": 0},
     "cpu": {"settings": [[64, 16], [128, 32]], "vocab_size": 1024, "d_model": 64, "n_heads": 1, "steps": 1000,
             "batch_size": 32, "lrs": [1e-3, 3e-3, 1e-2], "n_train": 40000, "n_test": 1000, "seed": 0,
-            "points": 3, "families": list(STUDY_FAMILIES)},
+            "points": 3, "families": list(STUDY_FAMILIES), "lr_extension": 2},
     "gpu": {"settings": [[128, 16], [256, 32], [256, 64]], "vocab_size": 8192, "d_model": 128, "n_heads": 1,
             "steps": 6000, "batch_size": 64, "lrs": [3e-4, 1e-3, 3e-3, 1e-2], "n_train": 100000, "n_test": 3000,
-            "seed": 0, "points": 3, "families": list(STUDY_FAMILIES)},
+            "seed": 0, "points": 3, "families": list(STUDY_FAMILIES), "lr_extension": 2},
 }
 
 
@@ -169,8 +180,63 @@ def study_points(family: str, seq_len: int, *, d_model: int, points: int = 3) ->
             for name, value, kind, width, opts in out]
 
 
-def study_jobs(cfg: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every (setting, family, point, lr) of ``cfg``: the units of work, in run order."""
+def plateau_accuracy(n_pairs: int) -> float:
+    """The accuracy below which a model counts as on MQAR's chance plateau: ``2 / n_pairs``, twice
+    the accuracy of guessing among the values in the context."""
+    return 2.0 / n_pairs
+
+
+def _lr_round(lr: float) -> float:
+    return float(f"{lr:.6g}")
+
+
+def extension_lrs(grid: Sequence[float], tried: dict[float, float | None], n_pairs: int,
+                  max_extra: int) -> list[float]:
+    """The learning rates beyond the grid that one point should try next (an adaptive sweep).
+
+    The grid is continued by decades: with ``k`` grid values per decade (``[1e-3, 3e-3, 1e-2]``:
+    ``k = 2``), the value after the top is the ``k``-th from the top times 10 (``3e-2``, then
+    ``1e-1``) and the one below the bottom is the ``k``-th from the bottom over 10 (``3e-4``,
+    ``1e-4``). A point extends on the side where its best learning rate is the largest (or
+    smallest) one tried, one value at a time, only if it left the chance plateau
+    (:func:`plateau_accuracy`: on the plateau every lr looks alike and there is no optimum to
+    follow) and at most ``max_extra`` values per side.
+
+    Args:
+        grid: the config's learning rates (ascending or not).
+        tried: ``{lr: accuracy}`` of every run of this point so far (None: diverged), grid and
+            extension; extension runs happen only once every grid lr is in it.
+        n_pairs: the setting's number of pairs (for the plateau).
+        max_extra: the config's ``lr_extension``.
+
+    Returns:
+        ``[]`` (the optimum is bracketed, capped, on the plateau, or the grid is unfinished) or
+        the one next learning rate to try.
+    """
+    grid = sorted(_lr_round(v) for v in grid)
+    tried = {_lr_round(k): v for k, v in tried.items()}
+    if max_extra <= 0 or len(grid) < 2 or not all(g in tried for g in grid):
+        return []
+    best_lr = max(sorted(tried), key=lambda lr: -1.0 if tried[lr] is None else tried[lr])
+    if (tried[best_lr] or 0.0) < plateau_accuracy(n_pairs):
+        return []
+    per_decade = sum(1 for v in grid if v < grid[0] * 10 * (1 - 1e-9))
+    lrs = sorted(tried)
+    if best_lr == lrs[-1] and sum(lr > grid[-1] for lr in lrs) < max_extra:
+        return [_lr_round(lrs[-per_decade] * 10)]
+    if best_lr == lrs[0] and sum(lr < grid[0] for lr in lrs) < max_extra:
+        return [_lr_round(lrs[per_decade - 1] / 10)]
+    return []
+
+
+def study_jobs(cfg: dict[str, Any], rows: Sequence[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Every (setting, family, point, lr) of ``cfg``: the units of work, in run order.
+
+    Without ``rows``: the grid (``cfg["lrs"]`` for every point). With ``rows`` (the runs so far):
+    the grid, then for each point the extension learning rates it has run and the next one it
+    should run (:func:`extension_lrs`, at most ``cfg["lr_extension"]`` per side): the list grows
+    as results arrive, and the study is complete when every job in it is done.
+    """
     jobs = []
     for seq_len, n_pairs in cfg["settings"]:
         for family in cfg["families"]:
@@ -178,7 +244,20 @@ def study_jobs(cfg: dict[str, Any]) -> list[dict[str, Any]]:
                 for lr in cfg["lrs"]:
                     jobs.append({"seq_len": seq_len, "n_pairs": n_pairs, "family": family, "point": p["point"],
                                  "lr": lr, "_spec": p})
-    return jobs
+    if rows is None or not cfg.get("lr_extension"):
+        return jobs
+    grid = {_lr_round(v) for v in cfg["lrs"]}
+    runs: dict[tuple, dict[float, float | None]] = {}
+    for r in rows:
+        runs.setdefault((r["seq_len"], r["n_pairs"], r["family"], r["point"]), {})[_lr_round(r["lr"])] = r["accuracy"]
+    extra = []
+    for job in (j for j in jobs if _lr_round(j["lr"]) == min(grid)):  # one per point
+        key = (job["seq_len"], job["n_pairs"], job["family"], job["point"])
+        tried = runs.get(key, {})
+        done_extra = sorted(lr for lr in tried if lr not in grid)
+        nxt = extension_lrs(cfg["lrs"], tried, job["n_pairs"], cfg["lr_extension"])
+        extra += [{**job, "lr": lr} for lr in done_extra + nxt]
+    return jobs + extra
 
 
 def _curve(losses: list[float], n: int = 25) -> list[float]:
@@ -221,6 +300,11 @@ def run_mqar_study(
 ) -> list[dict[str, Any]]:
     """Train and evaluate every job of :func:`study_jobs`; returns all rows (stored ones included).
 
+    First the grid (every point at every ``cfg["lrs"]``), then rounds of learning-rate extensions
+    (:func:`extension_lrs`) for points whose best learning rate sits at the grid's edge, until
+    every point's optimum is bracketed, on the chance plateau, or ``cfg["lr_extension"]`` values
+    past the edge.
+
     Args:
         cfg: a :func:`study_config` dict (settings, vocab, sizes, steps, lrs, families, points).
         store: a results file that grows by one row per finished model; jobs it already holds are
@@ -228,9 +312,12 @@ def run_mqar_study(
         device: where to train (default: the runtime's device).
         progress: show a tqdm bar.
         on_row: called with each new row (e.g. to print it).
-        shard: ``(k, n)``: train only every n-th job starting at the k-th (of the jobs in
-            :func:`study_jobs` order), so that ``n`` processes can share one results file (the
-            store locks it on each write); ``(0, 1)``: every job.
+        shard: ``(k, n)``: train only every n-th grid job starting at the k-th (of the jobs in
+            :func:`study_jobs` order) and the extension jobs whose key hashes to ``k`` modulo ``n``,
+            so that ``n`` processes can share one results file (the store locks it on each write
+            and each round re-reads it); ``(0, 1)``: every job. A shard stops when it has nothing
+            left to train; an extension that falls due later (when another shard finishes a
+            point's grid) is trained by the next run with the same arguments.
 
     Returns:
         One dict per model: setting, family, point, lr, accuracy (None if the loss diverged),
@@ -242,8 +329,6 @@ def run_mqar_study(
     if (not isinstance(shard, (tuple, list)) or len(shard) != 2 or not all(isinstance(v, int) for v in shard)
             or not 0 <= shard[0] < shard[1]):
         raise ValueError(f"shard must be (k, n) with 0 <= k < n, got {shard!r}")
-    jobs = study_jobs(cfg)[shard[0]::shard[1]]
-    todo = [j for j in jobs if store is None or not store.done(j)]
     data = {}
     for seq_len, n_pairs in cfg["settings"]:
         x_tr, y_tr = make_mqar(cfg["n_train"], seq_len=seq_len, n_pairs=n_pairs, vocab_size=cfg["vocab_size"],
@@ -252,16 +337,39 @@ def run_mqar_study(
                                seed=cfg["seed"] + 1)
         data[(seq_len, n_pairs)] = (x_tr, y_tr, x_te, y_te)
     rows = list(store.rows) if store is not None else []
-    for job in tqdm(todo, desc="MQAR study", disable=not progress):
-        start = time.perf_counter()
-        row = _train_one(job, data, cfg, dev)
-        row["seconds"] = round(time.perf_counter() - start, 2)
-        rows.append(row)
+    n_grid = len(study_jobs(cfg))
+    while True:  # the grid, then rounds of learning-rate extensions until none is left
         if store is not None:
-            store.add(row, seconds=row["seconds"])
-        if on_row is not None:
-            on_row(row)
-    return rows
+            store.refresh()  # rows other shards wrote: their points may now need extensions
+            rows = list(store.rows)
+        done = {_job_key(r) for r in rows}
+        jobs = study_jobs(cfg, rows)
+        mine = [j for i, j in enumerate(jobs) if _in_shard(i, j, n_grid, shard)]
+        todo = [j for j in mine if _job_key(j) not in done]
+        if not todo:
+            return rows
+        for job in tqdm(todo, desc="MQAR study", disable=not progress):
+            start = time.perf_counter()
+            row = _train_one(job, data, cfg, dev)
+            row["seconds"] = round(time.perf_counter() - start, 2)
+            rows.append(row)
+            if store is not None:
+                store.add(row, seconds=row["seconds"])
+            if on_row is not None:
+                on_row(row)
+
+
+def _job_key(job: dict[str, Any]) -> tuple:
+    return job["seq_len"], job["n_pairs"], job["family"], job["point"], _lr_round(job["lr"])
+
+
+def _in_shard(index: int, job: dict[str, Any], n_grid: int, shard: tuple[int, int]) -> bool:
+    """Grid jobs go to shards by position; extension jobs (whose positions shift as results
+    arrive) by a hash of their key, so every process agrees on who trains which."""
+    k, n = shard
+    if index < n_grid:
+        return index % n == k
+    return zlib.crc32(repr(_job_key(job)).encode()) % n == k
 
 
 def reference_study(preset: str | None = None, *, directory: Any = None) -> dict[str, Any] | None:
@@ -293,9 +401,12 @@ def reference_study(preset: str | None = None, *, directory: Any = None) -> dict
         record = bench.load_results(f"mqar_study_{p}", directory=directory)
         if record is None or not record["rows"]:
             continue
-        total = len(study_jobs(record["config"]))
+        jobs = study_jobs(record["config"], record["rows"])
+        done = {_job_key(r) for r in record["rows"]}
+        total = len(jobs)
         info = {k: record.get(k) for k in ("name", "device", "date", "git_commit", "command", "wall_seconds", "torch")}
-        info.update(units_done=len(record["rows"]), units_total=total, complete=len(record["rows"]) >= total,
+        info.update(units_done=len(record["rows"]), units_total=total,
+                    complete=all(_job_key(j) in done for j in jobs),
                     preset=p, config=record["config"])
         return {**record, "stored": info}
     return None
@@ -317,7 +428,7 @@ def study_coverage(record: dict[str, Any], families: Sequence[str] | None = None
         cfg["families"] = [f for f in cfg.get("families", families) if f in families]
     key = lambda r: (r["seq_len"], r["n_pairs"], r["family"], r["point"], r["lr"])  # noqa: E731
     done = {key(r) for r in record["rows"]}
-    jobs = study_jobs(cfg)
+    jobs = study_jobs(cfg, record["rows"])
     out = []
     for seq_len, n_pairs in cfg["settings"]:
         fams: dict[str, list[int]] = {}
@@ -357,14 +468,28 @@ def pareto_frontier(best: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return frontier
 
 
+def best_lr_at_grid_edge(best: dict[str, Any]) -> str | None:
+    """Whether a :func:`best_rows` row's best learning rate is the largest (``"high"``) or the
+    smallest (``"low"``) one tried, so the sweep may not have bracketed its optimum; None if it is
+    inside, if only one was tried, or if the point learned nothing (accuracy 0 or diverged
+    everywhere: there is no optimum to bracket)."""
+    tried = best["lrs_tried"]
+    if len(tried) < 2 or not best["accuracy"]:
+        return None
+    return "high" if best["lr"] == max(tried) else "low" if best["lr"] == min(tried) else None
+
+
 def study_findings(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """What the rows show, computed (the chapter prints these, never types them).
 
     Returns ``{setting_key: {"attention_ok", "frontier_families", "families": {family: {
-    "best_accuracy", "best_point", "best_lr", "plateau", "grows_with_state"}}}}`` with
+    "best_accuracy", "best_point", "best_lr", "plateau", "grows_with_state", "lr_at_edge"}}}}`` with
     ``setting_key = "L=<seq_len>, pairs=<n_pairs>"``. ``plateau``: the best accuracy is below
     ``2 / n_pairs`` (twice the chance of guessing among the context's values).
     ``grows_with_state``: accuracy at the largest state exceeds the smallest by more than 0.02.
+    ``lr_at_edge``: the family's points (by point name) whose best learning rate is the largest or
+    smallest one tried, so the sweep may not have bracketed their optimum (ties at accuracy 0 or
+    with a single learning rate tried are not counted).
     """
     best = best_rows(rows)
     out: dict[str, Any] = {}
@@ -376,8 +501,9 @@ def study_findings(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
             accs = [r["accuracy"] or 0.0 for r in pts]
             top = max(pts, key=lambda r: r["accuracy"] or 0.0)
             fams[family] = {"best_accuracy": top["accuracy"] or 0.0, "best_point": top["point"], "best_lr": top["lr"],
-                            "plateau": (top["accuracy"] or 0.0) < 2.0 / n_pairs,
-                            "grows_with_state": len(pts) > 1 and accs[-1] - accs[0] > 0.02}
+                            "plateau": (top["accuracy"] or 0.0) < plateau_accuracy(n_pairs),
+                            "grows_with_state": len(pts) > 1 and accs[-1] - accs[0] > 0.02,
+                            "lr_at_edge": [r["point"] for r in pts if best_lr_at_grid_edge(r)]}
         att = fams.get("attention")
         out[f"L={seq_len}, pairs={n_pairs}"] = {
             "attention_ok": bool(att and att["best_accuracy"] >= 0.95),

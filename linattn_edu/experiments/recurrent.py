@@ -891,7 +891,8 @@ def recurrent_study(record: dict[str, Any] | None,
         ``expected``: the models its config schedules for them); ``findings``
         :func:`~.mqar_study.study_findings` of the kept rows (settings with rows only);
         ``lr_at_edge`` ``{setting_key: {family: "low" | "high"}}`` for families whose best point's
-        best lr is the smallest or largest of the lrs tried (the grid may not bracket its optimum).
+        best lr is the smallest or largest of the lrs tried (the grid may not bracket its optimum;
+        :func:`~.mqar_study.best_lr_at_grid_edge`).
         With ``record`` None: empty rows, settings and findings.
 
     Raises:
@@ -918,12 +919,9 @@ def recurrent_study(record: dict[str, Any] | None,
     for b in mqar_study.best_rows(rows):
         key = f"L={b['seq_len']}, pairs={b['n_pairs']}"
         fam = findings.get(key, {}).get("families", {}).get(b["family"])
-        if fam is None or fam["best_point"] != b["point"] or len(b["lrs_tried"]) < 2:
-            continue
-        if b["lr"] == max(b["lrs_tried"]):
-            edge.setdefault(key, {})[b["family"]] = "high"
-        elif b["lr"] == min(b["lrs_tried"]):
-            edge.setdefault(key, {})[b["family"]] = "low"
+        side = mqar_study.best_lr_at_grid_edge(b)
+        if fam is not None and fam["best_point"] == b["point"] and side is not None:
+            edge.setdefault(key, {})[b["family"]] = side
     return {"rows": rows, "settings": settings, "findings": findings, "lr_at_edge": edge}
 
 
