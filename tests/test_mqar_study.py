@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import matplotlib
@@ -181,3 +182,15 @@ def test_study_runs_lr_extensions_until_the_optimum_is_bracketed(tmp_path, monke
     best = {(r["seq_len"], r["family"]): r for r in ms.best_rows(rows)}
     assert all(b["lr"] == pytest.approx(peak[b["family"]]) for b in best.values())
     assert len(ms.study_jobs(cfg, rows)) == len(rows)               # nothing left to run
+
+
+def test_the_packaged_cpu_study_is_complete_and_current():
+    """The study the chapters load: made with today's cpu preset, every grid job and every
+    learning-rate extension due stored (resume with ``scripts/mqar_study.py --preset cpu``)."""
+    study = ms.reference_study("cpu")
+    assert study is not None, "linattn_edu/results/mqar_study_cpu.json is missing"
+    assert study["config"] == json.loads(json.dumps(ms.study_config("cpu"))), \
+        "the stored study was made with another cpu preset: rerun scripts/mqar_study.py --preset cpu --fresh"
+    info = study["stored"]
+    assert info["complete"], f"only {info['units_done']} of {info['units_total']} models stored"
+    bench.validate_results(study, strict=True)
