@@ -219,7 +219,7 @@ def test_mqar_column_is_read_from_the_study(tmp_path):
     first, second = (tuple(s) for s in cfg["settings"])
     assert cov[first]["complete"] and not cov[second]["complete"]
     assert cov[second]["families"]["griffin"] == "0/2"
-    mq = C.mqar_from_study(study)  # the largest complete setting
+    mq = C.mqar_from_study(study)  # the complete setting with the most families off the plateau (the only one)
     assert mq["config"]["settings"] == [list(first)] and mq["config"]["source"] == "mqar_study"
     assert mq["config"]["mechanisms_missing"] == ["ALiBi"]
     assert {r["mechanism"] for r in mq["rows"]} == set(ALL) - {"ALiBi"}
@@ -236,6 +236,30 @@ def test_mqar_column_is_read_from_the_study(tmp_path):
     with pytest.raises(ValueError, match="study"):
         C.mqar_from_study({"rows": 3})
     assert C.load_study("fast", directory=tmp_path / "none") is None
+
+
+def test_mqar_column_uses_the_complete_setting_that_separates_the_mechanisms(tmp_path):
+    cfg, rows = _fake_study(tmp_path, drop=())
+    first, second = (tuple(s) for s in cfg["settings"])
+    plateau = {first[1]: 2 / first[1], second[1]: 2 / second[1]}
+    for r in rows:  # at the larger setting every family but attention is stuck on the chance plateau
+        if r["seq_len"] == second[0] and r["family"] != "attention":
+            r["accuracy"] = 0.5 * plateau[second[1]]
+        elif r["accuracy"] is not None:
+            r["accuracy"] = 0.9
+    from linattn_edu import bench
+
+    bench.save_results("mqar_study_fast", rows, command="c", config=cfg, device="cpu", directory=tmp_path)
+    study = C.load_study("fast", directory=tmp_path)
+    mq = C.mqar_from_study(study)
+    assert mq["config"]["settings"] == [list(first)]
+    assert mq["config"]["off_plateau"][f"L={second[0]}, pairs={second[1]}"] == 1
+    assert "families off the chance plateau per setting" in C.describe_study(mq)
+    for r in rows:  # now both separate equally: the larger setting wins the tie
+        if r["seq_len"] == second[0] and r["accuracy"] is not None:
+            r["accuracy"] = 0.9
+    bench.save_results("mqar_study_fast", rows, command="c", config=cfg, device="cpu", directory=tmp_path)
+    assert C.mqar_from_study(C.load_study("fast", directory=tmp_path))["config"]["settings"] == [list(second)]
 
 
 def test_script_stores_runs_that_load_back(tmp_path):

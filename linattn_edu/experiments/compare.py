@@ -963,13 +963,30 @@ def study_coverage(study: dict[str, Any]) -> list[dict[str, Any]]:
     return coverage(study)
 
 
-def _pick_setting(coverage: list[dict[str, Any]]) -> tuple[int, int]:
-    """The largest complete setting; else the one with the most finished models (then the larger)."""
+def _families_off_plateau(rows: Sequence[dict[str, Any]], seq_len: int, n_pairs: int) -> int:
+    """How many study families reach the chance plateau's bound (``plateau_accuracy``) at a setting."""
+    from .mqar_study import plateau_accuracy
+
+    best: dict[str, float] = {}
+    for r in rows:
+        if (r["seq_len"], r["n_pairs"]) == (seq_len, n_pairs):
+            best[r["family"]] = max(best.get(r["family"], 0.0), r["accuracy"] or 0.0)
+    return sum(acc >= plateau_accuracy(n_pairs) for acc in best.values())
+
+
+def _pick_setting(coverage: list[dict[str, Any]], rows: Sequence[dict[str, Any]]) -> tuple[int, int]:
+    """Among the complete settings, the one where the most families leave the chance plateau
+    (the setting that tells the mechanisms apart; then the larger); with none complete, the one
+    with the most finished models (then the larger)."""
     complete = [c for c in coverage if c["complete"]]
-    pool = complete or [c for c in coverage if c["jobs_done"]]
-    if not pool:
-        raise ValueError("study must hold at least one finished model")
-    best = max(pool, key=lambda c: (c["jobs_done"] if not complete else 0, c["seq_len"], c["n_pairs"]))
+    if complete:
+        best = max(complete, key=lambda c: (_families_off_plateau(rows, c["seq_len"], c["n_pairs"]),
+                                            c["seq_len"], c["n_pairs"]))
+    else:
+        pool = [c for c in coverage if c["jobs_done"]]
+        if not pool:
+            raise ValueError("study must hold at least one finished model")
+        best = max(pool, key=lambda c: (c["jobs_done"], c["seq_len"], c["n_pairs"]))
     return best["seq_len"], best["n_pairs"]
 
 
@@ -983,8 +1000,10 @@ def mqar_from_study(study: dict[str, Any], setting: Sequence[int] | None = None)
 
     Args:
         study: a :func:`load_study` result (partial is fine).
-        setting: ``(seq_len, n_pairs)``; None: the largest setting whose models are all finished,
-            else the one with the most finished models (:func:`study_coverage`).
+        setting: ``(seq_len, n_pairs)``; None: among the settings whose models are all finished,
+            the one where the most families leave the chance plateau (it separates the mechanisms
+            best; ties: the larger), else the one with the most finished models
+            (:func:`study_coverage`). The choice and the count are in ``config["off_plateau"]``.
 
     Returns:
         ``{"rows", "config", "device", "stored"}``; rows have ``mechanism``, ``family``, ``point``,
@@ -1001,7 +1020,7 @@ def mqar_from_study(study: dict[str, Any], setting: Sequence[int] | None = None)
         raise ValueError("study must be a load_study result (a dict with 'rows' and 'config')")
     coverage = study_coverage(study)
     if setting is None:
-        seq_len, n_pairs = _pick_setting(coverage)
+        seq_len, n_pairs = _pick_setting(coverage, study["rows"])
     else:
         seq_len, n_pairs = (int(v) for v in setting)
         if [seq_len, n_pairs] not in [[c["seq_len"], c["n_pairs"]] for c in coverage]:
@@ -1021,7 +1040,9 @@ def mqar_from_study(study: dict[str, Any], setting: Sequence[int] | None = None)
     config = {"settings": [[seq_len, n_pairs]], "source": "mqar_study",
               **{k: cfg.get(k) for k in ("preset", "vocab_size", "d_model", "n_heads", "steps", "batch_size", "lrs",
                                          "n_train", "n_test", "seed")},
-              "coverage": coverage, "mechanisms_missing": missing}
+              "coverage": coverage, "mechanisms_missing": missing,
+              "off_plateau": {f"L={c['seq_len']}, pairs={c['n_pairs']}": _families_off_plateau(
+                  study["rows"], c["seq_len"], c["n_pairs"]) for c in coverage}}
     return {"rows": rows, "config": config, "device": study.get("device"), "stored": study.get("stored")}
 
 
@@ -1041,9 +1062,13 @@ def describe_study(mqar: dict[str, Any]) -> str:
     return (f"MQAR: the stored study ({info.get('name')}, preset {info.get('preset')}) on {info['device']}, "
             f"{str(info['date'])[:10]}, commit {(info.get('git_commit') or '?')[:10]}, "
             f"{(info.get('wall_seconds') or 0) / 3600:.1f} h of compute, {info['units_done']}/{info['units_total']} "
-            f"models done; setting used: L={seq_len}, {n_pairs} pairs ({state})"
+            f"models done; setting used: L={seq_len}, {n_pairs} pairs ({state}"
+            + (f"; families off the chance plateau per setting: "
+               + ", ".join(f"{k}: {v}" for k, v in cfg["off_plateau"].items()) if cfg.get("off_plateau") else "")
+            + ")"
             + (f"; other settings: {others}" if others else "")
-            + f"; each family's best lr of {cfg.get('lrs')}; regenerate with `{info['command']}`")
+            + f"; each family's best lr (grid {cfg.get('lrs')}, extended at its edges); "
+              f"regenerate with `{info['command']}`")
 
 
 def comparison_provenance(result: dict[str, Any]) -> list[str]:
