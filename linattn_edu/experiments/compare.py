@@ -1048,7 +1048,8 @@ def mqar_from_study(study: dict[str, Any], setting: Sequence[int] | None = None)
 
 def describe_study(mqar: dict[str, Any]) -> str:
     """Where the MQAR part comes from: the study's provenance and the setting used
-    (``mqar``: a :func:`mqar_from_study` result), or that it was computed live."""
+    (``mqar``: a :func:`mqar_from_study` result), or that it was computed live. A few short lines
+    (the setting first), so a notebook shows them without scrolling."""
     cfg = mqar.get("config", {})
     info = mqar.get("stored")
     if cfg.get("source") != "mqar_study" or not info:
@@ -1059,20 +1060,25 @@ def describe_study(mqar: dict[str, Any]) -> str:
     others = "; ".join(f"L={c['seq_len']}, {c['n_pairs']} pairs: {c['jobs_done']}/{c['jobs_total']} models"
                        for c in cfg["coverage"] if (c["seq_len"], c["n_pairs"]) != (seq_len, n_pairs))
     state = "complete" if used["complete"] else f"PARTIAL, {used['jobs_done']}/{used['jobs_total']} models"
-    return (f"MQAR: the stored study ({info.get('name')}, preset {info.get('preset')}) on {info['device']}, "
-            f"{str(info['date'])[:10]}, commit {(info.get('git_commit') or '?')[:10]}, "
-            f"{(info.get('wall_seconds') or 0) / 3600:.1f} h of compute, {info['units_done']}/{info['units_total']} "
-            f"models done; setting used: L={seq_len}, {n_pairs} pairs ({state}"
-            + (f"; families off the chance plateau per setting: "
-               + ", ".join(f"{k}: {v}" for k, v in cfg["off_plateau"].items()) if cfg.get("off_plateau") else "")
-            + ")"
-            + (f"; other settings: {others}" if others else "")
-            + f"; each family's best lr (grid {cfg.get('lrs')}, extended at its edges); "
-              f"regenerate with `{info['command']}`")
+    off = cfg.get("off_plateau") or {}
+    lines = [
+        f"MQAR: the stored study ({info.get('name')}, preset {info.get('preset')})",
+        f"  made on {info['device']}, {str(info['date'])[:10]}, commit {(info.get('git_commit') or '?')[:10]}, "
+        f"{(info.get('wall_seconds') or 0) / 3600:.1f} h of compute, {info['units_done']}/{info['units_total']} "
+        f"models done",
+        f"  setting used: L={seq_len}, {n_pairs} pairs ({state})",
+    ]
+    if off:
+        lines.append("  families off the chance plateau per setting: " + ", ".join(f"{k}: {v}" for k, v in off.items()))
+    if others:
+        lines.append(f"  other settings: {others}")
+    lines.append(f"  each family at its best lr (grid {cfg.get('lrs')}, extended at its edges)")
+    lines.append(f"  regenerate with `{info['command']}`")
+    return "\n".join(lines)
 
 
 def comparison_provenance(result: dict[str, Any]) -> list[str]:
-    """One line per part of a comparison result: where its numbers come from
+    """One entry per part of a comparison result (the MQAR one spans a few lines): where its numbers come from
     (:func:`describe_study` for MQAR, :func:`linattn_edu.experiments.stored.describe` for the others)."""
     from .stored import describe
 
