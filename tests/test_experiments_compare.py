@@ -312,3 +312,19 @@ def test_markdown_table(fast_result):
     assert "n/a" in C.comparison_markdown([{"mechanism": "softmax", "chapter": 1}])
     with pytest.raises(ValueError, match="table"):
         C.comparison_markdown("softmax")
+
+
+def test_panel_a_labels_of_nearby_points_are_stacked_apart():
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    ax.set_xscale("log")
+    ax.set_xlim(1e3, 1e5)
+    ax.set_ylim(0, 1)
+    points = [(17_408, 0.594), (17_920, 0.584), (17_152, 0.540), (1_024, 0.011), (66_560, 1.0)]
+    dy = C._label_offsets(ax, points, min_gap=11.0)
+    to_pt = 72.0 / fig.dpi
+    label_y = [ax.transData.transform(p)[1] * to_pt + d for p, d in zip(points, dy)]
+    near = label_y[:3]                                   # three anchors within a few points of each other
+    assert min(abs(a - b) for i, a in enumerate(near) for b in near[i + 1:]) >= 11.0 - 1e-9
+    assert dy[3] == 0.0 and dy[4] == 0.0                 # labels far from the others stay where they are
+    assert all(d >= 0 for d in dy)                       # stacked upward, never onto the point below
+    plt.close(fig)

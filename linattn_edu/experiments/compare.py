@@ -27,7 +27,8 @@ the timings are the stored experiments ``compare_lm`` and ``compare_speed`` (one
 mechanism; ``python scripts/run_experiment.py compare_lm --preset cpu``, or
 ``scripts/compare_all.py`` for both), and the MQAR column is read from Chapter 5's stored MQAR
 study (:func:`load_study`, :func:`mqar_from_study`: each mechanism's ``"study"`` family, best
-learning rate per state point, at the largest finished setting). :func:`stored_comparison`
+learning rate per state point, at the complete setting where the most families leave the chance
+plateau). :func:`stored_comparison`
 assembles the three into :func:`run_comparison`'s schema, so the table, the verdicts and the
 figure take live and stored results alike. The chapter's live cells are miniatures
 (:func:`live_config`, the ``"mini"`` preset).
@@ -963,24 +964,22 @@ def study_coverage(study: dict[str, Any]) -> list[dict[str, Any]]:
     return coverage(study)
 
 
-def _families_off_plateau(rows: Sequence[dict[str, Any]], seq_len: int, n_pairs: int) -> int:
-    """How many study families reach the chance plateau's bound (``plateau_accuracy``) at a setting."""
-    from .mqar_study import plateau_accuracy
+def _families_off_plateau(rows: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """Per setting (``"L=.., pairs=.."``): how many study families leave the chance plateau
+    (:func:`~linattn_edu.experiments.mqar_study.study_findings`)."""
+    from .mqar_study import study_findings
 
-    best: dict[str, float] = {}
-    for r in rows:
-        if (r["seq_len"], r["n_pairs"]) == (seq_len, n_pairs):
-            best[r["family"]] = max(best.get(r["family"], 0.0), r["accuracy"] or 0.0)
-    return sum(acc >= plateau_accuracy(n_pairs) for acc in best.values())
+    return {key: sum(not f["plateau"] for f in found["families"].values())
+            for key, found in study_findings(rows).items()}
 
 
-def _pick_setting(coverage: list[dict[str, Any]], rows: Sequence[dict[str, Any]]) -> tuple[int, int]:
+def _pick_setting(coverage: list[dict[str, Any]], off_plateau: dict[str, int]) -> tuple[int, int]:
     """Among the complete settings, the one where the most families leave the chance plateau
-    (the setting that tells the mechanisms apart; then the larger); with none complete, the one
-    with the most finished models (then the larger)."""
+    (``off_plateau``, by setting key: the setting that tells the mechanisms apart; then the
+    larger); with none complete, the one with the most finished models (then the larger)."""
     complete = [c for c in coverage if c["complete"]]
     if complete:
-        best = max(complete, key=lambda c: (_families_off_plateau(rows, c["seq_len"], c["n_pairs"]),
+        best = max(complete, key=lambda c: (off_plateau.get(f"L={c['seq_len']}, pairs={c['n_pairs']}", 0),
                                             c["seq_len"], c["n_pairs"]))
     else:
         pool = [c for c in coverage if c["jobs_done"]]
@@ -1019,8 +1018,9 @@ def mqar_from_study(study: dict[str, Any], setting: Sequence[int] | None = None)
     if not isinstance(study, dict) or not isinstance(study.get("rows"), list) or "config" not in study:
         raise ValueError("study must be a load_study result (a dict with 'rows' and 'config')")
     coverage = study_coverage(study)
+    off_plateau = _families_off_plateau(study["rows"])
     if setting is None:
-        seq_len, n_pairs = _pick_setting(coverage, study["rows"])
+        seq_len, n_pairs = _pick_setting(coverage, off_plateau)
     else:
         seq_len, n_pairs = (int(v) for v in setting)
         if [seq_len, n_pairs] not in [[c["seq_len"], c["n_pairs"]] for c in coverage]:
@@ -1040,9 +1040,7 @@ def mqar_from_study(study: dict[str, Any], setting: Sequence[int] | None = None)
     config = {"settings": [[seq_len, n_pairs]], "source": "mqar_study",
               **{k: cfg.get(k) for k in ("preset", "vocab_size", "d_model", "n_heads", "steps", "batch_size", "lrs",
                                          "n_train", "n_test", "seed")},
-              "coverage": coverage, "mechanisms_missing": missing,
-              "off_plateau": {f"L={c['seq_len']}, pairs={c['n_pairs']}": _families_off_plateau(
-                  study["rows"], c["seq_len"], c["n_pairs"]) for c in coverage}}
+              "coverage": coverage, "mechanisms_missing": missing, "off_plateau": off_plateau}
     return {"rows": rows, "config": config, "device": study.get("device"), "stored": study.get("stored")}
 
 

@@ -250,8 +250,8 @@ def study_jobs(cfg: dict[str, Any], rows: Sequence[dict[str, Any]] | None = None
     runs: dict[tuple, dict[float, float | None]] = {}
     for r in rows:
         runs.setdefault((r["seq_len"], r["n_pairs"], r["family"], r["point"]), {})[_lr_round(r["lr"])] = r["accuracy"]
-    extra = []
-    for job in (j for j in jobs if _lr_round(j["lr"]) == min(grid)):  # one per point
+    extra, lowest = [], min(grid)
+    for job in (j for j in jobs if _lr_round(j["lr"]) == lowest):  # one job per point
         key = (job["seq_len"], job["n_pairs"], job["family"], job["point"])
         tried = runs.get(key, {})
         done_extra = sorted(lr for lr in tried if lr not in grid)
@@ -401,13 +401,10 @@ def reference_study(preset: str | None = None, *, directory: Any = None) -> dict
         record = bench.load_results(f"mqar_study_{p}", directory=directory)
         if record is None or not record["rows"]:
             continue
-        jobs = study_jobs(record["config"], record["rows"])
-        done = {_job_key(r) for r in record["rows"]}
-        total = len(jobs)
+        coverage = study_coverage(record)
         info = {k: record.get(k) for k in ("name", "device", "date", "git_commit", "command", "wall_seconds", "torch")}
-        info.update(units_done=len(record["rows"]), units_total=total,
-                    complete=all(_job_key(j) in done for j in jobs),
-                    preset=p, config=record["config"])
+        info.update(units_done=len(record["rows"]), units_total=sum(c["jobs_total"] for c in coverage),
+                    complete=all(c["complete"] for c in coverage), preset=p, config=record["config"])
         return {**record, "stored": info}
     return None
 
@@ -426,15 +423,14 @@ def study_coverage(record: dict[str, Any], families: Sequence[str] | None = None
     cfg = dict(record["config"])
     if families is not None:
         cfg["families"] = [f for f in cfg.get("families", families) if f in families]
-    key = lambda r: (r["seq_len"], r["n_pairs"], r["family"], r["point"], r["lr"])  # noqa: E731
-    done = {key(r) for r in record["rows"]}
+    done = {_job_key(r) for r in record["rows"]}
     jobs = study_jobs(cfg, record["rows"])
     out = []
     for seq_len, n_pairs in cfg["settings"]:
         fams: dict[str, list[int]] = {}
         for j in (j for j in jobs if (j["seq_len"], j["n_pairs"]) == (seq_len, n_pairs)):
             counts = fams.setdefault(j["family"], [0, 0])
-            counts[0] += key(j) in done
+            counts[0] += _job_key(j) in done
             counts[1] += 1
         n_done, n_total = sum(c[0] for c in fams.values()), sum(c[1] for c in fams.values())
         out.append({"seq_len": seq_len, "n_pairs": n_pairs, "jobs_done": n_done, "jobs_total": n_total,
