@@ -302,9 +302,9 @@ def test_griffin_experiments_are_registered_with_their_presets():
     length = stored.experiment("griffin_length")
     assert length.chapter == "06_griffin_hawk" and length.unit_arg == "kinds"
     assert list(length.default_units) == list(KINDS)
-    assert length.config("cpu") == length_generalization_config("cpu")
+    assert length.config is length_generalization_config     # the chapter's presets, not a copy
     gates = stored.experiment("griffin_gates")
-    assert gates.unit_arg is None and gates.config("cpu") == rec.gates_config("cpu")
+    assert gates.unit_arg is None and gates.config is rec.gates_config
     # the reference run is at least the chapter's old live size (train_len 64, d_model 64, 400 steps) ...
     cpu = length_generalization_config("cpu")
     assert cpu["train_len"] >= 64 and cpu["d_model"] >= 64 and cpu["steps"] >= 400 and max(cpu["eval_lens"]) >= 512

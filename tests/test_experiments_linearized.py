@@ -287,5 +287,6 @@ def test_a_variant_gives_the_same_result_alone_or_with_others():
     alone = [run_linearized_perplexity([n], **cfg, device="cpu", progress=False) for n in names]
     merged = stored.merge_results(alone, config=both["config"])
     timing = {"train_seconds", "step_time_s"}
+    assert len(both["rows"]) == len(merged["rows"]) == len(names)
     for whole, part in zip(both["rows"], merged["rows"]):
         assert {k: v for k, v in whole.items() if k not in timing} == {k: v for k, v in part.items() if k not in timing}

@@ -202,3 +202,28 @@ def plot_perplexity_curves(result: dict[str, Any] | None, *, ax: Any, stored: di
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, ncol=2 if stored is not None and result is not None else 1)
     return ax
+
+
+def loss_curve(losses: Sequence[float], points: int = 100, offset: int = 0) -> tuple[list[int], list[float]]:
+    """Loss curve downsampled to at most ``points`` bins: ``(last step of each bin, mean loss of the bin)``.
+
+    Steps are 1-based and shifted by ``offset`` (steps trained before).
+    """
+    n = len(losses)
+    if n == 0:
+        return [], []
+    edges = np.unique(np.linspace(0, n, min(points, n) + 1).round().astype(np.int64))
+    steps = [int(offset + hi) for hi in edges[1:]]
+    means = [float(np.mean(losses[lo:hi])) for lo, hi in zip(edges[:-1], edges[1:])]
+    return steps, means
+
+
+def train_timed(model: torch.nn.Module, tokens: torch.Tensor, *, seq_len: int, batch_size: int, steps: int,
+                lr: float, seed: int, dev: torch.device, progress: bool) -> dict[str, Any]:
+    """:func:`train_lm` plus the wall time, final loss (mean of the last 10% of steps) and a curve."""
+    t0 = time.perf_counter()
+    hist = train_lm(model, tokens, seq_len=seq_len, batch_size=batch_size, steps=steps, lr=lr, seed=seed,
+                    device=dev, progress=progress)
+    seconds = time.perf_counter() - t0
+    return {"train_seconds": seconds, "step_time_s": hist["step_time_s"],
+            "final_loss": float(np.mean(hist["loss"][-max(1, steps // 10):])), "loss": hist["loss"]}

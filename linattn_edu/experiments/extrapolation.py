@@ -68,7 +68,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # the evidence; the chapter draws it next to the stored reference run.
     "mini": dict(train_len=32, eval_lens=(32, 64, 128, 256), d_model=64, n_layers=1, n_heads=4, steps=100,
                  batch_size=8, lr=3e-3, eval_max_windows=2, max_bytes=None, seed=0),
-    # The stored reference run on a CPU: ~15-25 minutes of one core for all five schemes.
+    # The stored reference run on a CPU, all five schemes (its wall time is in the stored file;
+    # `scripts/run_experiment.py --list` prints it).
     "cpu": dict(train_len=128, eval_lens=(128, 256, 512, 1024, 2048), d_model=128, n_layers=4, n_heads=4,
                 steps=800, batch_size=16, lr=3e-3, eval_max_windows=8, max_bytes=None, seed=0),
     # A CUDA GPU.

@@ -27,14 +27,6 @@ per variant, the leaky centered conv included, since the chapter draws its loss 
 ``linattn_edu/results/linearized_perplexity_cpu.json`` and ``linearization_cpu.json`` with their
 provenance; the chapter loads them with :func:`.stored.reference_run` and trains only the
 ``"mini"`` presets live. Their numbers are read from those files, not from this docstring.
-
-What an earlier, smaller run showed (the former ``"cpu"`` presets: 200 steps, and 300 + 100 for
-the linearization, with this book's variants ``conv_filters="channel"``, ``alpha_per="head"``;
-one run each on a 2-core AMD EPYC shared with other jobs): the causal conv was worth about 2
-perplexity points to plain linear attention, grouped + DWConv beat softmax attention at that
-budget, the leaky centered conv reached a training loss of 0.036 nats per byte, and training the
-linearized architecture from scratch for as many steps beat linearizing + fine-tuning (at this
-scale training from scratch is cheap; the paper's point is models too large to retrain).
 """
 
 from __future__ import annotations
@@ -51,8 +43,8 @@ from ._args import check_int as _int, check_positive as _positive, resolve_devic
 from ..data import load_corpus
 from ..models import build_model, count_parameters, linearize
 from ..models.linearized import OFFICIAL_CONV_KERNEL_SIZE, OFFICIAL_GROUP_SIZE, official_causal_taps
-from ..train import evaluate_perplexity, train_lm
-from ._common import eval_text, limited_threads
+from ..train import evaluate_perplexity
+from ._common import eval_text, limited_threads, loss_curve, train_timed
 
 __all__ = [
     "LINEARIZED_VARIANTS",
@@ -117,9 +109,9 @@ LINEARIZED_PERPLEXITY_PRESETS: dict[str, dict[str, Any]] = {
                  eval_max_windows=16, max_bytes=None, seed=0),
     # The stored reference run (scripts/run_experiment.py linearized_perplexity --preset cpu):
     # eight groups of 16 per window, 600 steps (3x the book's former live run), the five variants
-    # of the ablation plus the leaky centered conv (whose loss curve the chapter shows), about 10
-    # min of one core. Smaller than the official sizes: the model defaults, groups of 16 and 4
-    # causal conv taps.
+    # of the ablation plus the leaky centered conv (whose loss curve the chapter shows); its wall
+    # time is in the stored file (`scripts/run_experiment.py --list` prints it). Smaller than the
+    # official sizes: the model defaults, groups of 16 and 4 causal conv taps.
     "cpu": dict(variants=list(DEFAULT_LINEARIZED_VARIANTS) + ["linear + centered conv (leaks)"],
                 seq_len=128, d_model=64, n_layers=2, n_heads=4, steps=600, batch_size=16, lr=3e-3,
                 eval_max_windows=64, max_bytes=None, seed=0),
@@ -141,7 +133,7 @@ LINEARIZATION_PRESETS: dict[str, dict[str, Any]] = {
                  batch_size=8, lr=1e-2, finetune_lr=5e-3, eval_max_windows=16, max_bytes=None, seed=0),
     # The stored reference run (scripts/run_experiment.py linearization --preset cpu): 600
     # pretraining + 200 fine-tuning steps (2x the book's former live run), 1,600 training steps
-    # in all, a few minutes of one core. Smaller than the official sizes: groups of 16 and 4
+    # in all; its wall time is in the stored file (`scripts/run_experiment.py --list`). Smaller than the official sizes: groups of 16 and 4
     # causal conv taps (the model defaults).
     "cpu": dict(seq_len=128, d_model=64, n_layers=2, n_heads=4, pretrain_steps=600, finetune_steps=200,
                 batch_size=16, lr=3e-3, finetune_lr=2e-3, eval_max_windows=64, max_bytes=None, seed=0),
@@ -264,31 +256,6 @@ def _check_variants(variants: Any) -> dict[str, dict[str, Any]]:
 # ----------------------------------------------------------------------------------------------
 
 
-def _curve(losses: Sequence[float], points: int = 100, offset: int = 0) -> tuple[list[int], list[float]]:
-    """Loss curve downsampled to at most ``points`` bins: ``(last step of each bin, mean loss of the bin)``.
-
-    Steps are 1-based and shifted by ``offset`` (steps trained before).
-    """
-    n = len(losses)
-    if n == 0:
-        return [], []
-    edges = np.unique(np.linspace(0, n, min(points, n) + 1).round().astype(np.int64))
-    steps = [int(offset + hi) for hi in edges[1:]]
-    means = [float(np.mean(losses[lo:hi])) for lo, hi in zip(edges[:-1], edges[1:])]
-    return steps, means
-
-
-def _train(model: torch.nn.Module, tokens: torch.Tensor, *, seq_len: int, batch_size: int, steps: int, lr: float,
-           seed: int, dev: torch.device, progress: bool) -> dict[str, Any]:
-    """:func:`train_lm` plus the wall time, final loss (mean of the last 10% of steps) and a curve."""
-    t0 = time.perf_counter()
-    hist = train_lm(model, tokens, seq_len=seq_len, batch_size=batch_size, steps=steps, lr=lr, seed=seed,
-                    device=dev, progress=progress)
-    seconds = time.perf_counter() - t0
-    return {"train_seconds": seconds, "step_time_s": hist["step_time_s"],
-            "final_loss": float(np.mean(hist["loss"][-max(1, steps // 10):])), "loss": hist["loss"]}
-
-
 def _ppl(model: torch.nn.Module, eval_tokens: torch.Tensor, seq_len: int, batch_size: int, dev: torch.device) -> float:
     return evaluate_perplexity(model, eval_tokens, context_len=seq_len, batch_size=batch_size, device=dev)
 
@@ -347,10 +314,8 @@ def run_linearized_perplexity(
     ``conv_kernel_size=4``, random conv kernel) updated by ``model_options``, except that the
     grouped ones start with ``α = 0`` as in the paper (the model's default is 1). That matters:
     the global branch sums ``φ(q)ᵀφ(k) v`` over *all* earlier groups without a denominator, so at
-    ``α = 1`` it grows with the position and swamps the local branch early in training. On the
-    former 200-step ``"cpu"`` preset grouped / grouped + DWConv reached perplexity 9.66 / 8.84
-    with ``α = 1`` against 7.10 / 6.38 with ``α = 0`` (one run, before the official
-    parameterisation became the default).
+    ``α = 1`` it grows with the position and swamps the local branch early in training (pass
+    ``model_options={"alpha_init": ...}`` to try it).
 
     ``"linear + centered conv (leaks)"`` (named explicitly, not a default) replaces the causal
     conv by a centered one (``conv_causal=False``, 5 taps: ``t-2 .. t+2``): every position reads
@@ -416,10 +381,10 @@ def run_linearized_perplexity(
         for label in bar:
             bar.set_postfix(variant=label, refresh=True)
             model = models.pop(label)
-            info = _train(model, corpus.train, seq_len=seq_len, batch_size=batch_size, steps=steps, lr=lr, seed=seed,
+            info = train_timed(model, corpus.train, seq_len=seq_len, batch_size=batch_size, steps=steps, lr=lr, seed=seed,
                           dev=dev, progress=progress)
             ppl = _ppl(model, eval_tokens, seq_len, batch_size, dev)
-            curve_steps, curve_loss = _curve(info.pop("loss"), curve_points)
+            curve_steps, curve_loss = loss_curve(info.pop("loss"), curve_points)
             opts = built[label]
             rows.append({
                 "variant": label, "kind": opts["kind"], "options": {k: v for k, v in opts.items() if k != "kind"},
@@ -566,7 +531,7 @@ def run_linearization(
 
         def row(stage: str, model: torch.nn.Module, info: dict[str, Any] | None, *, pre: int, fine: int,
                 offset: int = 0) -> None:
-            curve = _curve(info["loss"], curve_points, offset) if info else ([], [])
+            curve = loss_curve(info["loss"], curve_points, offset) if info else ([], [])
             rows.append({
                 "stage": stage, "kind": model.kind, "perplexity": _ppl(model, eval_tokens, seq_len, batch_size, dev),
                 "steps": pre + fine, "pretrain_steps": pre, "finetune_steps": fine,
@@ -574,7 +539,7 @@ def run_linearization(
                 "final_loss": info["final_loss"] if info else None, "curve_steps": curve[0], "curve_loss": curve[1],
             })
 
-        info = _train(transformer, corpus.train, steps=pretrain_steps, lr=lr, seed=seed, **train)
+        info = train_timed(transformer, corpus.train, steps=pretrain_steps, lr=lr, seed=seed, **train)
         row(LINEARIZATION_STAGES[0], transformer, info, pre=pretrain_steps, fine=0)
         try:
             converted = linearize(transformer, attention=attention, conv=conv, **options)
@@ -582,12 +547,12 @@ def run_linearization(
             raise ValueError(f"model_options for linearize: {err}") from err
         del transformer
         row(LINEARIZATION_STAGES[1], converted, None, pre=pretrain_steps, fine=0)
-        info = _train(converted, corpus.train, steps=finetune_steps, lr=finetune_lr, seed=seed + 1, **train)
+        info = train_timed(converted, corpus.train, steps=finetune_steps, lr=finetune_lr, seed=seed + 1, **train)
         row(LINEARIZATION_STAGES[2], converted, info, pre=pretrain_steps, fine=finetune_steps, offset=pretrain_steps)
         built_options = {k: v for k, v in vars(converted.config).items()
                          if k not in ("vocab_size", "d_model", "n_layers", "n_heads")}
         del converted
-        info = _train(scratch, corpus.train, steps=pretrain_steps + finetune_steps, lr=lr, seed=seed, **train)
+        info = train_timed(scratch, corpus.train, steps=pretrain_steps + finetune_steps, lr=lr, seed=seed, **train)
         row(LINEARIZATION_STAGES[3], scratch, info, pre=pretrain_steps + finetune_steps, fine=0)
         del scratch
         torch_threads = torch.get_num_threads()

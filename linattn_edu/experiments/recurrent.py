@@ -13,9 +13,8 @@ Transformer baseline; this module measures each at book scale:
    Figure 5: "Griffin and Hawk extrapolate to sequences longer than seen in training"). Byte-level
    LMs trained on ``train_len`` tokens of the ``stdlib`` corpus, scored at longer lengths, with
    the training and evaluation plumbing of :mod:`.extrapolation`.
-3. **Recall** (:func:`mqar_recurrent_config` for
-   :func:`~linattn_edu.experiments.mqar_sweep.run_mqar_sweep`, the paper's Section 6.3 on copying
-   and retrieval): a fixed-size recurrent state must compress the context, so Hawk should recall
+3. **Recall** (the MQAR study of :mod:`.mqar_study`, read by :func:`recurrent_study`; the
+   paper's Section 6.3 on copying and retrieval): a fixed-size recurrent state must compress the context, so Hawk should recall
    less than attention on MQAR; Griffin's local attention helps only within its window.
 
 The models are the zoo's: ``build_model("transformer", pos="rope", n_kv_heads=1)`` (MQA with
@@ -23,7 +22,7 @@ RoPE, the paper's baseline), ``build_model("hawk")`` and ``build_model("griffin"
 :mod:`linattn_edu.models.griffin`), of equal width and depth. At these sizes they do not have equal
 parameter counts: every row reports ``n_params``.
 
-How the chapter shows them (issue 12: stored reference runs plus live miniatures):
+How the chapter shows them (stored reference runs plus live miniatures):
 
 - :func:`decode_latency` is a timing benchmark of untrained models: it runs live, at the small
   ``"cpu"`` sizes of :data:`DECODE_PRESETS` (seconds).
@@ -36,17 +35,11 @@ How the chapter shows them (issue 12: stored reference runs plus live miniatures
   ``results/mqar_study_cpu.json``): :func:`recurrent_study` keeps its Hawk, Griffin, attention
   and Based rows and says which settings are complete; :func:`mqar_window_coverage` computes the
   fraction of queries a Griffin window covers, to set next to Griffin's accuracy.
-  (:func:`mqar_recurrent_config` remains for a small live sweep with
-  :func:`~linattn_edu.experiments.mqar_sweep.run_mqar_sweep`.)
+  (:func:`mqar_recurrent_config` sizes a small sweep of Hawk and Griffin with
+  :func:`~linattn_edu.experiments.mqar_sweep.run_mqar_sweep`, for readers who want one; the
+  chapter does not run it.)
 - The gates of a trained Hawk LM (:func:`run_hawk_gates`) are the stored experiment
   ``griffin_gates``; the chapter also trains the ``"mini"`` preset live.
-
-Earlier measurements at the chapter's old live sizes (2-core AMD EPYC shared with other jobs, 1
-thread, torch 2.13.0+cpu, 2026-12-03, commit 994bf3d): length generalization with train_len 64, 400
-steps, d_model 64, perplexity at 64 / 512 tokens: Transformer 6.12 / 8.94, Hawk 5.10 / 4.98,
-Griffin (window 32) 5.35 / 5.25. MQAR at L = 64, 8 pairs, 800 steps, one lr (3e-3), one seed: Hawk
-0.029, Griffin w=16 0.038, Griffin w=32 0.697; the stored study now replaces these with swept
-learning rates and 16 pairs.
 """
 
 from __future__ import annotations
@@ -70,6 +63,8 @@ from ._common import (
     sync,
     time_decode,
     limited_threads,
+    loss_curve,
+    train_timed,
     train_and_evaluate,
 )
 
@@ -787,8 +782,6 @@ def run_hawk_gates(
     if threads is not None:
         threads = _int(threads, "threads")
     dev = _device(device)
-    from ..train import train_lm
-
     with limited_threads(dev, threads):
         corpus = load_corpus("stdlib")
         torch.manual_seed(seed)
@@ -796,36 +789,27 @@ def run_hawk_gates(
                             n_heads=n_heads).to(dev)
         tokens = corpus.encode(snippet)[None].to(dev)
 
-        def gates() -> dict[str, torch.Tensor]:
-            model.eval()
-            with torch.no_grad():
-                g = model.gate_values(tokens)
-            return g
-
         def mean_decay(g: dict[str, torch.Tensor]) -> float:
+            # the decay the gate chooses, a^(c r_t), at every token: not g["a_t"], which is 0 at
+            # token 0 (the document-start reset), a fixed rule rather than something learned
             c = float(model.config.c)
             a_t = g["a"][None, :].double() ** (c * g["r"][0].double())
             return float(a_t.mean())
 
-        decay_init = mean_decay(gates())
-        t0 = time.perf_counter()
-        hist = train_lm(model, corpus.train, seq_len=seq_len, batch_size=batch_size, steps=steps, lr=lr,
-                        seed=seed, device=dev, progress=progress)
-        train_seconds = time.perf_counter() - t0
-        g = gates()
+        decay_init = mean_decay(model.gate_values(tokens))  # no_grad, dropout off, mode restored
+        info = train_timed(model, corpus.train, seq_len=seq_len, batch_size=batch_size, steps=steps, lr=lr,
+                           seed=seed, dev=dev, progress=progress)
+        g = model.gate_values(tokens)
         keep = min(channels, g["r"].shape[-1])
         torch_threads = torch.get_num_threads()
-    losses = [float(x) for x in hist["loss"]]
-    block = max(1, steps // 50)
-    rows = [{"step": i + len(losses[i:i + block]), "loss": float(np.mean(losses[i:i + block]))}
-            for i in range(0, len(losses), block)]
+    rows = [{"step": s, "loss": m} for s, m in zip(*loss_curve(info["loss"], points=50))]
     out_gates = {
         "text": snippet, "layer": 0, "c": float(model.config.c),
         "r": g["r"][0, :, :keep].double().cpu().tolist(), "i": g["i"][0, :, :keep].double().cpu().tolist(),
         "a": g["a"][:keep].double().cpu().tolist(), "mean_decay": mean_decay(g), "mean_decay_init": decay_init,
     }
-    train = {"n_params": int(count_parameters(model)), "final_loss": float(np.mean(losses[-max(1, steps // 10):])),
-             "train_seconds": train_seconds}
+    train = {"n_params": int(count_parameters(model)), "final_loss": info["final_loss"],
+             "train_seconds": info["train_seconds"]}
     config = {"d_model": d_model, "n_layers": n_layers, "n_heads": n_heads, "steps": steps, "seq_len": seq_len,
               "batch_size": batch_size, "lr": lr, "seed": seed, "channels": keep, "vocab_size": corpus.vocab_size,
               "corpus": "stdlib (train split)", "torch_threads": torch_threads}

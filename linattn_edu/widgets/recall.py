@@ -7,7 +7,7 @@ Two entry points:
   ``scripts/mqar_study.py``, see :mod:`linattn_edu.experiments.mqar_study`), each model at its best
   learning rate (:func:`study_record`); any record of the older sweep format
   (``bench.load_results("mqar_sweep")``, :mod:`linattn_edu.experiments.mqar_sweep`) can be passed
-  as ``stored=``. It and marks the decode-state size of a *chosen* model with a
+  as ``stored=``. It marks the decode-state size of a *chosen* model with a
   vertical line. If the stored run trained exactly that model, its point is circled and its accuracy
   stated; otherwise the title says so (train it live). A live result can be added as a star.
   It returns a :class:`matplotlib.figure.Figure` (no pyplot state), so a static book shows it.
@@ -158,9 +158,8 @@ def study_record(study: dict[str, Any] | None = None) -> dict[str, Any]:
 def default_record() -> dict[str, Any]:
     """What the widget shows without ``stored=``: :func:`study_record` of the packaged study, or
     (when no study is stored) the packaged sweep ``bench.load_results("mqar_sweep")``."""
-    if bench.load_results("mqar_study_cpu") is not None:
-        return study_record()
-    return stored_record(None)
+    study = bench.load_results("mqar_study_cpu")
+    return study_record(study) if study is not None else stored_record(None)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -228,7 +227,7 @@ def _check_setting(stored: dict[str, Any], seq_len: int, n_pairs: Any) -> int:
                              f"got seq_len={seq_len}")
     n_pairs = _int(n_pairs, "n_pairs", 1)
     if (seq_len, n_pairs) not in settings:
-        raise ValueError(f"(seq_len, n_pairs) must be a setting of the stored sweep, one of {settings}, "
+        raise ValueError(f"(seq_len, n_pairs) must be a setting of the stored record, one of {settings}, "
                          f"got {(seq_len, n_pairs)}")
     return n_pairs
 

@@ -651,15 +651,15 @@ def recall_key(family: str, feature_dim: int, window: int, d_model: int, seq_len
     return f"{family}|{feature_dim if uses_dim else 0}|{window if uses_window else 0}|{d_model}|{seq_len}|{n_pairs}"
 
 
-#: recall_payload's results by a digest of the stored record (about 400 model builds, ~6 s on a CPU, each).
+#: recall_payload's results by a digest of the stored record (hundreds of model builds each, seconds on a CPU).
 _RECALL_CACHE: dict[str, dict[str, Any]] = {}
 
 
 def recall_payload(stored: dict[str, Any] | None = None) -> dict[str, Any]:
     """Every state of the static recall widget: the stored sweep and the state of every model the sliders pick.
 
-    About 400 small models are built to count their state (a few seconds); results are cached
-    per stored record, and a fresh copy is returned each time.
+    Hundreds of small models (one per reachable slider state) are built to count their state (a few
+    seconds); results are cached per stored record, and a fresh copy is returned each time.
 
     Returns:
         A dict with
