@@ -27,6 +27,7 @@ import os
 import re
 import sys
 import time
+from typing import Any, Iterable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -207,6 +208,29 @@ def full_build(timeout: int, fast: bool = False, keep_html: Path | None = None) 
     return build, rows
 
 
+def _in_toc_order(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Chapter rows in the table of contents' order (unknown chapters last)."""
+    order = [p.stem for p in toc_notebooks()]
+    return sorted(rows, key=lambda r: order.index(r["chapter"]) if r["chapter"] in order else len(order))
+
+
+def _config_cell_timeout() -> int | None:
+    """The per-cell timeout the book build uses (``execute.timeout`` in ``_config.yml``)."""
+    import yaml
+
+    cfg = yaml.safe_load((ROOT / "_config.yml").read_text())
+    return (cfg.get("execute") or {}).get("timeout")
+
+
+def _update_from_stored() -> None:
+    """Rewrite the chapters' Run time lines and the README/course-kit tables from the stored files."""
+    from linattn_edu import bench
+
+    record = bench.load_results("chapter_times")
+    changed = update_notebooks(record) + update_tables(record, bench.load_results("book_build"))
+    print("updated:", ", ".join(changed) or "nothing")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mode", choices=["cpu", "fast"], default="cpu",
@@ -226,13 +250,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.only_update:
         from linattn_edu import bench
 
-        record = bench.load_results("chapter_times")
-        if record is None:
+        if bench.load_results("chapter_times") is None:
             parser.error("no chapter_times.json stored yet")
-        changed = update_notebooks(record) + update_tables(record, bench.load_results("book_build"))
-        print("updated:", ", ".join(changed) or "nothing")
+        _update_from_stored()
         return 0
     if args.full_build:
+        if args.only:
+            parser.error("--only times single chapters; --full-build builds the whole book")
         from linattn_edu import bench
 
         result, rows = full_build(timeout=3 * 3600, fast=args.mode == "fast", keep_html=args.keep_html)
@@ -243,17 +267,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {path}: {result['wall_seconds']:.0f} s, exit {result['returncode']}, "
               f"{result['sphinx_warnings']} Sphinx warnings, {len(rows)} chapters executed")
         if rows:  # the chapters' times as executed in this build
-            order = [p.stem for p in toc_notebooks()]
-            rows.sort(key=lambda r: order.index(r["chapter"]) if r["chapter"] in order else 99)
-            path = bench.save_results("chapter_times", rows, command=bench.command_line(),
+            path = bench.save_results("chapter_times", _in_toc_order(rows), command=bench.command_line(),
                                       config=dict(config, source="each chapter's execution time in the full build, from its log",
-                                                  cell_timeout_s=args.timeout), wall_seconds=result["wall_seconds"])
+                                                  cell_timeout_s=_config_cell_timeout()),
+                                      wall_seconds=result["wall_seconds"])
             for r in rows:
                 print(f"{r['chapter']:32s} {r['wall_seconds']:7.1f} s")
         if args.update_notebooks:
-            record = bench.load_results("chapter_times")
-            changed = update_notebooks(record) + update_tables(record, bench.load_results("book_build"))
-            print("updated:", ", ".join(changed) or "nothing")
+            _update_from_stored()
         return 0 if result["returncode"] == 0 else 1
 
     os.environ.pop("LINATTN_FAST", None)
@@ -271,17 +292,14 @@ def main(argv: list[str] | None = None) -> int:
         rows[path.stem] = time_notebook(path, args.timeout)
         print(f"{path.stem:32s} {rows[path.stem]['wall_seconds']:7.1f} s "
               f"(slowest cell {rows[path.stem]['slowest_cell_seconds']:.1f} s)", flush=True)
-    order = [p.stem for p in toc_notebooks()]
-    ordered = sorted(rows.values(), key=lambda r: order.index(r["chapter"]) if r["chapter"] in order else 99)
+    ordered = _in_toc_order(rows.values())
     path = bench.save_results("chapter_times", ordered, command=bench.command_line(),
                               config={"mode": args.mode, "cell_timeout_s": args.timeout,
                                       "omp_num_threads": os.environ.get("OMP_NUM_THREADS")},
                               wall_seconds=time.perf_counter() - start)
     print(f"wrote {path}: total {sum(r['wall_seconds'] for r in ordered):.0f} s over {len(ordered)} chapters")
     if args.update_notebooks:
-        record = bench.load_results("chapter_times")
-        changed = update_notebooks(record) + update_tables(record, bench.load_results("book_build"))
-        print("updated:", ", ".join(changed) or "nothing")
+        _update_from_stored()
     return 0
 
 
