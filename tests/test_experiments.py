@@ -65,18 +65,19 @@ def test_config_is_the_fast_preset_and_presets_are_complete():
 
 
 def test_miniature_config(monkeypatch):
-    assert extrapolation_config(miniature=True) == PRESETS["fast"]  # the tests run in fast mode
+    from linattn_edu.experiments.stored import live_preset
+
+    assert extrapolation_config(live_preset()) == PRESETS["fast"]  # the tests run in fast mode
     for mode, preset in (("cpu", "mini"), ("t4", "mini"), ("gpu", "mini")):
         monkeypatch.setattr("linattn_edu.runtime.mode", lambda mode=mode: mode)
-        assert extrapolation_config(miniature=True) == PRESETS[preset], mode
+        assert live_preset() == preset, mode
+        assert extrapolation_config(live_preset()) == PRESETS[preset], mode
     monkeypatch.setattr("linattn_edu.runtime.mode", lambda: "cpu")
     assert extrapolation_config() == PRESETS["cpu"]
     # The miniature is smaller than the reference run in every dimension that costs time.
     mini, ref = PRESETS["mini"], PRESETS["cpu"]
     for key in ("train_len", "d_model", "n_layers", "steps"):
         assert mini[key] < ref[key], key
-    with pytest.raises(ValueError, match="miniature"):
-        extrapolation_config("cpu", miniature=True)
 
 
 def test_presets_fit_the_valid_split():

@@ -201,7 +201,9 @@ def comparison_config(preset: str | None = None) -> dict[str, dict[str, Any]]:
 def live_config() -> dict[str, dict[str, Any]]:
     """Sizes of the chapter's live miniatures: ``"fast"`` under the tests, else ``"mini"`` (seconds
     on a CPU; also on a GPU, where the stored ``gpu`` run, if any, is the reference)."""
-    return comparison_config(runtime.pick(fast="fast", cpu="mini", gpu="mini"))
+    from .stored import live_preset
+
+    return comparison_config(live_preset())
 
 
 def _part_config(part: str, preset: str | None) -> dict[str, Any]:

@@ -57,7 +57,7 @@ POSITION_SCHEMES = ("sinusoidal", "learned", "rope", "alibi", "none")
 #: Sizes per preset. ``"fast"``, ``"cpu"`` and ``"gpu"`` follow :func:`linattn_edu.runtime.mode`;
 #: ``"cpu"`` is the stored reference run (``linattn_edu/results/alibi_extrapolation_cpu.json``, made
 #: with ``python scripts/run_experiment.py alibi_extrapolation --preset cpu``) and ``"mini"`` the live
-#: miniature the chapter trains while it runs (:func:`extrapolation_config` with ``miniature=True``).
+#: miniature the chapter trains while it runs (``extrapolation_config(stored.live_preset())``).
 #:
 #: :meta hide-value:
 PRESETS: dict[str, dict[str, Any]] = {
@@ -78,15 +78,14 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def extrapolation_config(preset: str | None = None, *, miniature: bool = False) -> dict[str, Any]:
+def extrapolation_config(preset: str | None = None) -> dict[str, Any]:
     """Sizes for :func:`run_extrapolation`: pass them as ``run_extrapolation(**extrapolation_config())``.
 
     Args:
         preset: None picks by :func:`linattn_edu.runtime.mode` through :func:`runtime.pick`
             (``"fast"`` under the tests, ``"cpu"`` without a GPU, ``"gpu"`` with one: the reference
             sizes); or name one of :data:`PRESETS` (``"fast"``, ``"mini"``, ``"cpu"``, ``"gpu"``).
-        miniature: with ``preset=None``, the chapter's live miniature instead: ``"fast"`` under the
-            tests, ``"mini"`` on a CPU or a GPU (seconds).
+            The chapter's live miniature is ``extrapolation_config(stored.live_preset())``.
 
     Returns:
         A new dict with keys ``train_len``, ``eval_lens`` (tuple), ``d_model``, ``n_layers``,
@@ -94,15 +93,10 @@ def extrapolation_config(preset: str | None = None, *, miniature: bool = False) 
         longest eval length), ``max_bytes`` (corpus cap, None = whole corpus) and ``seed``.
 
     Raises:
-        ValueError: unknown ``preset``, or ``miniature=True`` with a ``preset``.
+        ValueError: unknown ``preset``.
     """
     if preset is None:
-        if miniature:
-            cfg = runtime.pick(fast=PRESETS["fast"], cpu=PRESETS["mini"], gpu=PRESETS["mini"])
-        else:
-            cfg = runtime.pick(fast=PRESETS["fast"], cpu=PRESETS["cpu"], gpu=PRESETS["gpu"])
-    elif miniature:
-        raise ValueError(f"miniature=True picks the preset itself; pass preset=None, got preset={preset!r}")
+        cfg = runtime.pick(fast=PRESETS["fast"], cpu=PRESETS["cpu"], gpu=PRESETS["gpu"])
     elif preset in PRESETS:
         cfg = PRESETS[preset]
     else:

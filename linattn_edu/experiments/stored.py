@@ -47,6 +47,7 @@ __all__ = [
     "reference_run",
     "describe",
     "label",
+    "live_preset",
 ]
 
 #: The environment variable that makes :func:`reference_run` rerun every experiment live.
@@ -280,6 +281,12 @@ def reference_run(name: str, *, directory: Path | str | None = None, **overrides
     result = spec.run(**spec.config(None), **{**spec.run_options, **overrides})
     result["stored"] = None
     return result
+
+
+def live_preset() -> str:
+    """The preset of a chapter's live miniature: ``"fast"`` under ``LINATTN_FAST`` (the tests), else
+    ``"mini"`` (seconds on a CPU; on a GPU too, where a stored ``gpu`` run is the reference)."""
+    return runtime.pick(fast="fast", cpu="mini", gpu="mini")
 
 
 def label(result: dict[str, Any]) -> str:
